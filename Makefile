@@ -1,0 +1,29 @@
+# Lottery Lab. `make run`: set up and start the dashboard with a worker. `make test`: set up and test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8501
+
+.PHONY: setup test run quickstart bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+quickstart: setup
+	$(BIN)/lottery run --config configs/quickstart.yaml --out runs/quickstart
+
+bench: setup
+	$(BIN)/python benchmarks/mask_overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

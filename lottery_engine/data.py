@@ -1,0 +1,131 @@
+"""Datasets: load a source into uint8 images, then make the seeded, stratified splits.
+
+Images stay uint8 (H, W, C) all the way to the model, whose first layer rescales each batch: a float
+copy of a large set is never made. A source is a function returning a `Pool`; new sources (image
+folders, keras.datasets) plug into `SOURCES` without touching the split logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+from sklearn.model_selection import train_test_split
+
+from .config import DataConfig
+
+
+@dataclass
+class Pool:
+    """Everything a source yields; `x_test`/`y_test` only when the source has an official test split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+@dataclass
+class Split:
+    """Row indices into the pool (and its official test part) for each split."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    split: Split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+
+def resize_images(images: np.ndarray, size: list[int], channels: int) -> np.ndarray:
+    """Resize uint8 images (N, H, W[, C]) to (N, h, w, channels) with bilinear filtering."""
+    height, width = size
+    if images.ndim == 3:
+        images = images[..., None]
+    out = np.empty((len(images), height, width, channels), dtype=np.uint8)
+    for i, image in enumerate(images):
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        pil = pil.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+        out[i] = np.asarray(pil).reshape(height, width, channels)
+    return out
+
+
+def _bundled(cfg: DataConfig) -> Pool:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    names = [str(c) for c in digits.target_names]
+    return Pool(resize_images(images, cfg.image_size, cfg.channels),
+                digits.target.astype(np.int64), names)
+
+
+SOURCES: dict[str, Callable[[DataConfig], Pool]] = {"bundled": _bundled}
+
+
+def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:
+    """Stratified train/val/test indices, fixed by the seed; `limit_total` subsamples first."""
+    indices = np.arange(len(pool.y))
+    if cfg.limit_total is not None and cfg.limit_total < len(indices):
+        indices, _ = train_test_split(indices, train_size=cfg.limit_total,
+                                      stratify=pool.y, random_state=seed)
+    if pool.y_test is not None:
+        test = np.arange(len(pool.y_test))
+        val_share = cfg.val_split / (cfg.train_split + cfg.val_split)
+        train, val = train_test_split(indices, test_size=val_share,
+                                      stratify=pool.y[indices], random_state=seed)
+        return Split(np.sort(train), np.sort(val), test)
+    train, rest = train_test_split(indices, train_size=cfg.train_split,
+                                   stratify=pool.y[indices], random_state=seed)
+    val_share = cfg.val_split / (1.0 - cfg.train_split)
+    val, test = train_test_split(rest, train_size=val_share,
+                                 stratify=pool.y[rest], random_state=seed)
+    return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def load_pool(cfg: DataConfig) -> Pool:
+    try:
+        source = SOURCES[cfg.source]
+    except KeyError:
+        raise ValueError(f"data.source: {cfg.source!r} is not available in this version; "
+                         f"available: {', '.join(SOURCES)}.") from None
+    return source(cfg)
+
+
+def load(cfg: DataConfig, seed: int, split: Split | None = None) -> Dataset:
+    """Load the configured data; pass a saved `split` to restore a run's exact partition."""
+    pool = load_pool(cfg)
+    split = split or make_split(pool, cfg, seed)
+    x_test, y_test = (pool.x_test, pool.y_test) if pool.y_test is not None else (pool.x, pool.y)
+    return Dataset(pool.x[split.train], pool.y[split.train], pool.x[split.val], pool.y[split.val],
+                   x_test[split.test], y_test[split.test], pool.class_names, split)
+
+
+def save_split(split: Split, path: Path) -> None:
+    np.savez(path, train=split.train, val=split.val, test=split.test)
+
+
+def load_split(path: Path) -> Split:
+    with np.load(path) as f:
+        return Split(f["train"], f["val"], f["test"])

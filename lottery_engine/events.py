@@ -1,0 +1,18 @@
+"""The event interface a run reports through: a CLI bar, a worker's status file, a log.
+
+Kept free of TensorFlow so that listeners can live in processes that never train.
+"""
+
+from __future__ import annotations
+
+
+class Listener:
+    """Receives progress while a run goes; override what you need. Raising stops the run."""
+
+    def round_started(self, round_index: int, series: str, sparsity: float) -> None: ...
+
+    def batch_finished(self, round_index: int, epoch: int, batch: int, batches: int) -> None: ...
+
+    def epoch_finished(self, round_index: int, epoch: int, logs: dict) -> None: ...
+
+    def round_finished(self, record: dict) -> None: ...

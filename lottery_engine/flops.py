@@ -1,0 +1,43 @@
+"""FLOPs per layer, read from the layers' real shapes (never hard-coded).
+
+Dense: 2·in·out·density. Conv2D: 2·kH·kW·inC·outC·outH·outW·density. A nested model (a frozen base)
+counts the dense FLOPs of its own conv and dense layers. Pooling and activations are not counted.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def _layer_flops(layer: keras.layers.Layer) -> int:
+    if isinstance(layer, keras.layers.Dense):
+        fan_in, fan_out = layer.kernel.shape
+        return 2 * int(fan_in) * int(fan_out)
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw, cin, cout = (int(s) for s in layer.kernel.shape)
+        _, out_h, out_w, _ = layer.output.shape
+        return 2 * kh * kw * cin * cout * int(out_h) * int(out_w)
+    return 0
+
+
+def model_flops(model: keras.Model) -> int:
+    """Dense FLOPs of every conv and dense layer, nested models included."""
+    total = 0
+    for layer in model.layers:
+        total += model_flops(layer) if isinstance(layer, keras.Model) else _layer_flops(layer)
+    return total
+
+
+def layer_flops(model: keras.Model, densities: dict[str, float],
+                include_frozen_base: bool = False) -> dict[str, int]:
+    """FLOPs of each top-level counted layer at the given mask densities (1.0 where not pruned)."""
+    out = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            if include_frozen_base:
+                out[layer.name] = model_flops(layer)
+            continue
+        dense = _layer_flops(layer)
+        if dense:
+            out[layer.name] = int(round(dense * densities.get(layer.name, 1.0)))
+    return out

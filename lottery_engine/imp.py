@@ -1,0 +1,238 @@
+"""The Iterative Magnitude Pruning loop (Frankle & Carbin 2019; OpenLTH semantics).
+
+Round 0 trains the dense network. Round r ≥ 1 prunes `prune_rate` of the surviving weights, rewinds
+every weight to the rewind point, builds a fresh optimizer and trains again. Every round's randomness
+is seeded from (seed, round) alone and its inputs (masks, rewind point, previous weights, data split)
+are on disk before it starts, so a run resumed from its folder gives the result of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import data as data_lib
+from . import flops, metrics, models, runfolder
+from .config import Config, rewind_epoch, to_yaml
+from .events import Listener
+from .masks import MaskManager, random_masks_like
+
+log = logging.getLogger("lottery")
+
+_REINIT_SEED_OFFSET = 100_003
+_RANDOM_PRUNE_SEED_OFFSET = 200_003
+
+
+class _Progress(keras.callbacks.Callback):
+    """Forwards Keras' batch and epoch ends to a Listener; optionally snapshots the rewind point."""
+
+    def __init__(self, listener: Listener, round_index: int, batches: int,
+                 snapshot_epoch: int = 0):
+        super().__init__()
+        self.listener, self.round_index, self.batches = listener, round_index, batches
+        self.snapshot_epoch, self.snapshot = snapshot_epoch, None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.listener.batch_finished(self.round_index, self.epoch, batch + 1, self.batches)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.snapshot_epoch:
+            self.snapshot = [w.copy() for w in self.model.get_weights()]
+        self.listener.epoch_finished(self.round_index, epoch, {k: float(v) for k, v in
+                                                              (logs or {}).items()})
+
+
+def setup_runtime(device: str) -> None:
+    """Pick the device and make CPU runs bit-for-bit repeatable. Call before building models."""
+    if device == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+    elif device.startswith("gpu:"):
+        gpus = tf.config.list_physical_devices("GPU")
+        tf.config.set_visible_devices(gpus[int(device[4:])] if gpus else [], "GPU")
+    tf.config.experimental.enable_op_determinism()
+
+
+def seed_for(seed: int, round_index: int, offset: int = 0) -> int:
+    return seed + 1000 * round_index + offset
+
+
+@dataclass
+class Trainer:
+    """One run's model, masks and data, and the round-level operations on them."""
+
+    cfg: Config
+    data: data_lib.Dataset
+    run_dir: Path
+    listener: Listener = field(default_factory=Listener)
+
+    def __post_init__(self) -> None:
+        keras.utils.set_random_seed(self.cfg.run.seed)
+        self.model = self._build()
+        self.manager = MaskManager(self.model, models.PRUNABLE[self.cfg.train.arch])
+        self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
+
+    def _build(self) -> keras.Model:
+        return models.build(self.cfg.train, self.data.input_shape, self.data.num_classes)
+
+    def fresh_init(self, seed: int) -> list[np.ndarray]:
+        """Weights of a newly initialised model of the same architecture (random_reinit)."""
+        keras.utils.set_random_seed(seed)
+        return self._build().get_weights()
+
+    def train(self, round_index: int, series: str) -> tuple[dict, float, list[np.ndarray] | None]:
+        """Fresh optimizer, then `epochs` of training; returns history, seconds, rewind snapshot."""
+        train = self.cfg.train
+        keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
+        models.compile_model(self.model, train, self.data.num_classes)
+        batches = -(-len(self.data.y_train) // train.batch_size)
+        snapshot_epoch = rewind_epoch(self.cfg) if round_index == 0 and series == "imp" else 0
+        progress = _Progress(self.listener, round_index, batches, snapshot_epoch)
+        self.listener.round_started(round_index, series, self.manager.report()["global_sparsity"])
+        start = time.perf_counter()
+        history = self.model.fit(self.data.x_train, self.data.y_train, batch_size=train.batch_size,
+                                 epochs=train.epochs, validation_data=(self.data.x_val,
+                                                                       self.data.y_val),
+                                 shuffle=True, verbose=0, callbacks=[progress])
+        seconds = time.perf_counter() - start
+        return ({k: [float(v) for v in vals] for k, vals in history.history.items()},
+                seconds, progress.snapshot)
+
+    def evaluate(self, round_index: int, series: str, history: dict, seconds: float) -> dict:
+        report = self.manager.report()
+        val = metrics.classification_metrics(
+            self.data.y_val, metrics.predict_proba(self.model, self.data.x_val), "val")
+        test = metrics.classification_metrics(
+            self.data.y_test, metrics.predict_proba(self.model, self.data.x_test), "test")
+        densities = {n: 1.0 - s for n, s in report["layer_sparsity"].items()}
+        per_layer_flops = flops.layer_flops(self.model, densities,
+                                            self.cfg.flops.include_frozen_base)
+        pruned = report["total_prunable"] - report["remaining_prunable"]
+        return {
+            "round": round_index,
+            "series": series,
+            **report,
+            "remaining_total": self.total_params - pruned,
+            "total_params": self.total_params,
+            **val,
+            **test,
+            "flops": sum(per_layer_flops.values()),
+            "layer_flops": per_layer_flops,
+            "inference_ms": metrics.inference_ms_per_sample(self.model, self.data.x_val),
+            "train_seconds": seconds,
+            "epochs": len(history.get("loss", [])),
+            "history": history,
+        }
+
+
+def _frozen_config(run_dir: Path, cfg: Config) -> None:
+    runfolder.atomic_write(run_dir / runfolder.CONFIG, to_yaml(cfg))
+
+
+def _restore(trainer: Trainer, run_dir: Path, last_round: int) -> None:
+    """Bring model and masks to the end of `last_round` (rewind point included) from the folder."""
+    from .masks import load_masks
+
+    trainer.model.load_weights(run_dir / runfolder.REWIND)
+    trainer.manager.rewind_weights = trainer.model.get_weights()
+    trainer.manager.set_masks(load_masks(run_dir / runfolder.mask_file(last_round)))
+    trainer.model.load_weights(run_dir / runfolder.weights_file(last_round))
+
+
+def _run_controls(trainer: Trainer, round_index: int, run_dir: Path) -> None:
+    """Train this round's controls on the IMP masks' sparsity; leave the IMP state as it was."""
+    cfg, manager = trainer.cfg, trainer.manager
+    imp_masks, imp_weights = dict(manager.masks), trainer.model.get_weights()
+    for name in cfg.imp.controls:
+        if name == "random_reinit":
+            manager.rewind(trainer.fresh_init(seed_for(cfg.run.seed, round_index,
+                                                       _REINIT_SEED_OFFSET)))
+        else:
+            manager.set_masks(random_masks_like(imp_masks, seed_for(
+                cfg.run.seed, round_index, _RANDOM_PRUNE_SEED_OFFSET)))
+            manager.rewind()
+        history, seconds, _ = trainer.train(round_index, name)
+        record = trainer.evaluate(round_index, name, history, seconds)
+        out = runfolder.control_dir(run_dir, name)
+        manager.save(out / runfolder.mask_file(round_index))
+        runfolder.append_round(out, record)
+        trainer.listener.round_finished(record)
+        manager.set_masks(imp_masks)
+    trainer.model.set_weights(imp_weights)
+
+
+def _prepare_controls(cfg: Config, run_dir: Path, next_round: int, round0: dict | None) -> None:
+    for name in cfg.imp.controls:
+        out = runfolder.control_dir(run_dir, name)
+        out.mkdir(parents=True, exist_ok=True)
+        runfolder.keep_rounds_below(out / runfolder.ROUNDS, next_round)
+        if round0 is not None and next_round == 1 and not runfolder.read_rounds(out):
+            runfolder.append_round(out, {**round0, "series": name})
+
+
+def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[dict]:
+    """Run (or resume) IMP into `run_dir`; returns every round's record of the IMP series.
+
+    A folder that already holds rounds is resumed after its last finished round.
+    """
+    listener = listener or Listener()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup_runtime(cfg.run.device)
+    records = runfolder.read_rounds(run_dir)
+    split_path = run_dir / runfolder.SPLIT
+    if records and split_path.is_file():
+        dataset = data_lib.load(cfg.data, cfg.run.seed, data_lib.load_split(split_path))
+    else:
+        records = []
+        (run_dir / runfolder.ROUNDS).unlink(missing_ok=True)
+        _frozen_config(run_dir, cfg)
+        dataset = data_lib.load(cfg.data, cfg.run.seed)
+        data_lib.save_split(dataset.split, split_path)
+    trainer = Trainer(cfg, dataset, run_dir, listener)
+    if records:
+        _restore(trainer, run_dir, records[-1]["round"])
+        log.info("resuming %s after round %d", run_dir, records[-1]["round"])
+    else:
+        trainer.model.save_weights(run_dir / runfolder.REWIND)
+    _prepare_controls(cfg, run_dir, len(records), records[0] if records else None)
+
+    manager, imp = trainer.manager, cfg.imp
+    for round_index in range(len(records), imp.num_rounds + 1):
+        if records and records[-1]["global_sparsity"] >= imp.target_sparsity:
+            break
+        if round_index > 0:
+            manager.prune(imp.prune_rate, imp.scope, imp.layer_rates)
+            manager.rewind()
+        history, seconds, snapshot = trainer.train(round_index, "imp")
+        if snapshot is not None:
+            manager.rewind_weights = snapshot
+            _save_weights_list(trainer, snapshot, run_dir / runfolder.REWIND)
+        record = trainer.evaluate(round_index, "imp", history, seconds)
+        manager.save(run_dir / runfolder.mask_file(round_index))
+        trainer.model.save_weights(run_dir / runfolder.weights_file(round_index))
+        if round_index == 0:
+            _prepare_controls(cfg, run_dir, 1, record)
+        else:
+            _run_controls(trainer, round_index, run_dir)
+        runfolder.append_round(run_dir, record)
+        records.append(record)
+        listener.round_finished(record)
+    return records
+
+
+def _save_weights_list(trainer: Trainer, weights: list[np.ndarray], path: Path) -> None:
+    """Save a weight list in the model's .weights.h5 format without disturbing the model."""
+    current = trainer.model.get_weights()
+    trainer.model.set_weights(weights)
+    trainer.model.save_weights(path)
+    trainer.model.set_weights(current)

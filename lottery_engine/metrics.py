@@ -1,0 +1,43 @@
+"""Evaluation of a trained model on a split: the per-round numbers of SPEC §4."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score
+
+
+def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, classes), also for a single sigmoid output."""
+    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    if out.shape[1] == 1:
+        out = np.concatenate([1.0 - out, out], axis=1)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, prefix: str) -> dict[str, float]:
+    """Accuracy, F1, precision, recall (binary for 2 classes, macro above) and log loss."""
+    y_pred = proba.argmax(axis=1)
+    average = "binary" if proba.shape[1] == 2 else "macro"
+    labels = list(range(proba.shape[1]))
+    kwargs = {"average": average, "zero_division": 0}
+    return {
+        f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
+        f"{prefix}_f1": float(f1_score(y_true, y_pred, **kwargs)),
+        f"{prefix}_precision": float(precision_score(y_true, y_pred, **kwargs)),
+        f"{prefix}_recall": float(recall_score(y_true, y_pred, **kwargs)),
+        f"{prefix}_loss": float(log_loss(y_true, np.clip(proba, 1e-7, 1.0), labels=labels)),
+    }
+
+
+def inference_ms_per_sample(model: keras.Model, x: np.ndarray, passes: int = 3) -> float:
+    """Mean wall time per sample over warm passes of one batch (the first pass warms up)."""
+    batch = x[: min(len(x), 256)]
+    predict = model.predict_on_batch
+    predict(batch)
+    start = time.perf_counter()
+    for _ in range(passes):
+        predict(batch)
+    return 1000.0 * (time.perf_counter() - start) / (passes * len(batch))

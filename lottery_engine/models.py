@@ -1,0 +1,102 @@
+"""Model builders. Each returns an uncompiled Keras model whose prunable layers are named.
+
+Inputs are uint8-range images; the first layer rescales each batch, so datasets stay uint8 and a
+saved ticket takes the same raw images the run was given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from .config import TrainConfig
+
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def _head(num_classes: int) -> layers.Dense:
+    if num_classes == 2:
+        return layers.Dense(1, activation="sigmoid", name="output")
+    return layers.Dense(num_classes, activation="softmax", name="output")
+
+
+def lenet(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Rescaling(1.0 / 255, name="rescale"),
+        layers.Conv2D(6, 3, activation="relu", name="conv_1"),
+        layers.MaxPooling2D(2, name="pool_1"),
+        layers.Conv2D(16, 3, activation="relu", name="conv_2"),
+        layers.MaxPooling2D(2, name="pool_2"),
+        layers.Flatten(name="flatten"),
+        layers.Dense(120, activation="relu", name="dense_1"),
+        layers.Dense(84, activation="relu", name="dense_2"),
+        _head(num_classes),
+    ], name="lenet")
+
+
+def lenet_300_100(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """The fully connected network of Frankle & Carbin (2019), Figure 2."""
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Rescaling(1.0 / 255, name="rescale"),
+        layers.Flatten(name="flatten"),
+        layers.Dense(300, activation="relu", name="dense_1"),
+        layers.Dense(100, activation="relu", name="dense_2"),
+        _head(num_classes),
+    ], name="lenet_300_100")
+
+
+def vgg16_weights_path(weights: str) -> str | None:
+    """Resolve `train.weights` to a local file, or explain where to put it (never downloads)."""
+    if weights == "none":
+        return None
+    path = Path(weights) if weights != "imagenet" else (
+        Path(keras.config.keras_home()) / "models" / VGG16_NOTOP_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"train.weights: VGG16 ImageNet weights not found at {path}. Put "
+            f"{VGG16_NOTOP_FILE} there (or set train.weights to its path), "
+            f"or use train.weights: none to train from scratch.")
+    return str(path)
+
+
+def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "none") -> keras.Model:
+    """VGG16's conv base, frozen, under a prunable dense head fc1 -> fc2 -> output."""
+    base = keras.applications.VGG16(include_top=False, weights=vgg16_weights_path(weights),
+                                    input_shape=input_shape)
+    base.trainable = False
+    inputs = keras.Input(input_shape)
+    x = keras.applications.vgg16.preprocess_input(inputs)
+    x = base(x, training=False)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(256, activation="relu", name="fc1")(x)
+    x = layers.Dense(256, activation="relu", name="fc2")(x)
+    return keras.Model(inputs, _head(num_classes)(x), name="vgg16_head")
+
+
+PRUNABLE = {
+    "lenet": ["conv_1", "conv_2", "dense_1", "dense_2", "output"],
+    "lenet_300_100": ["dense_1", "dense_2", "output"],
+    "vgg16": ["fc1", "fc2", "output"],
+}
+
+
+def build(cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    if cfg.arch == "lenet":
+        return lenet(input_shape, num_classes)
+    if cfg.arch == "lenet_300_100":
+        return lenet_300_100(input_shape, num_classes)
+    return vgg16(input_shape, num_classes, cfg.weights)
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, num_classes: int) -> None:
+    """Compile with a fresh optimizer: IMP rounds never carry optimizer state over."""
+    if cfg.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    else:
+        optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9)
+    loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])

@@ -1,0 +1,151 @@
+"""Plotly figures and tables of a run (SPEC §6), shared by the HTML report and the dashboard.
+
+Functions take round records (dicts from rounds.jsonl) and return figures; nothing here imports
+TensorFlow, so the dashboard can draw the same figures the report file holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import runfolder
+
+ACCURACY, F1, INFERENCE = "#E64B35", "#4DBBD5", "#3C5488"
+SERIES_COLOURS = {"imp": ACCURACY, "random_reinit": "#00A087", "random_prune": "#8491B4"}
+
+
+def _pct(records: list[dict]) -> list[float]:
+    return [100.0 * r["global_sparsity"] for r in records]
+
+
+def sparsity_accuracy(records: list[dict]) -> go.Figure:
+    """Sparsity % vs val accuracy and F1, inference time on a second axis, dense baseline dashed."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = _pct(records)
+    fig.add_trace(go.Scatter(x=x, y=[r["val_accuracy"] for r in records], name="val accuracy",
+                             mode="lines+markers", line={"color": ACCURACY}))
+    fig.add_trace(go.Scatter(x=x, y=[r["val_f1"] for r in records], name="val F1",
+                             mode="lines+markers", line={"color": F1}))
+    fig.add_trace(go.Scatter(x=x, y=[r["inference_ms"] for r in records], name="inference ms/sample",
+                             mode="lines+markers", line={"color": INFERENCE, "dash": "dot"}),
+                  secondary_y=True)
+    if records and records[0]["round"] == 0:
+        fig.add_hline(y=records[0]["val_accuracy"], line={"dash": "dash", "color": "grey"},
+                      annotation_text="dense baseline")
+    fig.update_layout(title="Sparsity vs accuracy", xaxis_title="global sparsity (%)",
+                      legend={"orientation": "h"})
+    fig.update_yaxes(title_text="accuracy / F1", secondary_y=False)
+    fig.update_yaxes(title_text="ms / sample", secondary_y=True)
+    return fig
+
+
+def remaining_weights(records: list[dict], ticket_round: int | None = None) -> go.Figure:
+    """Remaining prunable weights (log x) vs val and test accuracy, the ticket annotated."""
+    fig = go.Figure()
+    x = [r["remaining_prunable"] for r in records]
+    fig.add_trace(go.Scatter(x=x, y=[r["val_accuracy"] for r in records], name="val accuracy",
+                             mode="lines+markers", line={"color": ACCURACY}))
+    fig.add_trace(go.Scatter(x=x, y=[r["test_accuracy"] for r in records], name="test accuracy",
+                             mode="lines+markers", line={"color": INFERENCE}))
+    for r in records:
+        if r["round"] == ticket_round:
+            fig.add_annotation(x=r["remaining_prunable"], y=r["val_accuracy"], showarrow=True,
+                               text=f"winning ticket (round {r['round']})")
+    fig.update_xaxes(type="log", autorange="reversed", title_text="remaining prunable weights")
+    fig.update_layout(title="Remaining weights vs accuracy", yaxis_title="accuracy")
+    return fig
+
+
+def layer_heatmap(records: list[dict]) -> go.Figure:
+    """Per-layer sparsity, rounds × layers."""
+    layers = list(records[0]["layer_sparsity"]) if records else []
+    z = [[100.0 * r["layer_sparsity"][name] for name in layers] for r in records]
+    fig = go.Figure(go.Heatmap(z=z, x=layers, y=[f"round {r['round']}" for r in records],
+                               colorscale="Reds", zmin=0, zmax=100,
+                               colorbar={"title": "sparsity %"}))
+    fig.update_layout(title="Per-layer sparsity", yaxis={"autorange": "reversed"})
+    return fig
+
+
+def flops_per_round(records: list[dict]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[r["round"] for r in records], y=[r["flops"] for r in records],
+                           marker_color=INFERENCE))
+    fig.update_layout(title="Estimated FLOPs per inference", xaxis_title="round",
+                      yaxis_title="FLOPs")
+    return fig
+
+
+def epoch_history(record: dict) -> go.Figure:
+    """One round's per-epoch loss and accuracy (train and val)."""
+    history = record.get("history", {})
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    for col, key in ((1, "loss"), (2, "accuracy")):
+        for prefix, dash in (("", "solid"), ("val_", "dash")):
+            values = history.get(prefix + key, [])
+            fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values,
+                                     name=(prefix or "train_") + key, line={"dash": dash}),
+                          row=1, col=col)
+    fig.update_layout(title=f"Round {record.get('round')}: training")
+    return fig
+
+
+def compare(series: dict[str, list[dict]], metric: str = "val_accuracy") -> go.Figure:
+    """Several series (runs or a run's controls) on one sparsity-vs-accuracy figure."""
+    fig = go.Figure()
+    for name, records in series.items():
+        fig.add_trace(go.Scatter(x=_pct(records), y=[r[metric] for r in records], name=name,
+                                 mode="lines+markers",
+                                 line={"color": SERIES_COLOURS.get(name)}))
+    fig.update_layout(title=f"Sparsity vs {metric}", xaxis_title="global sparsity (%)",
+                      yaxis_title=metric)
+    return fig
+
+
+TABLE_COLUMNS = [("round", "round", "{}"), ("global_sparsity", "sparsity %", "{:.1%}"),
+                 ("remaining_prunable", "remaining", "{:,}"), ("val_accuracy", "val acc", "{:.4f}"),
+                 ("val_f1", "val F1", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"),
+                 ("test_accuracy", "test acc", "{:.4f}"), ("flops", "FLOPs", "{:,}"),
+                 ("inference_ms", "ms/sample", "{:.4f}"), ("train_seconds", "train s", "{:.1f}")]
+
+
+def table_rows(records: list[dict]) -> list[dict[str, str]]:
+    """Rounds as rows of formatted strings, keyed by column title."""
+    return [{title: fmt.format(r[key]) for key, title, fmt in TABLE_COLUMNS} for r in records]
+
+
+def markdown_table(records: list[dict]) -> str:
+    titles = [title for _, title, _ in TABLE_COLUMNS]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    lines += ["| " + " | ".join(row.values()) + " |" for row in table_rows(records)]
+    return "\n".join(lines) + "\n"
+
+
+def figures(run_dir: Path) -> list[go.Figure]:
+    run_dir = Path(run_dir)
+    records = runfolder.read_rounds(run_dir)
+    ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
+    figs = [sparsity_accuracy(records), remaining_weights(records, ticket.get("round")),
+            layer_heatmap(records), flops_per_round(records)]
+    all_series = runfolder.series(run_dir)
+    if len(all_series) > 1:
+        figs.append(compare(all_series))
+    return figs
+
+
+def write(run_dir: Path, html: bool = True, markdown: bool = True) -> None:
+    """Write the self-contained HTML report and/or the Markdown table of rounds."""
+    run_dir = Path(run_dir)
+    if markdown:
+        runfolder.atomic_write(run_dir / runfolder.REPORT_MD,
+                               markdown_table(runfolder.read_rounds(run_dir)))
+    if not html:
+        return
+    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
+             for i, fig in enumerate(figures(run_dir))]
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
+            f"{run_dir.name}</title></head><body><h1>{run_dir.name}</h1>"
+            + "".join(parts) + "</body></html>")
+    runfolder.atomic_write(run_dir / runfolder.REPORT_HTML, page)

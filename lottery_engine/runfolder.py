@@ -1,0 +1,116 @@
+"""The files of a run (SPEC §4): the contract between engine, worker, reports and dashboard.
+
+Importable without TensorFlow, so the dashboard can read runs. Whole files are written to a temporary
+name and renamed into place, so a reader never sees half a file; `rounds.jsonl` is appended one
+flushed line at a time and read incrementally from a byte offset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CONFIG = "config.yaml"
+ROUNDS = "rounds.jsonl"
+SUMMARY = "sparsity_vs_accuracy.json"
+SPLIT = "split.npz"
+REWIND = "rewind.weights.h5"
+LOG = "log.txt"
+TICKET_MODEL = "winning_ticket_model.keras"
+TICKET_MASK = "winning_ticket_mask.npz"
+TICKET_JSON = "winning_ticket.json"
+REPORT_HTML = "report.html"
+REPORT_MD = "rounds.md"
+CONTROLS = "controls"
+
+
+def mask_file(round_index: int) -> str:
+    return f"mask_round_{round_index}.npz"
+
+
+def weights_file(round_index: int) -> str:
+    return f"model_round_{round_index}.weights.h5"
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file in the same folder and rename it over `path`."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2))
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return default
+
+
+def append_round(run_dir: Path, record: dict) -> None:
+    """Append one round as a JSON line and make it durable before returning."""
+    with open(Path(run_dir) / ROUNDS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Complete lines after byte `offset`, and the offset to continue from next time."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    lines = chunk[:end].splitlines()
+    return [json.loads(line) for line in lines if line.strip()], offset + end
+
+
+def read_rounds(run_dir: Path) -> list[dict]:
+    return read_rounds_from(Path(run_dir) / ROUNDS)[0]
+
+
+def keep_rounds_below(path: Path, first_dropped: int) -> None:
+    """Drop records of rounds >= `first_dropped` (a resumed run redoes them)."""
+    records = read_rounds_from(path)[0]
+    kept = [r for r in records if r["round"] < first_dropped]
+    if len(kept) != len(records):
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def control_dir(run_dir: Path, name: str) -> Path:
+    return Path(run_dir) / CONTROLS / name
+
+
+def series(run_dir: Path) -> dict[str, list[dict]]:
+    """The run's IMP series and each control series, by name."""
+    run_dir = Path(run_dir)
+    out = {"imp": read_rounds(run_dir)}
+    controls = run_dir / CONTROLS
+    if controls.is_dir():
+        for sub in sorted(controls.iterdir()):
+            out[sub.name] = read_rounds(sub)
+    return out
+
+
+def is_complete(run_dir: Path) -> bool:
+    """A run is finished when its summary exists; it is written last."""
+    return (Path(run_dir) / SUMMARY).is_file()

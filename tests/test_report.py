@@ -1,0 +1,44 @@
+from lottery_engine import report, runfolder
+
+
+def test_figures_hold_every_round(tiny_run):
+    records = runfolder.read_rounds(tiny_run)
+    fig = report.sparsity_accuracy(records)
+    names = [t.name for t in fig.data]
+    assert names == ["val accuracy", "val F1", "inference ms/sample"]
+    assert list(fig.data[0].y) == [r["val_accuracy"] for r in records]
+    assert fig.data[0].line.color == "#E64B35" and fig.data[1].line.color == "#4DBBD5"
+    assert any(s.line.dash == "dash" for s in fig.layout.shapes)  # the dense baseline
+
+    heat = report.layer_heatmap(records)
+    assert len(heat.data[0].z) == len(records) and list(heat.data[0].x)[0] == "conv_1"
+    ticket = runfolder.read_json(tiny_run / runfolder.TICKET_JSON)
+    remaining = report.remaining_weights(records, ticket["round"])
+    assert remaining.layout.xaxis.type == "log"
+    assert f"round {ticket['round']}" in remaining.layout.annotations[0].text
+
+
+def test_markdown_table_has_a_row_per_round(tiny_run):
+    table = (tiny_run / runfolder.REPORT_MD).read_text().splitlines()
+    assert table[0].startswith("| round | sparsity %")
+    assert len(table) == 2 + len(runfolder.read_rounds(tiny_run))
+    assert table[3].startswith("| 1 | 20.0% |")
+
+
+def test_compare_overlays_controls(tiny_run):
+    fig = report.compare(runfolder.series(tiny_run))
+    assert sorted(t.name for t in fig.data) == ["imp", "random_prune", "random_reinit"]
+
+
+def test_rounds_are_read_incrementally(tmp_path):
+    runfolder.append_round(tmp_path, {"round": 0})
+    records, offset = runfolder.read_rounds_from(tmp_path / runfolder.ROUNDS)
+    assert records == [{"round": 0}]
+    with open(tmp_path / runfolder.ROUNDS, "a") as f:
+        f.write('{"round": 1}\n{"round": 2, "par')  # a line still being written
+    records, offset = runfolder.read_rounds_from(tmp_path / runfolder.ROUNDS, offset)
+    assert records == [{"round": 1}]
+    with open(tmp_path / runfolder.ROUNDS, "a") as f:
+        f.write('tial": true}\n')
+    assert runfolder.read_rounds_from(tmp_path / runfolder.ROUNDS, offset)[0] == \
+        [{"round": 2, "partial": True}]
