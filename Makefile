@@ -24,6 +24,7 @@ quickstart: setup
 
 bench: setup
 	$(BIN)/python benchmarks/mask_overhead.py
+	$(BIN)/python benchmarks/queue_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

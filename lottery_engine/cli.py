@@ -84,6 +84,75 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from jobs import worker
+
+    return worker.main(args.home, args.device, args.once, args.lease)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from jobs import queue
+
+    job_id = queue.submit(config_lib.load(args.config, args.set), args.home)
+    print(job_id)
+    return 0
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    from jobs import queue, worker
+
+    for status in queue.list_jobs(args.home):
+        print(worker.describe(status))
+    return 0
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from jobs import queue
+
+    state = queue.cancel(args.job_id, args.home)
+    print(f"{args.job_id}: {'cancelled' if state == 'cancelled' else 'stopping at the next batch'}")
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    from jobs import queue
+
+    queue.delete(args.job_id, args.home)
+    print(f"{args.job_id}: deleted")
+    return 0
+
+
+def _add_queue_commands(sub) -> None:
+    home_help = "queue home folder (default $LOTTERY_HOME, else ./runs)"
+    worker = sub.add_parser("worker", help="serve the job queue",
+                            description="Claim queued jobs and run each in a child process.")
+    worker.add_argument("--home", help=home_help)
+    worker.add_argument("--device", default="auto",
+                        help="cpu, gpu:N or auto (default): where this worker's jobs train")
+    worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.add_argument("--lease", type=float, default=30.0,
+                        help="seconds without heartbeat after which a running job is resumed")
+    worker.set_defaults(func=_cmd_worker)
+
+    submit = sub.add_parser("submit", help="queue a run for a worker",
+                            description="Validate a config and queue it; prints the job id.")
+    submit.add_argument("--config", required=True)
+    submit.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+    submit.add_argument("--home", help=home_help)
+    submit.set_defaults(func=_cmd_submit)
+
+    jobs = sub.add_parser("jobs", help="list jobs", description="List every job with its state.")
+    jobs.add_argument("--home", help=home_help)
+    jobs.set_defaults(func=_cmd_jobs)
+
+    for name, func, text in (("cancel", _cmd_cancel, "cancel a queued or running job"),
+                             ("delete", _cmd_delete, "delete a finished job's folder")):
+        cmd = sub.add_parser(name, help=text, description=text.capitalize() + ".")
+        cmd.add_argument("job_id")
+        cmd.add_argument("--home", help=home_help)
+        cmd.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lottery", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write report.html and rounds.md into a run folder.")
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
+    _add_queue_commands(sub)
     return parser
 
 
@@ -113,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (config_lib.ConfigError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # ConfigError, JobError too
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
 

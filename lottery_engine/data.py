@@ -7,6 +7,7 @@ folders, keras.datasets) plug into `SOURCES` without touching the split logic.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,8 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from .config import DataConfig
+
+log = logging.getLogger("lottery")
 
 
 @dataclass
@@ -81,7 +84,52 @@ def _bundled(cfg: DataConfig) -> Pool:
                 digits.target.astype(np.int64), names)
 
 
-SOURCES: dict[str, Callable[[DataConfig], Pool]] = {"bundled": _bundled}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def folder_files(data_dir: Path) -> tuple[list[Path], list[str]]:
+    """Image files and their class names: one subfolder per class, or `class.N.jpg` names."""
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data.data_dir: folder {data_dir} not found. Point it at a folder "
+                                f"with one subfolder per class, or files named like cat.1.jpg.")
+    subdirs = sorted(p for p in data_dir.iterdir() if p.is_dir())
+    if subdirs:
+        files = [(f, d.name) for d in subdirs for f in sorted(d.iterdir())
+                 if f.suffix.lower() in IMAGE_SUFFIXES]
+    else:
+        files = [(f, f.name.split(".")[0]) for f in sorted(data_dir.iterdir())
+                 if f.suffix.lower() in IMAGE_SUFFIXES and "." in f.stem]
+    if not files:
+        raise ValueError(f"data.data_dir: {data_dir} holds no .jpg or .png images.")
+    classes = sorted({label for _, label in files})
+    if len(classes) < 2:
+        raise ValueError(f"data.data_dir: {data_dir} has a single class ({classes[0]}); "
+                         f"IMP needs at least two.")
+    return [f for f, _ in files], [label for _, label in files]
+
+
+def _folder(cfg: DataConfig) -> Pool:
+    """Decode an image folder to uint8; unreadable files are skipped, counted and logged."""
+    files, labels = folder_files(Path(cfg.data_dir))
+    classes = sorted(set(labels))
+    height, width = cfg.image_size
+    images, targets, skipped = [], [], []
+    for path, label in zip(files, labels):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if cfg.channels == 1 else "RGB")
+                image = image.resize((width, height), Image.BILINEAR)
+                images.append(np.asarray(image).reshape(height, width, cfg.channels))
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{path.name} ({exc})")
+            continue
+        targets.append(classes.index(label))
+    if skipped:
+        log.warning("skipped %d unreadable image(s): %s", len(skipped), "; ".join(skipped))
+    return Pool(np.stack(images), np.array(targets, dtype=np.int64), classes)
+
+
+SOURCES: dict[str, Callable[[DataConfig], Pool]] = {"bundled": _bundled, "folder": _folder}
 
 
 def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:

@@ -16,3 +16,7 @@ class Listener:
     def epoch_finished(self, round_index: int, epoch: int, logs: dict) -> None: ...
 
     def round_finished(self, record: dict) -> None: ...
+
+
+class RunCancelled(Exception):
+    """Raised by a listener to stop a run at a batch boundary; finished rounds stay on disk."""

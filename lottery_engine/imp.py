@@ -60,6 +60,7 @@ def setup_runtime(device: str) -> None:
         gpus = tf.config.list_physical_devices("GPU")
         tf.config.set_visible_devices(gpus[int(device[4:])] if gpus else [], "GPU")
     tf.config.experimental.enable_op_determinism()
+    tf.get_logger().setLevel(logging.ERROR)  # retracing notes: expected, one fit per round
 
 
 def seed_for(seed: int, round_index: int, offset: int = 0) -> int:

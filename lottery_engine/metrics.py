@@ -14,7 +14,7 @@ def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> n
     out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
     if out.shape[1] == 1:
         out = np.concatenate([1.0 - out, out], axis=1)
-    return out / out.sum(axis=1, keepdims=True)
+    return out
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, prefix: str) -> dict[str, float]:
@@ -23,12 +23,14 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, prefix: str) -
     average = "binary" if proba.shape[1] == 2 else "macro"
     labels = list(range(proba.shape[1]))
     kwargs = {"average": average, "zero_division": 0}
+    clipped = np.clip(proba, 1e-7, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
     return {
         f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
         f"{prefix}_f1": float(f1_score(y_true, y_pred, **kwargs)),
         f"{prefix}_precision": float(precision_score(y_true, y_pred, **kwargs)),
         f"{prefix}_recall": float(recall_score(y_true, y_pred, **kwargs)),
-        f"{prefix}_loss": float(log_loss(y_true, np.clip(proba, 1e-7, 1.0), labels=labels)),
+        f"{prefix}_loss": float(log_loss(y_true, clipped, labels=labels)),
     }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import imp, report, runfolder, ticket
 from .config import Config
-from .events import Listener
+from .events import Listener, RunCancelled
 
 log = logging.getLogger("lottery")
 
@@ -60,6 +60,9 @@ def execute(cfg: Config, run_dir: Path, listener: Listener | None = None) -> dic
                               if name != "imp"}}
         runfolder.write_json(run_dir / runfolder.SUMMARY, summary)
         return summary
+    except RunCancelled:
+        log.info("run cancelled; finished rounds are kept")
+        raise
     except Exception:
         log.exception("run failed")
         raise

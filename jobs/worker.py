@@ -1,0 +1,224 @@
+"""A worker: claims jobs from the queue and runs each in a child process it supervises.
+
+The child (a fresh interpreter) imports TensorFlow and runs the engine, writing rounds into the job
+folder and its in-round progress into `progress.json`. The parent never imports TensorFlow: it
+heartbeats the job's status with that progress, watches for cancellation, and records how the child
+ended. A crash, a leak or TensorFlow state in one job therefore never reaches the next one, and a
+worker killed outright leaves a job whose stale heartbeat lets any worker resume it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from lottery_engine import runfolder
+from lottery_engine.events import Listener, RunCancelled
+
+from . import queue
+
+PROGRESS = "progress.json"
+ERROR = "error.json"
+WORKERS = ".workers"
+EXIT_CANCELLED = 3
+log = logging.getLogger("lottery.worker")
+
+
+# --- in the child ------------------------------------------------------------------------------
+
+class ProgressWriter(Listener):
+    """Writes in-round progress for the parent to relay; stops the run when cancel is requested."""
+
+    def __init__(self, path: Path, num_rounds: int, epochs: int, controls: int):
+        self.path, self.num_rounds, self.epochs, self.controls = path, num_rounds, epochs, controls
+        self.state = {"round": 0, "series": "imp", "epoch": 0, "batch": 0, "batches": 0,
+                      "sparsity": 0.0, "best_val_accuracy": None, "rounds_done": 0}
+        self.started, self.last_write, self.series_index = time.time(), 0.0, 0
+
+    def _units(self, round_index: int) -> int:
+        return 1 if round_index == 0 else 1 + self.controls
+
+    def _fraction_done(self) -> float:
+        s = self.state
+        total = sum(self._units(r) for r in range(self.num_rounds + 1))
+        in_series = (s["epoch"] + (s["batch"] / s["batches"] if s["batches"] else 0)) / self.epochs
+        done = sum(self._units(r) for r in range(s["round"])) + self.series_index + in_series
+        return min(done / total, 1.0)
+
+    def _write(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self.last_write < 0.5:
+            return
+        self.last_write = now
+        elapsed = now - self.started
+        fraction = self._fraction_done()
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
+        runfolder.write_json(self.path / PROGRESS, self.state | {
+            "fraction_done": fraction, "elapsed": elapsed, "eta": eta})
+
+    def round_started(self, round_index, series, sparsity):
+        self.series_index = 0 if series == "imp" else self.series_index + 1
+        self.state |= {"round": round_index, "series": series, "sparsity": sparsity,
+                       "epoch": 0, "batch": 0}
+        self._write(force=True)
+
+    def batch_finished(self, round_index, epoch, batch, batches):
+        if queue.cancel_requested(self.path):
+            raise RunCancelled("cancelled by the user")
+        self.state |= {"epoch": epoch, "batch": batch, "batches": batches}
+        self._write()
+
+    def epoch_finished(self, round_index, epoch, logs):
+        self.state |= {"epoch": epoch + 1, "batch": 0, "epoch_logs": logs}
+        self._write(force=True)
+
+    def round_finished(self, record):
+        if record["series"] == "imp":
+            best = self.state["best_val_accuracy"]
+            self.state |= {"rounds_done": record["round"] + 1,
+                           "best_val_accuracy": max(best or 0.0, record["val_accuracy"])}
+        self._write(force=True)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the worker that started it dies (even by SIGKILL)."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _device_env(device: str) -> None:
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    elif device.startswith("gpu:"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = device[4:]
+
+
+def run_child(path: str, device: str) -> None:
+    """The child's whole life: run or resume the job in `path`, exit 0, 1 (failed) or 3."""
+    _die_with_parent()
+    _device_env(device)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    job = Path(path)
+    try:
+        from lottery_engine import config as config_lib
+        from lottery_engine import pipeline
+
+        cfg = config_lib.load(job / runfolder.CONFIG)
+        if device != "auto":
+            cfg.run.device = "cpu" if device == "cpu" else "gpu:0"
+        writer = ProgressWriter(job, cfg.imp.num_rounds, cfg.train.epochs, len(cfg.imp.controls))
+        pipeline.execute(cfg, job, writer)
+    except RunCancelled:
+        sys.exit(EXIT_CANCELLED)
+    except BaseException as exc:  # noqa: BLE001 - everything a job does wrong is reported
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        runfolder.write_json(job / ERROR, {"error": message, "type": type(exc).__name__,
+                                           "traceback": traceback.format_exc()})
+        with open(job / runfolder.LOG, "a") as f:
+            f.write(traceback.format_exc())
+        sys.exit(1)
+
+
+# --- in the parent -----------------------------------------------------------------------------
+
+def _outcome(job: Path, exitcode: int | None) -> tuple[str, str | None]:
+    if exitcode == 0:
+        return queue.DONE, None
+    if exitcode == EXIT_CANCELLED:
+        return queue.CANCELLED, None
+    error = runfolder.read_json(job / ERROR, {}).get("error")
+    return queue.FAILED, error or f"the job's process ended with exit code {exitcode}"
+
+
+class Worker:
+    """Serves one queue home; `--device` pins every job it runs to the CPU or one GPU."""
+
+    def __init__(self, root: Path, device: str = "auto", lease: float = queue.DEFAULT_LEASE,
+                 poll: float = 0.2, beat: float = 1.0):
+        self.root, self.device, self.lease, self.poll, self.beat = root, device, lease, poll, beat
+        self.id = f"{socket.gethostname()}-{os.getpid()}"
+        self.child: multiprocessing.Process | None = None
+        (root / WORKERS).mkdir(exist_ok=True)
+
+    def _announce(self, job_id: str | None) -> None:
+        """The worker's own heartbeat, so a dashboard can tell whether anyone serves the queue."""
+        runfolder.write_json(self.root / WORKERS / f"{self.id}.json",
+                             {"id": self.id, "pid": os.getpid(), "device": self.device,
+                              "job": job_id, "heartbeat": time.time()})
+
+    def serve(self, once: bool = False) -> None:
+        log.info("worker %s serving %s on %s", self.id, self.root, self.device)
+        try:
+            while True:
+                self._announce(None)
+                job_id = queue.claim(self.id, os.getpid(), self.root, self.lease)
+                if job_id:
+                    self.run(job_id)
+                if once:
+                    return
+                if not job_id:
+                    time.sleep(self.poll)
+        finally:
+            (self.root / WORKERS / f"{self.id}.json").unlink(missing_ok=True)
+
+    def run(self, job_id: str) -> str:
+        """Run one claimed job in a child process; returns the state it ended in."""
+        job = self.root / job_id
+        (job / ERROR).unlink(missing_ok=True)
+        (job / PROGRESS).unlink(missing_ok=True)
+        self.child = multiprocessing.get_context("spawn").Process(
+            target=run_child, args=(str(job), self.device), name=f"lottery-job-{job_id}")
+        self.child.start()
+        log.info("job %s: running in process %d", job_id, self.child.pid)
+        try:
+            while self.child.is_alive():
+                self.child.join(self.beat)
+                self._announce(job_id)
+                progress = runfolder.read_json(job / PROGRESS, {})
+                if queue.heartbeat(job_id, self.root, self.id,
+                                   progress | {"child_pid": self.child.pid}) is None:
+                    log.warning("job %s: no longer ours; stopping its process", job_id)
+                    self.child.kill()
+                    self.child.join()
+                    return queue.get(job_id, self.root)["state"]
+            state, error = _outcome(job, self.child.exitcode)
+            progress = runfolder.read_json(job / PROGRESS, {})
+            queue.update(job_id, self.root, **progress)
+            queue.finish(job_id, self.root, state, error)
+            log.info("job %s: %s%s", job_id, state, f" ({error})" if error else "")
+            return state
+        finally:
+            if self.child.is_alive():  # the worker itself is being stopped: hand the job back
+                self.child.kill()
+                self.child.join()
+                queue.update(job_id, self.root, state=queue.QUEUED, worker=None)
+            self.child = None
+
+
+def main(root: str | None, device: str, once: bool, lease: float) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    Worker(queue.home(root), device, lease).serve(once)
+    return 0
+
+
+def describe(status: dict) -> str:
+    """One line per job for `lottery jobs`."""
+    progress = ""
+    if status["state"] == queue.RUNNING:
+        progress = (f" round {status.get('round', 0)}/{status.get('num_rounds')}"
+                    f" epoch {status.get('epoch', 0)}/{status.get('epochs')}")
+    best = status.get("best_val_accuracy")
+    return (f"{status['id']}  {status['state']:<9} {status.get('name', '')}{progress}"
+            + (f"  best val acc {best:.4f}" if best is not None else "")
+            + (f"  error: {status['error']}" if status.get("error") else ""))
