@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
+run: setup
+	$(BIN)/python -m app.serve --home runs --host $(HOST) --port $(PORT)
+
 quickstart: setup
 	$(BIN)/lottery run --config configs/quickstart.yaml --out runs/quickstart
 

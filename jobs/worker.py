@@ -40,7 +40,8 @@ class ProgressWriter(Listener):
     def __init__(self, path: Path, num_rounds: int, epochs: int, controls: int):
         self.path, self.num_rounds, self.epochs, self.controls = path, num_rounds, epochs, controls
         self.state = {"round": 0, "series": "imp", "epoch": 0, "batch": 0, "batches": 0,
-                      "sparsity": 0.0, "best_val_accuracy": None, "rounds_done": 0}
+                      "sparsity": 0.0, "best_val_accuracy": None, "rounds_done": 0,
+                      "history": {}}
         self.started, self.last_write, self.series_index = time.time(), 0.0, 0
 
     def _units(self, round_index: int) -> int:
@@ -67,7 +68,7 @@ class ProgressWriter(Listener):
     def round_started(self, round_index, series, sparsity):
         self.series_index = 0 if series == "imp" else self.series_index + 1
         self.state |= {"round": round_index, "series": series, "sparsity": sparsity,
-                       "epoch": 0, "batch": 0}
+                       "epoch": 0, "batch": 0, "history": {}}
         self._write(force=True)
 
     def batch_finished(self, round_index, epoch, batch, batches):
@@ -77,7 +78,10 @@ class ProgressWriter(Listener):
         self._write()
 
     def epoch_finished(self, round_index, epoch, logs):
-        self.state |= {"epoch": epoch + 1, "batch": 0, "epoch_logs": logs}
+        history = self.state["history"]
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        self.state |= {"epoch": epoch + 1, "batch": 0}
         self._write(force=True)
 
     def round_finished(self, record):

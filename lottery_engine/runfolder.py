@@ -7,9 +7,11 @@ flushed line at a time and read incrementally from a byte offset.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +116,24 @@ def series(run_dir: Path) -> dict[str, list[dict]]:
 def is_complete(run_dir: Path) -> bool:
     """A run is finished when its summary exists; it is written last."""
     return (Path(run_dir) / SUMMARY).is_file()
+
+
+def ticket_zip(run_dir: Path) -> bytes:
+    """The winning ticket as one zip: model, mask, metrics and the config that made it."""
+    run_dir = Path(run_dir)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in (TICKET_MODEL, TICKET_MASK, TICKET_JSON, CONFIG):
+            archive.write(run_dir / name, name)
+    return buffer.getvalue()
+
+
+def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 16384) -> str:
+    """The last lines of the run's log, reading at most `max_bytes` from its end."""
+    try:
+        with open(Path(run_dir) / LOG, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+            tail = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(tail.splitlines()[-lines:])
