@@ -28,6 +28,7 @@ quickstart: setup
 bench: setup
 	$(BIN)/python benchmarks/mask_overhead.py
 	$(BIN)/python benchmarks/queue_latency.py
+	$(BIN)/python benchmarks/run_page.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

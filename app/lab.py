@@ -39,7 +39,7 @@ def no_worker_banner(root: Path) -> None:
     if not live_workers(root):
         st.warning(f"No worker has sent a heartbeat in the last {WORKER_SILENCE:.0f} s, so queued "
                    f"jobs will wait. Start one in a terminal: `lottery worker --home {root}` "
-                   f"(`make run` starts one with the dashboard).", icon="⚠️")
+                   f"(`make run` starts one with the dashboard).", icon=":material/warning:")
 
 
 def rounds(run_dir: Path, key: str = "imp") -> list[dict]:

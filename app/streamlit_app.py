@@ -7,12 +7,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="Lottery Lab", page_icon="🎟️", layout="wide")
+st.set_page_config(page_title="Lottery Lab", page_icon=":material/confirmation_number:",
+                   layout="wide")
 
 pages = [  # paths are relative to this file
-    st.Page("views/launch.py", title="Launch", icon="🚀", url_path="launch", default=True),
-    st.Page("views/runs.py", title="Runs", icon="📋", url_path="runs"),
-    st.Page("views/run.py", title="Run", icon="📈", url_path="run"),
-    st.Page("views/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("views/launch.py", title="Launch", icon=":material/rocket_launch:", default=True),
+    st.Page("views/runs.py", title="Runs", icon=":material/list:", url_path="runs"),
+    st.Page("views/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:",
+            url_path="compare"),
 ]
 st.navigation(pages).run()

@@ -36,7 +36,7 @@ def sparsity_accuracy(records: list[dict]) -> go.Figure:
         fig.add_hline(y=records[0]["val_accuracy"], line={"dash": "dash", "color": "grey"},
                       annotation_text="dense baseline")
     fig.update_layout(title="Sparsity vs accuracy", xaxis_title="global sparsity (%)",
-                      legend={"orientation": "h"})
+                      legend={"orientation": "h", "y": -0.3})
     fig.update_yaxes(title_text="accuracy / F1", secondary_y=False)
     fig.update_yaxes(title_text="ms / sample", secondary_y=True)
     return fig

@@ -25,7 +25,8 @@ def submit(raw_or_text) -> None:
         st.error(f"Not queued: {exc}")
         return
     st.success(f"Queued job {job_id}.")
-    st.page_link("views/run.py", label=f"Watch {job_id}", icon="📈", query_params={"job": job_id})
+    st.page_link("views/run.py", label=f"Watch {job_id}", icon=":material/monitoring:",
+                 query_params={"job": job_id})
 
 
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
