@@ -84,6 +84,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from . import experiment
+
+    start = time.perf_counter()
+    exp = experiment.load(Path(args.config))
+    exp.out = args.out or exp.out
+    folders = experiment.execute(exp, args.set, ProgressBar(config_lib.Config()), args.seeds)
+    results = Path(args.results or exp.results)
+    heads = experiment.write_results(exp, folders, results, time.perf_counter() - start)
+    for label, head in heads.items():
+        print(f"{label}: dense test accuracy {100 * head['dense_test']:.2f}%, tickets within "
+              f"1 point up to {100 * head['held_sparsity']:.1f}% sparsity")
+    print(f"wrote {results} and {results.with_suffix('.png')}")
+    return 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from jobs import worker
 
@@ -175,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write report.html and rounds.md into a run folder.")
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
+    experiment = sub.add_parser(
+        "experiment", help="run configs x seeds with controls and write RESULTS.md",
+        description="Run every config and seed of an experiment YAML (each an ordinary run "
+                    "folder; finished ones are kept), then write the results table and figure.")
+    experiment.add_argument("--config", required=True,
+                            help="experiment YAML, e.g. configs/experiment_fashion.yaml")
+    experiment.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                            help="override a value in every run's config (repeatable)")
+    experiment.add_argument("--seeds", type=int, nargs="+", help="replace every run's seeds")
+    experiment.add_argument("--out", help="folder for the run folders (default from the YAML)")
+    experiment.add_argument("--results", help="Markdown file to write (default from the YAML)")
+    experiment.set_defaults(func=_cmd_experiment)
     _add_queue_commands(sub)
     return parser
 

@@ -239,7 +239,9 @@ def validate(cfg: Config) -> None:
         _int_at_least("data.limit_total", data.limit_total, 20)
     _fraction("data.train_split", data.train_split)
     _fraction("data.val_split", data.val_split)
-    if data.train_split + data.val_split >= 1:
+    # keras datasets keep their official test split, so train and val may share all of train
+    total = data.train_split + data.val_split
+    if total > 1 or (total == 1 and data.source != "keras"):
         _fail("data.val_split", data.val_split,
               f"train_split + val_split must be below 1 to leave a test split "
               f"(train_split is {data.train_split})")

@@ -17,6 +17,7 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from .config import DataConfig
+from .keras_cache import keras_home
 
 log = logging.getLogger("lottery")
 
@@ -62,10 +63,13 @@ class Dataset:
 
 
 def resize_images(images: np.ndarray, size: list[int], channels: int) -> np.ndarray:
-    """Resize uint8 images (N, H, W[, C]) to (N, h, w, channels) with bilinear filtering."""
+    """Resize uint8 images (N, H, W[, C]) to (N, h, w, channels) with bilinear filtering
+    (a no-op when they already have that shape)."""
     height, width = size
     if images.ndim == 3:
         images = images[..., None]
+    if images.shape[1:] == (height, width, channels):
+        return images
     out = np.empty((len(images), height, width, channels), dtype=np.uint8)
     for i, image in enumerate(images):
         pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
@@ -129,7 +133,48 @@ def _folder(cfg: DataConfig) -> Pool:
     return Pool(np.stack(images), np.array(targets, dtype=np.int64), classes)
 
 
-SOURCES: dict[str, Callable[[DataConfig], Pool]] = {"bundled": _bundled, "folder": _folder}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+KERAS_CACHE_DIRS = {"fashion_mnist": "fashion-mnist"}
+
+
+def _seed_keras_cache(name: str) -> None:
+    """Offline Fashion-MNIST: copy Debian's files into the Keras cache, where load_data looks."""
+    import shutil
+
+    if name != "fashion_mnist" or not DEBIAN_FASHION_MNIST.is_dir():
+        return
+    cache = keras_home() / "datasets" / KERAS_CACHE_DIRS[name]
+    cache.mkdir(parents=True, exist_ok=True)
+    for source in DEBIAN_FASHION_MNIST.glob("*-ubyte.gz"):
+        if not (cache / source.name).is_file():
+            shutil.copyfile(source, cache / source.name)
+
+
+def _keras(cfg: DataConfig) -> Pool:
+    """keras.datasets by name; the official test split stays the test split."""
+    import keras
+
+    _seed_keras_cache(cfg.name)
+    try:
+        (x, y), (x_test, y_test) = getattr(keras.datasets, cfg.name).load_data()
+    except Exception as exc:  # noqa: BLE001 - any download failure means the same to the user
+        raise FileNotFoundError(
+            f"data.name: could not load {cfg.name} through keras.datasets ({exc}). Either connect "
+            f"to the network once so Keras can download it into "
+            f"{keras_home() / 'datasets'}, or, for fashion_mnist offline, install "
+            f"Debian's package: apt-get install dataset-fashion-mnist "
+            f"(its files in {DEBIAN_FASHION_MNIST} are used automatically).") from None
+    names = [str(c) for c in range(int(y.max()) + 1)]
+    if cfg.name == "fashion_mnist":
+        names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"]
+    resize = lambda images: resize_images(images, cfg.image_size, cfg.channels)  # noqa: E731
+    return Pool(resize(x), y.reshape(-1).astype(np.int64), names,
+                resize(x_test), y_test.reshape(-1).astype(np.int64))
+
+
+SOURCES: dict[str, Callable[[DataConfig], Pool]] = {"bundled": _bundled, "folder": _folder,
+                                                     "keras": _keras}
 
 
 def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from .config import TrainConfig
+from .keras_cache import keras_home
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
@@ -53,8 +54,7 @@ def vgg16_weights_path(weights: str) -> str | None:
     """Resolve `train.weights` to a local file, or explain where to put it (never downloads)."""
     if weights == "none":
         return None
-    path = Path(weights) if weights != "imagenet" else (
-        Path(keras.config.keras_home()) / "models" / VGG16_NOTOP_FILE)
+    path = Path(weights) if weights != "imagenet" else keras_home() / "models" / VGG16_NOTOP_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"train.weights: VGG16 ImageNet weights not found at {path}. Put "
