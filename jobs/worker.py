@@ -65,6 +65,11 @@ class ProgressWriter(Listener):
         runfolder.write_json(self.path / PROGRESS, self.state | {
             "fraction_done": fraction, "elapsed": elapsed, "eta": eta})
 
+    def work_progress(self, task, done, total):
+        self.state |= {"task": task if done < total else None, "task_done": done,
+                       "task_total": total}
+        self._write(force=done == total)
+
     def round_started(self, round_index, series, sparsity):
         self.series_index = 0 if series == "imp" else self.series_index + 1
         self.state |= {"round": round_index, "series": series, "sparsity": sparsity,

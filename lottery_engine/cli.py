@@ -37,6 +37,14 @@ class ProgressBar(Listener):
             f"[{'=' * filled}{' ' * (30 - filled)}] {batch}/{batches}")
         self.stream.flush()
 
+    def work_progress(self, task, done, total):
+        if self.stream.isatty() or done == total:
+            filled = int(30 * done / total)
+            end = "\n" if done == total else ""
+            self.stream.write(f"\r{task:<20} [{'=' * filled}{' ' * (30 - filled)}] "
+                              f"{done}/{total}{end}")
+            self.stream.flush()
+
     def round_finished(self, record):
         self.stream.write(
             f"\rround {record['round']} {record['series']:<13} sparsity "
@@ -97,6 +105,27 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         print(f"{label}: dense test accuracy {100 * head['dense_test']:.2f}%, tickets within "
               f"1 point up to {100 * head['held_sparsity']:.1f}% sparsity")
     print(f"wrote {results} and {results.with_suffix('.png')}")
+    return 0
+
+
+def _cmd_hybrid(args: argparse.Namespace) -> int:
+    from . import hybrid, imp
+
+    if not (args.config or args.run):
+        raise config_lib.ConfigError("hybrid: pass --config FILE, or --run RUN_DIR.")
+    run_dir = Path(args.run) if args.run else None
+    cfg = config_lib.load(args.config or run_dir / runfolder.CONFIG, args.set)
+    out = Path(args.out) if args.out else (run_dir / runfolder.HYBRID if run_dir else
+                                           Path("runs") / f"hybrid-{cfg.run.name}")
+    imp.setup_runtime(cfg.run.device)
+    result = hybrid.run(cfg, out, run_dir, args.model, args.layer, args.trees)
+    print(f"hybrid {result['layer']} + RandomForest: test accuracy {result['accuracy']:.4f}, "
+          f"F1 {result['f1']:.4f}, {result['flops']:,} FLOPs to that layer -> "
+          f"{out / hybrid.METRICS}")
+    if run_dir:
+        from . import report
+
+        report.write(run_dir)
     return 0
 
 
@@ -203,6 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", help="folder for the run folders (default from the YAML)")
     experiment.add_argument("--results", help="Markdown file to write (default from the YAML)")
     experiment.set_defaults(func=_cmd_experiment)
+    hybrid = sub.add_parser(
+        "hybrid", help="pooled conv features + RandomForest baseline",
+        description="Extract globally pooled features from a conv layer of the dense model or "
+                    "the winning ticket, fit a RandomForest, write test_metrics.json; with --run, "
+                    "into RUN/hybrid/ and onto the run's accuracy-vs-FLOPs figure.")
+    hybrid.add_argument("--config", help="YAML config (default: the run's own, with --run)")
+    hybrid.add_argument("--run", help="a finished run folder to take weights and split from")
+    hybrid.add_argument("--model", choices=["dense", "ticket"], default="dense",
+                        help="with --run: round 0's dense weights or the winning ticket")
+    hybrid.add_argument("--layer", help="conv layer (default block3_conv3 for vgg16, conv_2 "
+                                        "for lenet)")
+    hybrid.add_argument("--trees", type=int, default=200)
+    hybrid.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+    hybrid.add_argument("--out", help="output folder")
+    hybrid.set_defaults(func=_cmd_hybrid)
     _add_queue_commands(sub)
     return parser
 

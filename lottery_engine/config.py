@@ -60,6 +60,7 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 1.2e-3
     optimizer: str = "adam"
+    feature_cache: bool = True  # train a frozen base's head on cached base outputs
 
 
 @dataclass
@@ -259,6 +260,8 @@ def validate(cfg: Config) -> None:
     if not _is_number(train.learning_rate) or not 0 < train.learning_rate <= 10:
         _fail("train.learning_rate", train.learning_rate, "expected a number in (0, 10]")
     _choice("train.optimizer", train.optimizer, OPTIMIZERS)
+    if not isinstance(train.feature_cache, bool):
+        _fail("train.feature_cache", train.feature_cache, "expected true or false")
 
     _fraction("imp.prune_rate", imp.prune_rate)
     _int_at_least("imp.num_rounds", imp.num_rounds, 0)

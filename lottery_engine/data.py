@@ -7,7 +7,7 @@ folders, keras.datasets) plug into `SOURCES` without touching the split logic.
 
 from __future__ import annotations
 
-import logging
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
+from . import image_folder
 from .config import DataConfig
+from .image_folder import Progress
 from .keras_cache import keras_home
-
-log = logging.getLogger("lottery")
 
 
 @dataclass
@@ -78,7 +78,7 @@ def resize_images(images: np.ndarray, size: list[int], channels: int) -> np.ndar
     return out
 
 
-def _bundled(cfg: DataConfig) -> Pool:
+def _bundled(cfg: DataConfig, progress: Progress | None) -> Pool:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -88,49 +88,10 @@ def _bundled(cfg: DataConfig) -> Pool:
                 digits.target.astype(np.int64), names)
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-def folder_files(data_dir: Path) -> tuple[list[Path], list[str]]:
-    """Image files and their class names: one subfolder per class, or `class.N.jpg` names."""
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"data.data_dir: folder {data_dir} not found. Point it at a folder "
-                                f"with one subfolder per class, or files named like cat.1.jpg.")
-    subdirs = sorted(p for p in data_dir.iterdir() if p.is_dir())
-    if subdirs:
-        files = [(f, d.name) for d in subdirs for f in sorted(d.iterdir())
-                 if f.suffix.lower() in IMAGE_SUFFIXES]
-    else:
-        files = [(f, f.name.split(".")[0]) for f in sorted(data_dir.iterdir())
-                 if f.suffix.lower() in IMAGE_SUFFIXES and "." in f.stem]
-    if not files:
-        raise ValueError(f"data.data_dir: {data_dir} holds no .jpg or .png images.")
-    classes = sorted({label for _, label in files})
-    if len(classes) < 2:
-        raise ValueError(f"data.data_dir: {data_dir} has a single class ({classes[0]}); "
-                         f"IMP needs at least two.")
-    return [f for f, _ in files], [label for _, label in files]
-
-
-def _folder(cfg: DataConfig) -> Pool:
-    """Decode an image folder to uint8; unreadable files are skipped, counted and logged."""
-    files, labels = folder_files(Path(cfg.data_dir))
-    classes = sorted(set(labels))
-    height, width = cfg.image_size
-    images, targets, skipped = [], [], []
-    for path, label in zip(files, labels):
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if cfg.channels == 1 else "RGB")
-                image = image.resize((width, height), Image.BILINEAR)
-                images.append(np.asarray(image).reshape(height, width, cfg.channels))
-        except (OSError, ValueError) as exc:
-            skipped.append(f"{path.name} ({exc})")
-            continue
-        targets.append(classes.index(label))
-    if skipped:
-        log.warning("skipped %d unreadable image(s): %s", len(skipped), "; ".join(skipped))
-    return Pool(np.stack(images), np.array(targets, dtype=np.int64), classes)
+def _folder(cfg: DataConfig, progress: Progress | None) -> Pool:
+    images, labels, classes = image_folder.load(Path(cfg.data_dir), tuple(cfg.image_size),
+                                                cfg.channels, progress)
+    return Pool(images, labels, classes)
 
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -150,7 +111,7 @@ def _seed_keras_cache(name: str) -> None:
             shutil.copyfile(source, cache / source.name)
 
 
-def _keras(cfg: DataConfig) -> Pool:
+def _keras(cfg: DataConfig, progress: Progress | None) -> Pool:
     """keras.datasets by name; the official test split stays the test split."""
     import keras
 
@@ -173,7 +134,7 @@ def _keras(cfg: DataConfig) -> Pool:
                 resize(x_test), y_test.reshape(-1).astype(np.int64))
 
 
-SOURCES: dict[str, Callable[[DataConfig], Pool]] = {"bundled": _bundled, "folder": _folder,
+SOURCES: dict[str, Callable[[DataConfig, Progress | None], Pool]] = {"bundled": _bundled, "folder": _folder,
                                                      "keras": _keras}
 
 
@@ -197,22 +158,42 @@ def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:
     return Split(np.sort(train), np.sort(val), np.sort(test))
 
 
-def load_pool(cfg: DataConfig) -> Pool:
+def load_pool(cfg: DataConfig, progress: Progress | None = None) -> Pool:
     try:
         source = SOURCES[cfg.source]
     except KeyError:
         raise ValueError(f"data.source: {cfg.source!r} is not available in this version; "
                          f"available: {', '.join(SOURCES)}.") from None
-    return source(cfg)
+    return source(cfg, progress)
 
 
-def load(cfg: DataConfig, seed: int, split: Split | None = None) -> Dataset:
-    """Load the configured data; pass a saved `split` to restore a run's exact partition."""
-    pool = load_pool(cfg)
+def load(cfg: DataConfig, seed: int, split: Split | None = None,
+         progress: Progress | None = None) -> Dataset:
+    """Load the configured data; pass a saved `split` to restore a run's exact partition.
+
+    Splits are gathered from the pool in uint8 (a memmapped folder cache stays uint8 too)."""
+    pool = load_pool(cfg, progress)
     split = split or make_split(pool, cfg, seed)
     x_test, y_test = (pool.x_test, pool.y_test) if pool.y_test is not None else (pool.x, pool.y)
-    return Dataset(pool.x[split.train], pool.y[split.train], pool.x[split.val], pool.y[split.val],
-                   x_test[split.test], y_test[split.test], pool.class_names, split)
+    return Dataset(gather(pool.x, split.train), pool.y[split.train], gather(pool.x, split.val),
+                   pool.y[split.val], gather(x_test, split.test), y_test[split.test],
+                   pool.class_names, split)
+
+
+def gather(images: np.ndarray, rows: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """images[rows] in memory. From a memmap, copy chunk by chunk and let the kernel drop the
+    mapped pages after each, so a split costs its own size in RAM, not also the whole file's."""
+    mapping = getattr(images, "_mmap", None)
+    if mapping is None:
+        return images[rows]
+    out = np.empty((len(rows), *images.shape[1:]), dtype=images.dtype)
+    row_bytes = images[0].nbytes
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        out[start:start + chunk] = images[part]
+        first = (int(part.min()) * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        mapping.madvise(mmap.MADV_DONTNEED, first, (int(part.max()) + 1) * row_bytes - first)
+    return out
 
 
 def save_split(split: Split, path: Path) -> None:

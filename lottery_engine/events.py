@@ -17,6 +17,9 @@ class Listener:
 
     def round_finished(self, record: dict) -> None: ...
 
+    def work_progress(self, task: str, done: int, total: int) -> None:
+        """Long preparation work before training: decoding images, filling a feature cache."""
+
 
 class RunCancelled(Exception):
     """Raised by a listener to stop a run at a batch boundary; finished rounds stay on disk."""

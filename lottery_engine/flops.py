@@ -41,3 +41,20 @@ def layer_flops(model: keras.Model, densities: dict[str, float],
         if dense:
             out[layer.name] = int(round(dense * densities.get(layer.name, 1.0)))
     return out
+
+
+def flops_until(model: keras.Model, name: str) -> tuple[int, bool]:
+    """Dense FLOPs of the conv and dense layers up to and including `name` (nested models too),
+    and whether `name` was found; the cost of computing that layer's output for one input."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            inner, found = flops_until(layer, name)
+            total += inner
+            if found:
+                return total, True
+        else:
+            total += _layer_flops(layer)
+            if layer.name == name:
+                return total, True
+    return total, False

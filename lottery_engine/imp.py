@@ -12,13 +12,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from . import data as data_lib
-from . import flops, metrics, models, runfolder
+from . import features, flops, metrics, models, runfolder
 from .config import Config, rewind_epoch, to_yaml
 from .events import Listener
 from .masks import MaskManager, random_masks_like
@@ -33,10 +34,10 @@ class _Progress(keras.callbacks.Callback):
     """Forwards Keras' batch and epoch ends to a Listener; optionally snapshots the rewind point."""
 
     def __init__(self, listener: Listener, round_index: int, batches: int,
-                 snapshot_epoch: int = 0):
+                 snapshot_epoch: int, weights: Callable[[], list[np.ndarray]]):
         super().__init__()
         self.listener, self.round_index, self.batches = listener, round_index, batches
-        self.snapshot_epoch, self.snapshot = snapshot_epoch, None
+        self.snapshot_epoch, self.weights, self.snapshot = snapshot_epoch, weights, None
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -47,7 +48,7 @@ class _Progress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 == self.snapshot_epoch:
-            self.snapshot = [w.copy() for w in self.model.get_weights()]
+            self.snapshot = self.weights()
         self.listener.epoch_finished(self.round_index, epoch, {k: float(v) for k, v in
                                                               (logs or {}).items()})
 
@@ -81,6 +82,25 @@ class Trainer:
         self.model = self._build()
         self.manager = MaskManager(self.model, models.PRUNABLE[self.cfg.train.arch])
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
+        self._prepare_inputs()
+
+    def _prepare_inputs(self) -> None:
+        """What the trained model sees: images, or a frozen base's cached outputs (SPEC §8).
+
+        With the cache, `fit_model` is the head alone (sharing the model's layers and masks), and
+        inference time is the base's time, measured once, plus the head's, measured per round.
+        """
+        data = self.data
+        parts = models.split_frozen(self.model) if self.cfg.train.feature_cache else None
+        self.fit_model, self.base_ms = self.model, 0.0
+        self.inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
+        if parts is None:
+            return
+        extractor, self.fit_model = parts
+        progress = self.listener.work_progress
+        self.inputs = {name: features.cached(extractor, x, progress, f"base features ({name})")
+                       for name, x in self.inputs.items()}
+        self.base_ms = metrics.inference_ms_per_sample(extractor, data.x_val[:32])
 
     def _build(self) -> keras.Model:
         return models.build(self.cfg.train, self.data.input_shape, self.data.num_classes)
@@ -94,16 +114,17 @@ class Trainer:
         """Fresh optimizer, then `epochs` of training; returns history, seconds, rewind snapshot."""
         train = self.cfg.train
         keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
-        models.compile_model(self.model, train, self.data.num_classes)
+        models.compile_model(self.fit_model, train, self.data.num_classes)
         batches = -(-len(self.data.y_train) // train.batch_size)
         snapshot_epoch = rewind_epoch(self.cfg) if round_index == 0 and series == "imp" else 0
-        progress = _Progress(self.listener, round_index, batches, snapshot_epoch)
+        progress = _Progress(self.listener, round_index, batches, snapshot_epoch,
+                             self.model.get_weights)
         self.listener.round_started(round_index, series, self.manager.report()["global_sparsity"])
         start = time.perf_counter()
-        history = self.model.fit(self.data.x_train, self.data.y_train, batch_size=train.batch_size,
-                                 epochs=train.epochs, validation_data=(self.data.x_val,
-                                                                       self.data.y_val),
-                                 shuffle=True, verbose=0, callbacks=[progress])
+        history = self.fit_model.fit(self.inputs["train"], self.data.y_train,
+                                     batch_size=train.batch_size, epochs=train.epochs,
+                                     validation_data=(self.inputs["val"], self.data.y_val),
+                                     shuffle=True, verbose=0, callbacks=[progress])
         seconds = time.perf_counter() - start
         return ({k: [float(v) for v in vals] for k, vals in history.history.items()},
                 seconds, progress.snapshot)
@@ -111,9 +132,9 @@ class Trainer:
     def evaluate(self, round_index: int, series: str, history: dict, seconds: float) -> dict:
         report = self.manager.report()
         val = metrics.classification_metrics(
-            self.data.y_val, metrics.predict_proba(self.model, self.data.x_val), "val")
+            self.data.y_val, metrics.predict_proba(self.fit_model, self.inputs["val"]), "val")
         test = metrics.classification_metrics(
-            self.data.y_test, metrics.predict_proba(self.model, self.data.x_test), "test")
+            self.data.y_test, metrics.predict_proba(self.fit_model, self.inputs["test"]), "test")
         densities = {n: 1.0 - s for n, s in report["layer_sparsity"].items()}
         per_layer_flops = flops.layer_flops(self.model, densities,
                                             self.cfg.flops.include_frozen_base)
@@ -128,7 +149,8 @@ class Trainer:
             **test,
             "flops": sum(per_layer_flops.values()),
             "layer_flops": per_layer_flops,
-            "inference_ms": metrics.inference_ms_per_sample(self.model, self.data.x_val),
+            "inference_ms": self.base_ms + metrics.inference_ms_per_sample(self.fit_model,
+                                                                           self.inputs["val"]),
             "train_seconds": seconds,
             "epochs": len(history.get("loss", [])),
             "history": history,
@@ -192,12 +214,13 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     records = runfolder.read_rounds(run_dir)
     split_path = run_dir / runfolder.SPLIT
     if records and split_path.is_file():
-        dataset = data_lib.load(cfg.data, cfg.run.seed, data_lib.load_split(split_path))
+        dataset = data_lib.load(cfg.data, cfg.run.seed, data_lib.load_split(split_path),
+                                listener.work_progress)
     else:
         records = []
         (run_dir / runfolder.ROUNDS).unlink(missing_ok=True)
         _frozen_config(run_dir, cfg)
-        dataset = data_lib.load(cfg.data, cfg.run.seed)
+        dataset = data_lib.load(cfg.data, cfg.run.seed, progress=listener.work_progress)
         data_lib.save_split(dataset.split, split_path)
     trainer = Trainer(cfg, dataset, run_dir, listener)
     if records:

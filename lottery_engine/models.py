@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from .config import TrainConfig
@@ -63,13 +64,26 @@ def vgg16_weights_path(weights: str) -> str | None:
     return str(path)
 
 
+def _caffe_preprocessing() -> layers.Conv2D:
+    """VGG16's own input preprocessing (RGB -> BGR, minus the ImageNet mean) as a frozen 1x1
+    convolution: a plain Keras layer, so the saved model loads with safe_mode and no custom code."""
+    conv = layers.Conv2D(3, 1, name="vgg_preprocess", trainable=False)
+    conv.build((None, None, None, 3))
+    flip = np.zeros((1, 1, 3, 3), np.float32)
+    for rgb, bgr in ((0, 2), (1, 1), (2, 0)):
+        flip[0, 0, rgb, bgr] = 1.0
+    conv.set_weights([flip, -np.array([103.939, 116.779, 123.68], np.float32)])
+    return conv
+
+
 def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "none") -> keras.Model:
     """VGG16's conv base, frozen, under a prunable dense head fc1 -> fc2 -> output."""
     base = keras.applications.VGG16(include_top=False, weights=vgg16_weights_path(weights),
                                     input_shape=input_shape)
     base.trainable = False
     inputs = keras.Input(input_shape)
-    x = keras.applications.vgg16.preprocess_input(inputs)
+    x = layers.Rescaling(1.0, name="to_float")(inputs)
+    x = _caffe_preprocessing()(x)
     x = base(x, training=False)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(256, activation="relu", name="fc1")(x)
@@ -90,6 +104,28 @@ def build(cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int)
     if cfg.arch == "lenet_300_100":
         return lenet_300_100(input_shape, num_classes)
     return vgg16(input_shape, num_classes, cfg.weights)
+
+
+def split_frozen(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
+    """(feature extractor up to the frozen base, head after it), sharing the model's layers.
+
+    IMP never changes a frozen base, so its output per image can be computed once and the head
+    trained on it; the head's layers are the model's own, so masks and weights stay in one place.
+    """
+    chain = [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)]
+    bases = [i for i, layer in enumerate(chain)
+             if isinstance(layer, keras.Model) and not layer.trainable]
+    if not bases:
+        return None
+    cut = bases[0] + 1
+    x = inputs = keras.Input(model.input_shape[1:])
+    for layer in chain[:cut]:
+        x = layer(x)
+    extractor = keras.Model(inputs, x, name="frozen_features")
+    x = head_inputs = keras.Input(x.shape[1:])
+    for layer in chain[cut:]:
+        x = layer(x)
+    return extractor, keras.Model(head_inputs, x, name="head")
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, num_classes: int) -> None:

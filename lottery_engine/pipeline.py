@@ -36,6 +36,12 @@ class _LogRounds(Listener):
                  ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
         self.inner.epoch_finished(round_index, epoch, logs)
 
+    def work_progress(self, task, done, total):
+        step = max(1, total // 10)
+        if done == total or done // step != (done - 1) // step:
+            log.info("%s: %d/%d", task, done, total)
+        self.inner.work_progress(task, done, total)
+
     def round_finished(self, record):
         log.info("round %d (%s) done: sparsity %.2f%%, val accuracy %.4f", record["round"],
                  record["series"], 100 * record["global_sparsity"], record["val_accuracy"])

@@ -78,6 +78,21 @@ def flops_per_round(records: list[dict]) -> go.Figure:
     return fig
 
 
+def accuracy_vs_flops(records: list[dict], hybrid: dict | None) -> go.Figure:
+    """IMP rounds' test accuracy against their FLOPs, and the hybrid baseline's point."""
+    fig = go.Figure(go.Scatter(x=[r["flops"] for r in records],
+                               y=[r["test_accuracy"] for r in records], mode="lines+markers",
+                               name="IMP rounds", text=[f"round {r['round']}" for r in records],
+                               line={"color": ACCURACY}))
+    if hybrid:
+        fig.add_trace(go.Scatter(x=[hybrid["flops"]], y=[hybrid["accuracy"]], mode="markers",
+                                 name=f"hybrid: {hybrid['layer']} + RandomForest",
+                                 marker={"color": F1, "size": 14, "symbol": "diamond"}))
+    fig.update_xaxes(type="log", title_text="FLOPs per inference")
+    fig.update_layout(title="Accuracy vs FLOPs", yaxis_title="test accuracy")
+    return fig
+
+
 def epoch_history(record: dict) -> go.Figure:
     """One round's per-epoch loss and accuracy (train and val)."""
     history = record.get("history", {})
@@ -132,6 +147,9 @@ def figures(run_dir: Path) -> list[go.Figure]:
     all_series = runfolder.series(run_dir)
     if len(all_series) > 1:
         figs.append(compare(all_series))
+    hybrid = runfolder.read_json(run_dir / runfolder.HYBRID / "test_metrics.json")
+    if hybrid:
+        figs.append(accuracy_vs_flops(records, hybrid))
     return figs
 
 

@@ -27,6 +27,7 @@ TICKET_JSON = "winning_ticket.json"
 REPORT_HTML = "report.html"
 REPORT_MD = "rounds.md"
 CONTROLS = "controls"
+HYBRID = "hybrid"
 
 
 def mask_file(round_index: int) -> str:
