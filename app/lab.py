@@ -62,6 +62,22 @@ def all_series(run_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+def run_folders(root: Path) -> dict[str, Path]:
+    """Every run with finished rounds, newest first: queue jobs, and run folders one level down
+    (such as an experiment's `runs/experiment-fashion/lenet-300-100-seed0`), by label."""
+    out = {lab_label(status): root / status["id"] for status in reversed(queue.list_jobs(root))
+           if (root / status["id"] / runfolder.ROUNDS).is_file()}
+    for rounds_file in sorted(root.glob(f"*/*/{runfolder.ROUNDS}")):
+        folder = rounds_file.parent
+        if not (folder / queue.STATUS).is_file() and folder.parent.name != runfolder.CONTROLS:
+            out[str(folder.relative_to(root))] = folder
+    return out
+
+
+def lab_label(status: dict) -> str:
+    return f"{status.get('name', '?')} · {status['id']}"
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -85,4 +101,4 @@ def progress_text(status: dict) -> str:
 
 
 def job_label(status: dict) -> str:
-    return f"{status.get('name', '?')} · {status['id']} · {status['state']}"
+    return f"{lab_label(status)} · {status['state']}"

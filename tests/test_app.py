@@ -170,8 +170,20 @@ def test_compare_page_overlays_a_run_and_its_controls(served, monkeypatch):
     at = app(home, monkeypatch, "views/compare.py")
     assert not at.exception
     spec = at.get("plotly_chart")[0].proto.spec
-    assert "finished (" in spec and "random_reinit" in spec
+    assert f"finished \\u00b7 {job_id} \\u00b7 imp" in spec and "random_reinit" in spec
     assert len(at.dataframe[0].value) == 6  # 3 rounds x 2 series
+
+
+def test_compare_page_opens_experiment_run_folders(served, tiny_run, monkeypatch):
+    home, job_id = served
+    import shutil
+
+    shutil.copytree(tiny_run, home / "experiment-x" / "tiny-seed7")
+    at = app(home, monkeypatch, "views/compare.py")
+    options = at.multiselect[0].options
+    assert "experiment-x/tiny-seed7" in options
+    at.multiselect[0].set_value(["experiment-x/tiny-seed7"]).run()
+    assert len(at.dataframe[0].value) == 9  # imp and its two controls, 3 rounds each
 
 
 def test_the_dashboard_never_imports_tensorflow(served):
@@ -191,3 +203,13 @@ print("clean")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT, timeout=300)
     assert result.returncode == 0 and "clean" in result.stdout, result.stderr[-2000:]
+
+
+def test_launch_form_queues_a_keras_dataset_run(tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch)
+    at.radio[0].set_value("keras dataset")
+    next(s for s in at.selectbox if s.label == "Keras dataset").set_value("fashion_mnist")
+    at.button[0].click().run()
+    assert not at.error
+    cfg = config_lib.load(tmp_path / queue.list_jobs(tmp_path)[0]["id"] / runfolder.CONFIG)
+    assert (cfg.data.source, cfg.data.name) == ("keras", "fashion_mnist")

@@ -29,6 +29,7 @@ def submit(raw_or_text) -> None:
                  query_params={"job": job_id})
 
 
+SOURCES = {"bundled digits": "bundled", "image folder": "folder", "keras dataset": "keras"}
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
 with form_tab, st.form("launch"):
     d, t, i, r = base["data"], base["train"], base["imp"], base["run"]
@@ -36,8 +37,9 @@ with form_tab, st.form("launch"):
     with c1:
         st.subheader("Model and data")
         arch = st.selectbox("Architecture", config_lib.ARCHS, index=config_lib.ARCHS.index(t["arch"]))
-        source = st.radio("Dataset", ["bundled digits", "image folder"], horizontal=True)
+        source = st.radio("Dataset", list(SOURCES), horizontal=True)
         data_dir = st.text_input("Image folder path", placeholder="/data/dogs-vs-cats/train")
+        keras_name = st.selectbox("Keras dataset", config_lib.KERAS_DATASETS)
         size = st.number_input("Image size (pixels, square)", 8, 512, d["image_size"][0])
         channels = st.selectbox("Channels", [1, 3], index=[1, 3].index(d["channels"]))
         limit = st.number_input("Limit total images (0 = all)", 0, None, d["limit_total"] or 0)
@@ -60,7 +62,8 @@ with form_tab, st.form("launch"):
     if st.form_submit_button("Queue run", type="primary"):
         raw = {**base,
                "run": {**r, "name": name, "seed": int(seed), "device": device},
-               "data": {**d, "source": "bundled" if source == "bundled digits" else "folder",
+               "data": {**d, "source": SOURCES[source],
+                        "name": keras_name if SOURCES[source] == "keras" else d["name"],
                         "data_dir": data_dir or None, "image_size": [int(size), int(size)],
                         "channels": int(channels), "limit_total": int(limit) or None},
                "train": {**t, "arch": arch, "epochs": int(epochs), "batch_size": int(batch),
