@@ -22,7 +22,7 @@ from . import data as data_lib
 from . import features, flops, metrics, models, runfolder
 from .config import Config, rewind_epoch, to_yaml
 from .events import Listener
-from .masks import MaskManager, random_masks_like
+from .masks import MaskManager, load_masks, random_masks_like
 
 log = logging.getLogger("lottery")
 
@@ -106,9 +106,13 @@ class Trainer:
         return models.build(self.cfg.train, self.data.input_shape, self.data.num_classes)
 
     def fresh_init(self, seed: int) -> list[np.ndarray]:
-        """Weights of a newly initialised model of the same architecture (random_reinit)."""
+        """Rewind weights with every trainable weight newly initialised (random_reinit); frozen
+        weights (a pretrained base, fixed preprocessing) keep their values."""
         keras.utils.set_random_seed(seed)
-        return self._build().get_weights()
+        fresh = self._build().get_weights()
+        trainable = {id(v) for v in self.model.trainable_weights}
+        return [new if id(v) in trainable else old for v, new, old in
+                zip(self.model.weights, fresh, self.manager.rewind_weights)]
 
     def train(self, round_index: int, series: str) -> tuple[dict, float, list[np.ndarray] | None]:
         """Fresh optimizer, then `epochs` of training; returns history, seconds, rewind snapshot."""
@@ -163,8 +167,6 @@ def _frozen_config(run_dir: Path, cfg: Config) -> None:
 
 def _restore(trainer: Trainer, run_dir: Path, last_round: int) -> None:
     """Bring model and masks to the end of `last_round` (rewind point included) from the folder."""
-    from .masks import load_masks
-
     trainer.model.load_weights(run_dir / runfolder.REWIND)
     trainer.manager.rewind_weights = trainer.model.get_weights()
     trainer.manager.set_masks(load_masks(run_dir / runfolder.mask_file(last_round)))

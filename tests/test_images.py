@@ -197,3 +197,15 @@ def test_hybrid_on_a_run_writes_metrics_and_joins_the_report(tmp_path):
     assert metrics["layer"] == "conv_2" and 0 <= metrics["accuracy"] <= 1
     assert metrics["flops"] == 2 * 3 * 3 * 3 * 6 * 30 * 30 + 2 * 3 * 3 * 6 * 16 * 13 * 13
     assert "hybrid: conv_2 + RandomForest" in (run_dir / runfolder.REPORT_HTML).read_text()
+
+
+def test_random_reinit_keeps_the_frozen_base(tmp_path):
+    folder = make_subfolders(tmp_path / "sub", per_class=10)
+    cfg = _folder_config(folder, train__arch="vgg16", train__epochs=1)
+    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
+    fresh = trainer.fresh_init(seed=99)
+    for variable, new, old in zip(trainer.model.weights, fresh, trainer.manager.rewind_weights):
+        if not variable.trainable:
+            np.testing.assert_array_equal(new, old)  # base and preprocessing untouched
+        elif new.ndim > 1:
+            assert not np.array_equal(new, old), variable.path  # kernels drawn anew
