@@ -65,17 +65,13 @@ class Dataset:
 def resize_images(images: np.ndarray, size: list[int], channels: int) -> np.ndarray:
     """Resize uint8 images (N, H, W[, C]) to (N, h, w, channels) with bilinear filtering
     (a no-op when they already have that shape)."""
-    height, width = size
     if images.ndim == 3:
         images = images[..., None]
-    if images.shape[1:] == (height, width, channels):
+    if images.shape[1:] == (*size, channels):
         return images
-    out = np.empty((len(images), height, width, channels), dtype=np.uint8)
-    for i, image in enumerate(images):
-        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        pil = pil.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-        out[i] = np.asarray(pil).reshape(height, width, channels)
-    return out
+    return np.stack([image_folder.fit_image(Image.fromarray(image.squeeze(-1) if
+                                                            image.shape[-1] == 1 else image),
+                                            tuple(size), channels) for image in images])
 
 
 def _bundled(cfg: DataConfig, progress: Progress | None) -> Pool:
@@ -159,12 +155,7 @@ def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:
 
 
 def load_pool(cfg: DataConfig, progress: Progress | None = None) -> Pool:
-    try:
-        source = SOURCES[cfg.source]
-    except KeyError:
-        raise ValueError(f"data.source: {cfg.source!r} is not available in this version; "
-                         f"available: {', '.join(SOURCES)}.") from None
-    return source(cfg, progress)
+    return SOURCES[cfg.source](cfg, progress)
 
 
 def load(cfg: DataConfig, seed: int, split: Split | None = None,

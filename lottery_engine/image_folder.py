@@ -54,14 +54,18 @@ def folder_files(data_dir: Path) -> tuple[list[Path], list[str]]:
     return [f for f, _ in files], [label for _, label in files]
 
 
-def decode(path: Path, size: tuple[int, int], channels: int) -> np.ndarray | str:
-    """One image as uint8 (H, W, C) at `size`, or the reason it could not be read."""
+def fit_image(image: Image.Image, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Any PIL image (grayscale, RGBA, any size) as uint8 (H, W, C), bilinear-resized."""
     height, width = size
+    image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
+
+
+def decode(path: Path, size: tuple[int, int], channels: int) -> np.ndarray | str:
+    """One image file at `size`, or the reason it could not be read."""
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            image = image.resize((width, height), Image.BILINEAR)
-            return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
+            return fit_image(image, size, channels)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         return f"{path.name}: {exc}"
 
