@@ -22,9 +22,10 @@ def _log_to(run_dir: Path) -> logging.Handler:
 
 class _LogRounds(Listener):
     def __init__(self, inner: Listener):
-        self.inner = inner
+        self.inner, self.series = inner, "imp"
 
     def round_started(self, round_index, series, sparsity):
+        self.series = series
         log.info("round %d (%s) starts at sparsity %.2f%%", round_index, series, 100 * sparsity)
         self.inner.round_started(round_index, series, sparsity)
 
@@ -32,7 +33,7 @@ class _LogRounds(Listener):
         self.inner.batch_finished(round_index, epoch, batch, batches)
 
     def epoch_finished(self, round_index, epoch, logs):
-        log.info("round %d epoch %d: %s", round_index, epoch + 1,
+        log.info("round %d (%s) epoch %d: %s", round_index, self.series, epoch + 1,
                  ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
         self.inner.epoch_finished(round_index, epoch, logs)
 

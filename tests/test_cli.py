@@ -68,3 +68,21 @@ def test_malformed_yaml_is_reported_by_file(tmp_path):
     result = lottery("run", "--config", str(bad), "--out", str(tmp_path / "x"))
     assert result.returncode == 2 and "bad.yaml: malformed YAML" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_submit_jobs_cancel_delete_from_the_command_line(tmp_path):
+    home = str(tmp_path / "home")
+    result = lottery("submit", "--config", "configs/quickstart.yaml", "--home", home, *TINY)
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    listing = lottery("jobs", "--home", home).stdout
+    assert job_id in listing and "queued" in listing and "quickstart" in listing
+    assert lottery("delete", job_id, "--home", home).returncode == 2  # not finished yet
+    assert "cancelled" in lottery("cancel", job_id, "--home", home).stdout
+    assert "cancelled" in lottery("jobs", "--home", home).stdout
+    assert lottery("delete", job_id, "--home", home).returncode == 0
+    assert lottery("jobs", "--home", home).stdout.strip() == ""
+    bad = lottery("submit", "--config", "configs/quickstart.yaml", "--home", home,
+                  "--set", "imp.scope=local")
+    assert bad.returncode == 2 and "imp.scope: unknown value 'local'" in bad.stderr
+    assert lottery("cancel", "nope", "--home", home).returncode == 2
