@@ -146,6 +146,9 @@ def _outcome(job: Path, exitcode: int | None) -> tuple[str, str | None]:
     if exitcode == EXIT_CANCELLED:
         return queue.CANCELLED, None
     error = runfolder.read_json(job / ERROR, {}).get("error")
+    if not error and exitcode is not None and exitcode < 0:
+        error = (f"the job's process was killed by signal {-exitcode}"
+                 + (" (out of memory?)" if -exitcode == signal.SIGKILL else ""))
     return queue.FAILED, error or f"the job's process ended with exit code {exitcode}"
 
 
