@@ -95,12 +95,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from . import experiment
 
-    start = time.perf_counter()
     exp = experiment.load(Path(args.config))
     exp.out = args.out or exp.out
     folders = experiment.execute(exp, args.set, ProgressBar(config_lib.Config()), args.seeds)
     results = Path(args.results or exp.results)
-    heads = experiment.write_results(exp, folders, results, time.perf_counter() - start)
+    heads = experiment.write_results(exp, folders, results)
     for label, head in heads.items():
         print(f"{label}: dense test accuracy {100 * head['dense_test']:.2f}%, tickets within "
               f"1 point up to {100 * head['held_sparsity']:.1f}% sparsity")
