@@ -4,8 +4,8 @@ In one process, the same LeNet on the same data is trained
   (a) dense, no masks;
   (b) with a per-batch Python callback that re-multiplies every kernel by its mask (the slow design);
   (c) with the engine's enforcement: a mask constraint applied inside the compiled train step.
-Each design trains REPEATS times one warm-up epoch (tracing) plus EPOCHS timed epochs, interleaved so
-that machine noise hits all three alike. Prints median epoch seconds and the ratios c/a and b/a.
+Each design trains REPEATS times one warm-up epoch (tracing) plus EPOCHS timed epochs, interleaved in
+a rotating order so that machine noise (large on a shared VM) hits all three alike. Prints median epoch seconds and the ratios c/a and b/a.
 
     python benchmarks/mask_overhead.py [--size 64] [--epochs 3] [--repeats 3]
 """
@@ -13,6 +13,7 @@ that machine noise hits all three alike. Prints median epoch seconds and the rat
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
@@ -80,15 +81,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="image side (default 64)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     imp.setup_runtime("cpu")
     dataset = data_lib.load(DataConfig(image_size=[args.size, args.size]), seed=0)
     x, y = dataset.x_train, dataset.y_train
     times: dict[str, list[float]] = {"dense": [], "callback": [], "engine": []}
+    designs = list(times)
     for repeat in range(args.repeats):
-        for design in times:
+        for design in designs[repeat % 3:] + designs[:repeat % 3]:  # rotate: no design always first
+            keras.backend.clear_session()
+            gc.collect()
             times[design] += epoch_times(design, x, y, args.epochs, args.batch_size)
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
     median = {d: statistics.median(t) for d, t in times.items()}
