@@ -26,7 +26,7 @@ OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("cpu", "gpu", "auto")
 SELECT_METRICS = ("val_accuracy", "val_f1")
 _DEVICE_RE = re.compile(r"^(cpu|gpu|auto|gpu:\d+)$")
-_REWIND_RE = re.compile(r"^(init|epoch:\d+)$")
+_REWIND_RE = re.compile(r"^(init|epoch:\d+|step:\d+)$")
 
 
 class ConfigError(ValueError):
@@ -272,7 +272,8 @@ def validate(cfg: Config) -> None:
     for layer, rate in imp.layer_rates.items():
         _fraction(f"imp.layer_rates.{layer}", rate)
     if not isinstance(imp.rewind, str) or not _REWIND_RE.match(imp.rewind):
-        _fail("imp.rewind", imp.rewind, "allowed: init or epoch:K (K < train.epochs)")
+        _fail("imp.rewind", imp.rewind,
+              "allowed: init, epoch:K (K < train.epochs) or step:N (a batch of round 0)")
     if imp.rewind.startswith("epoch:") and int(imp.rewind[6:]) >= train.epochs:
         _fail("imp.rewind", imp.rewind, f"the rewind epoch must be below train.epochs ({train.epochs})")
     if not isinstance(imp.controls, list):
@@ -288,6 +289,9 @@ def validate(cfg: Config) -> None:
             _fail(f"report.{key}", getattr(cfg.report, key), "expected true or false")
 
 
-def rewind_epoch(cfg: Config) -> int:
-    """The epoch of round 0 whose weights later rounds rewind to (0 means θ0)."""
-    return 0 if cfg.imp.rewind == "init" else int(cfg.imp.rewind.split(":")[1])
+def rewind_step(cfg: Config, batches_per_epoch: int) -> int:
+    """The training step of round 0 whose weights later rounds rewind to (0 means θ0)."""
+    if cfg.imp.rewind == "init":
+        return 0
+    kind, count = cfg.imp.rewind.split(":")
+    return int(count) * (batches_per_epoch if kind == "epoch" else 1)

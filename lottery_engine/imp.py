@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from . import data as data_lib
 from . import features, flops, metrics, models, runfolder
-from .config import Config, rewind_epoch, to_yaml
+from .config import Config, rewind_step, to_yaml
 from .events import Listener
 from .masks import MaskManager, load_masks, random_masks_like
 
@@ -34,21 +34,22 @@ class _Progress(keras.callbacks.Callback):
     """Forwards Keras' batch and epoch ends to a Listener; optionally snapshots the rewind point."""
 
     def __init__(self, listener: Listener, round_index: int, batches: int,
-                 snapshot_epoch: int, weights: Callable[[], list[np.ndarray]]):
+                 snapshot_step: int, weights: Callable[[], list[np.ndarray]]):
         super().__init__()
         self.listener, self.round_index, self.batches = listener, round_index, batches
-        self.snapshot_epoch, self.weights, self.snapshot = snapshot_epoch, weights, None
-        self.epoch = 0
+        self.snapshot_step, self.weights, self.snapshot = snapshot_step, weights, None
+        self.epoch = self.step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step == self.snapshot_step:
+            self.snapshot = self.weights()
         self.listener.batch_finished(self.round_index, self.epoch, batch + 1, self.batches)
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.snapshot_epoch:
-            self.snapshot = self.weights()
         self.listener.epoch_finished(self.round_index, epoch, {k: float(v) for k, v in
                                                               (logs or {}).items()})
 
@@ -120,8 +121,9 @@ class Trainer:
         keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
         models.compile_model(self.fit_model, train, self.data.num_classes)
         batches = -(-len(self.data.y_train) // train.batch_size)
-        snapshot_epoch = rewind_epoch(self.cfg) if round_index == 0 and series == "imp" else 0
-        progress = _Progress(self.listener, round_index, batches, snapshot_epoch,
+        first = round_index == 0 and series == "imp"
+        snapshot_step = rewind_step(self.cfg, batches) if first else 0
+        progress = _Progress(self.listener, round_index, batches, snapshot_step,
                              self.model.get_weights)
         self.listener.round_started(round_index, series, self.manager.report()["global_sparsity"])
         start = time.perf_counter()
@@ -130,6 +132,9 @@ class Trainer:
                                      validation_data=(self.inputs["val"], self.data.y_val),
                                      shuffle=True, verbose=0, callbacks=[progress])
         seconds = time.perf_counter() - start
+        if snapshot_step and progress.snapshot is None:
+            raise ValueError(f"imp.rewind: {self.cfg.imp.rewind} is past the end of round 0 "
+                             f"({progress.step} steps); choose a smaller N.")
         return ({k: [float(v) for v in vals] for k, vals in history.history.items()},
                 seconds, progress.snapshot)
 

@@ -43,7 +43,7 @@ BAD = [
     ({"imp": {"scope": "local"}}, "imp.scope: unknown value 'local'; allowed: global, layerwise"),
     ({"imp": {"rewind": "epoch:5"}, "train": {"epochs": 2}},
      "imp.rewind: invalid value 'epoch:5'; the rewind epoch must be below train.epochs (2)"),
-    ({"imp": {"rewind": "late"}}, "imp.rewind: invalid value 'late'; allowed: init or epoch:K"),
+    ({"imp": {"rewind": "late"}}, "imp.rewind: invalid value 'late'; allowed: init, epoch:K (K < train.epochs) or step:N"),
     ({"imp": {"controls": ["random_reinit", "shuffle"]}}, "imp.controls: unknown value 'shuffle'"),
     ({"imp": {"target_sparsity": 1.2}}, "imp.target_sparsity: invalid value 1.2"),
     ({"imp": {"layer_rates": {"output": 2}}}, "imp.layer_rates.output: invalid value 2"),

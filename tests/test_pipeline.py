@@ -149,3 +149,19 @@ def test_select_round_ignores_round_zero_and_test_numbers():
                {"round": 2, "val_accuracy": 0.90, "test_accuracy": 0.9},
                {"round": 3, "val_accuracy": 0.80, "test_accuracy": 0.99}]
     assert ticket.select_round(records, "val_accuracy")["round"] == 1
+
+
+def test_rewind_to_a_step_of_round_zero(tmp_path):
+    """Late resetting by iteration: step:3 lies inside epoch 1, so it is neither θ0 nor epoch:1."""
+    weights = {}
+    for rewind in ("init", "step:3", "epoch:1"):
+        cfg = tiny_config(imp__rewind=rewind, imp__num_rounds=1, train__epochs=2)
+        imp.run(cfg, tmp_path / rewind.replace(":", "-"))
+        with np.load(tmp_path / rewind.replace(":", "-") / runfolder.mask_file(1)) as f:
+            weights[rewind] = f["init_dense_1"]
+    assert not np.array_equal(weights["step:3"], weights["init"])
+    assert not np.array_equal(weights["step:3"], weights["epoch:1"])
+    with pytest.raises(ValueError, match=r"imp.rewind: step:999 is past the end of round 0 "
+                                         r"\(14 steps\)"):
+        imp.run(tiny_config(imp__rewind="step:999", imp__num_rounds=1, train__epochs=2),
+                tmp_path / "too-far")
