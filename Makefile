@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: setup test run quickstart bench clean
+.PHONY: setup test run quickstart experiment bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,9 @@ run: setup
 
 quickstart: setup
 	$(BIN)/lottery run --config configs/quickstart.yaml --out runs/quickstart
+
+experiment: setup
+	$(BIN)/lottery experiment --config configs/experiment_fashion.yaml
 
 bench: setup
 	$(BIN)/python benchmarks/mask_overhead.py
