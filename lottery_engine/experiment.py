@@ -139,7 +139,7 @@ def headline(series: dict[str, list[dict]]) -> dict:
 def figure(results: dict[str, dict[str, list[dict]]]) -> go.Figure:
     """Test accuracy vs remaining weights (log x), a line and a ± std band per series."""
     fig = make_subplots(rows=1, cols=len(results), subplot_titles=list(results))
-    for col, (label, series) in enumerate(results.items(), start=1):
+    for col, series in enumerate(results.values(), start=1):
         for name, rows in series.items():
             colour = SERIES_COLOURS.get(name, "#777777")
             x = [100 * r["remaining"] for r in rows]

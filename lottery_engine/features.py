@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-from pathlib import Path
 
 import keras
 import numpy as np

@@ -61,7 +61,7 @@ def served_app(tmp_path):
                 break
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((tmp_path / "serve.log").read_text()[-2000:])
+                raise RuntimeError((tmp_path / "serve.log").read_text()[-2000:]) from None
             time.sleep(0.3)
     yield url
     os.killpg(proc.pid, signal.SIGTERM)
