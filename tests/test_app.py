@@ -213,3 +213,13 @@ def test_launch_form_queues_a_keras_dataset_run(tmp_path, monkeypatch):
     assert not at.error
     cfg = config_lib.load(tmp_path / queue.list_jobs(tmp_path)[0]["id"] / runfolder.CONFIG)
     assert (cfg.data.source, cfg.data.name) == ("keras", "fashion_mnist")
+
+
+def test_uploaded_yaml_fills_the_editor_and_queues(tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch)
+    at.file_uploader[0].set_value(("mine.yaml", tiny_yaml("uploaded").encode(),
+                                   "application/x-yaml")).run()
+    assert "name: uploaded" in at.text_area(key="yaml_text").value
+    at.button[1].click().run()
+    assert not at.error
+    assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["uploaded"]

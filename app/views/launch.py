@@ -75,7 +75,10 @@ with form_tab, st.form("launch"):
 
 with yaml_tab:
     uploaded = st.file_uploader("Upload a YAML config", type=["yaml", "yml"])
-    start = uploaded.getvalue().decode() if uploaded else yaml.safe_dump(base, sort_keys=False)
-    text = st.text_area("Config (paste or edit)", start, height=420, key="yaml_text")
+    if uploaded is not None and st.session_state.get("_uploaded") != uploaded.file_id:
+        st.session_state["_uploaded"] = uploaded.file_id  # a new file replaces the text once
+        st.session_state["yaml_text"] = uploaded.getvalue().decode("utf-8", "replace")
+    st.session_state.setdefault("yaml_text", yaml.safe_dump(base, sort_keys=False))
+    text = st.text_area("Config (paste or edit)", height=420, key="yaml_text")
     if st.button("Queue this config", type="primary"):
         submit(text)
