@@ -220,7 +220,10 @@ class Worker:
 def main(root: str | None, device: str, once: bool, lease: float) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    Worker(queue.home(root), device, lease).serve(once)
+    try:
+        Worker(queue.home(root), device, lease).serve(once)
+    except KeyboardInterrupt:  # Ctrl-C on `make run`: a running job was handed back above
+        log.info("worker stopped")
     return 0
 
 
