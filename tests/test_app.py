@@ -223,3 +223,11 @@ def test_uploaded_yaml_fills_the_editor_and_queues(tmp_path, monkeypatch):
     at.button[1].click().run()
     assert not at.error
     assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["uploaded"]
+
+
+def test_run_page_of_a_queued_job_waits_quietly(tmp_path, monkeypatch):
+    job_id = queue.submit(tiny_yaml("waiting"), tmp_path)
+    at = app(tmp_path, monkeypatch, "views/run.py", job=job_id)
+    assert not at.exception
+    assert at.title[0].value == "waiting · queued"
+    assert next(m.value for m in at.metric if m.label == "Rounds finished") == "0"

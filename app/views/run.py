@@ -39,7 +39,7 @@ def run_view() -> None:
                     + f" · ETA {lab.duration(status.get('eta'))}")
     if status.get("error"):
         st.error(f"Failed: {status['error']}")
-    if status["state"] != queue.RUNNING and live:
+    if live and status["state"] in queue.FINISHED:
         st.rerun()  # the job ended: redraw the whole page once, with downloads, and stop polling
 
     if records:
