@@ -47,6 +47,8 @@ def rounds(run_dir: Path, key: str = "imp") -> list[dict]:
     cache = st.session_state.setdefault("_rounds", {})
     path = run_dir / runfolder.ROUNDS
     offset, records = cache.get((str(path), key), (0, []))
+    if offset and (not path.is_file() or path.stat().st_size < offset):
+        offset, records = 0, []  # rewritten shorter (a resumed run dropped an unfinished round)
     new, offset = runfolder.read_rounds_from(path, offset)
     records = records + new
     cache[(str(path), key)] = (offset, records)

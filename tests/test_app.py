@@ -231,3 +231,18 @@ def test_run_page_of_a_queued_job_waits_quietly(tmp_path, monkeypatch):
     assert not at.exception
     assert at.title[0].value == "waiting · queued"
     assert next(m.value for m in at.metric if m.label == "Rounds finished") == "0"
+
+
+def test_run_page_rereads_a_rounds_file_that_was_rewritten_shorter(served, monkeypatch):
+    home, job_id = served
+    path = home / job_id / runfolder.ROUNDS
+    original = path.read_text()
+    at = app(home, monkeypatch, "views/run.py", job=job_id)
+    assert next(m.value for m in at.metric if m.label == "Rounds finished") == "3"
+    try:
+        runfolder.keep_rounds_below(path, 1)  # as a resumed run does with unfinished rounds
+        at.run()
+        assert not at.exception
+        assert next(m.value for m in at.metric if m.label == "Rounds finished") == "1"
+    finally:
+        runfolder.atomic_write(path, original)
