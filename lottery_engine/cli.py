@@ -15,6 +15,11 @@ from . import runfolder  # noqa: E402
 from .events import Listener  # noqa: E402
 
 
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / total)
+    return f"[{'=' * filled}{' ' * (width - filled)}] {done}/{total}"
+
+
 class ProgressBar(Listener):
     """One status line on stderr: round, epoch and a batch bar, redrawn at most ten times a second."""
 
@@ -30,19 +35,16 @@ class ProgressBar(Listener):
         if not self.stream.isatty() or (now - self.last < 0.1 and batch != batches):
             return
         self.last = now
-        filled = int(30 * batch / batches)
         self.stream.write(
             f"\rround {self.round}/{self.cfg.imp.num_rounds} {self.series:<13} "
             f"sparsity {100 * self.sparsity:5.1f}%  epoch {epoch + 1}/{self.cfg.train.epochs} "
-            f"[{'=' * filled}{' ' * (30 - filled)}] {batch}/{batches}")
+            + _bar(batch, batches))
         self.stream.flush()
 
     def work_progress(self, task, done, total):
         if self.stream.isatty() or done == total:
-            filled = int(30 * done / total)
             end = "\n" if done == total else ""
-            self.stream.write(f"\r{task:<20} [{'=' * filled}{' ' * (30 - filled)}] "
-                              f"{done}/{total}{end}")
+            self.stream.write(f"\r{task:<20} {_bar(done, total)}{end}")
             self.stream.flush()
 
     def round_finished(self, record):

@@ -129,8 +129,7 @@ def from_dict(raw: Any) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping with sections run, data, ..., got {raw!r}.")
-    classes = {"run": RunConfig, "data": DataConfig, "train": TrainConfig,
-               "imp": ImpConfig, "flops": FlopsConfig, "report": ReportConfig}
+    classes = {f.name: f.default_factory for f in dataclasses.fields(Config)}
     _check_keys("", raw, list(classes))
     cfg = Config(**{name: _build_section(cls, raw.get(name), f"{name}.")
                     for name, cls in classes.items()})

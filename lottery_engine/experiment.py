@@ -73,7 +73,9 @@ def run_dir(out: Path, spec: RunSpec, seed: int) -> Path:
 
 def execute(exp: Experiment, overrides: list[str], listener: Listener | None = None,
             seeds: list[int] | None = None) -> dict[str, dict[int, Path]]:
-    """Run (or resume) every config × seed; returns run folders by label and seed, and timings."""
+    """Run (or resume) every config × seed; returns the run folders by label and seed.
+
+    Each run's own wall time goes into its folder (experiment_timing.json) for the write-up."""
     from . import pipeline
 
     plan = []
