@@ -6,6 +6,7 @@ offset into rounds.jsonl is kept in the session, so a live refresh reads only wh
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from lottery_engine import runfolder
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 WORKER_SILENCE = 10.0
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")
+
+
+def plain(text: object) -> str:
+    """Text that Streamlit's Markdown shows as itself: run names and error messages are labels,
+    never links, images, emphasis, emoji codes or colour directives."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def home() -> Path:
@@ -77,6 +85,7 @@ def run_folders(root: Path) -> dict[str, Path]:
 
 
 def lab_label(status: dict) -> str:
+    """A plain-text label (select boxes and tables do not render Markdown)."""
     return f"{status.get('name', '?')} · {status['id']}"
 
 

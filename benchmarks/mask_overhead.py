@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from lottery_engine import data as data_lib  # noqa: E402
 from lottery_engine import imp, models  # noqa: E402
-from lottery_engine.config import DataConfig, TrainConfig  # noqa: E402
+from lottery_engine.config import PRUNABLE_LAYERS, DataConfig, TrainConfig  # noqa: E402
 from lottery_engine.masks import MaskManager, magnitude_prune  # noqa: E402
 
 
@@ -56,7 +56,7 @@ class RemaskEveryBatch(keras.callbacks.Callback):
 def epoch_times(design: str, x, y, epochs: int, batch_size: int) -> list[float]:
     keras.utils.set_random_seed(0)
     model = models.build(TrainConfig(arch="lenet"), x.shape[1:], 10)
-    prunable = models.PRUNABLE["lenet"]
+    prunable = PRUNABLE_LAYERS["lenet"]
     callbacks: list[keras.callbacks.Callback] = []
     if design == "engine":
         manager = MaskManager(model, prunable)

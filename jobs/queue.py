@@ -4,10 +4,17 @@ A job folder is also the job's run folder (the engine writes rounds, masks and t
 `status.json` holds the state and the live progress. Every change is a read-modify-write under the
 home's lock, written by rename, so a dashboard can read it at any time without taking the lock.
 Job ids are generated here (time + random suffix); user text never becomes a path.
+
+A status.json that cannot be read or lacks fields never stops a worker or the CLI: the job reads as
+`broken` with the reason, no worker claims it, and it can be deleted. On a full disk, where a
+rename needs space it has not got, a status is rewritten in place instead, so a job's end is still
+recorded.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import secrets
@@ -19,25 +26,32 @@ from typing import Any
 from filelock import FileLock
 
 from lottery_engine import config as config_lib
-from lottery_engine import runfolder
+from lottery_engine import runfolder, validation
+from lottery_engine.faults import UserError, describe
 
 STATUS = "status.json"
 CANCEL_FLAG = "cancel.request"
 LOCK = ".queue.lock"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+BROKEN = "broken"  # status.json unreadable or incomplete; shown, never claimed, deletable
+STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 FINISHED = (DONE, FAILED, CANCELLED)
 DEFAULT_LEASE = 30.0
-_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+_ID_RE = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 
-class JobError(ValueError):
+class JobError(UserError, ValueError):
     """A queue operation that cannot be done (unknown job, wrong state)."""
 
 
 def home(path: str | Path | None = None) -> Path:
     """The queue's home: the argument, else $LOTTERY_HOME, else ./runs."""
     root = Path(path or os.environ.get("LOTTERY_HOME", "runs"))
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobError(f"queue home {root}: cannot be used ({describe(exc)}). Pass --home or set "
+                       f"LOTTERY_HOME to a writable folder.") from None
     return root
 
 
@@ -46,20 +60,65 @@ def _lock(root: Path) -> FileLock:
 
 
 def job_dir(root: Path, job_id: str) -> Path:
-    if not _ID_RE.match(job_id or ""):
+    if not isinstance(job_id, str) or not _ID_RE.fullmatch(job_id):
         raise JobError(f"job id {job_id!r}: not a job id (they look like 20261125-120000-a1b2c3).")
     path = Path(root) / job_id
-    if not (path / STATUS).is_file():
+    if not path.is_dir():
         raise JobError(f"job {job_id}: no such job in {root}.")
     return path
 
 
+def _broken_reason(status: Any, path: Path) -> str | None:
+    if not isinstance(status, dict):
+        return "status.json holds no JSON object"
+    missing = [key for key in ("id", "state", "submitted") if key not in status]
+    if missing:
+        return f"status.json lacks {', '.join(missing)}"
+    if status["state"] not in STATES:
+        return f"status.json has an unknown state {str(status['state'])[:40]!r}"
+    if status["id"] != path.name:
+        return f"status.json names another job ({str(status['id'])[:40]!r})"
+    if not isinstance(status["submitted"], (int, float)) or isinstance(status["submitted"], bool):
+        return "status.json has no submission time"
+    return None
+
+
 def read_status(path: Path) -> dict[str, Any]:
-    return runfolder.read_json(Path(path) / STATUS, {})
+    """A job's status; one that cannot be read or lacks fields reads as BROKEN with the reason."""
+    path = Path(path)
+    try:
+        status = json.loads((path / STATUS).read_bytes())
+        reason = _broken_reason(status, path)
+    except FileNotFoundError:
+        status, reason = {}, "status.json is missing"
+    except (OSError, ValueError) as exc:
+        status, reason = {}, f"status.json cannot be read ({describe(exc)})"
+    if reason is None:
+        return status
+    try:
+        submitted = path.stat().st_mtime
+    except OSError:
+        submitted = 0.0
+    name = status.get("name") if isinstance(status, dict) else None
+    return {"id": path.name, "name": name if isinstance(name, str) else path.name,
+            "state": BROKEN, "error": reason, "submitted": submitted}
 
 
 def _write_status(path: Path, status: dict) -> None:
-    runfolder.write_json(Path(path) / STATUS, status)
+    """Write by rename; on a full disk, overwrite the file in place in compact form (it fits in
+    the blocks the old one holds), because a job's end must be recorded even then."""
+    try:
+        runfolder.write_json(Path(path) / STATUS, status)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        compact = json.dumps({k: v for k, v in status.items() if k != "history"},
+                             separators=(",", ":")).encode()
+        with open(Path(path) / STATUS, "r+b") as f:
+            f.write(compact)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def submit(cfg: config_lib.Config | str, root: str | Path | None = None) -> str:
@@ -67,26 +126,32 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None) -> str:
 
     An invalid config raises ConfigError with the engine's message and creates nothing.
     """
-    cfg = config_lib.loads(cfg) if isinstance(cfg, str) else cfg
-    config_lib.validate(cfg)
+    if isinstance(cfg, str):
+        cfg = config_lib.loads(cfg)
+    else:
+        validation.validate(cfg)
     root = home(root)
     job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     staging = root / f".staging-{job_id}"
-    staging.mkdir()
-    runfolder.atomic_write(staging / runfolder.CONFIG, config_lib.to_yaml(cfg))
-    _write_status(staging, {"id": job_id, "name": cfg.run.name, "state": QUEUED,
-                            "submitted": time.time(), "num_rounds": cfg.imp.num_rounds,
-                            "epochs": cfg.train.epochs})
-    os.replace(staging, root / job_id)
+    try:
+        staging.mkdir()
+        runfolder.atomic_write(staging / runfolder.CONFIG, config_lib.to_yaml(cfg))
+        runfolder.write_json(staging / STATUS, {
+            "id": job_id, "name": cfg.run.name, "state": QUEUED, "submitted": time.time(),
+            "num_rounds": cfg.imp.num_rounds, "epochs": cfg.train.epochs})
+        os.replace(staging, root / job_id)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise JobError(f"queue home {root}: the job could not be written "
+                       f"({describe(exc, root)}).") from None
     return job_id
 
 
 def list_jobs(root: str | Path | None = None) -> list[dict]:
     """Every job's status, oldest first; read without the lock."""
     root = home(root)
-    jobs = [read_status(p) for p in root.iterdir()
-            if p.is_dir() and _ID_RE.match(p.name) and (p / STATUS).is_file()]
-    return sorted((j for j in jobs if j), key=lambda j: j["submitted"])
+    jobs = [read_status(p) for p in root.iterdir() if _ID_RE.fullmatch(p.name) and p.is_dir()]
+    return sorted(jobs, key=lambda j: j["submitted"])
 
 
 def get(job_id: str, root: str | Path | None = None) -> dict:
@@ -150,6 +215,9 @@ def cancel(job_id: str, root: str | Path | None = None) -> str:
         elif status["state"] == RUNNING:
             (path / CANCEL_FLAG).touch()
             status["cancel_requested"] = True
+        elif status["state"] == BROKEN:
+            raise JobError(f"job {job_id}: broken ({status['error']}); nothing runs it, delete "
+                           f"it instead.")
         else:
             raise JobError(f"job {job_id}: already {status['state']}; nothing to cancel.")
         _write_status(path, status)
@@ -161,11 +229,11 @@ def cancel_requested(path: Path) -> bool:
 
 
 def delete(job_id: str, root: str | Path | None = None) -> None:
-    """Remove a finished job's folder (a queued or running job must be cancelled first)."""
+    """Remove a finished or broken job's folder (a queued or running one is cancelled first)."""
     root = home(root)
     with _lock(root):
         path = job_dir(root, job_id)
         state = read_status(path)["state"]
-        if state not in FINISHED:
+        if state not in FINISHED + (BROKEN,):
             raise JobError(f"job {job_id}: is {state}; cancel it before deleting.")
         shutil.rmtree(path)

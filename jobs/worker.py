@@ -20,13 +20,15 @@ import time
 import traceback
 from pathlib import Path
 
+from multiprocessing.connection import Connection
+
 from lottery_engine import runfolder
 from lottery_engine.events import Listener, RunCancelled
+from lottery_engine.faults import describe
 
 from . import queue
 
 PROGRESS = "progress.json"
-ERROR = "error.json"
 WORKERS = ".workers"
 EXIT_CANCELLED = 3
 log = logging.getLogger("lottery.worker")
@@ -112,14 +114,19 @@ def _device_env(device: str) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device[4:]
 
 
-def run_child(path: str, device: str) -> None:
-    """The child's whole life: run or resume the job in `path`, exit 0, 1 (failed) or 3."""
+def run_child(path: str, device: str, errors: Connection) -> None:
+    """The child's whole life: run or resume the job in `path`, exit 0, 1 (failed) or 3.
+
+    A failure's one-line reason goes to the parent through `errors`, a pipe, because the disk
+    may be the very thing that failed; the traceback goes to the run's log when it can."""
     _die_with_parent()
     _device_env(device)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     job = Path(path)
     try:
         from lottery_engine import config as config_lib
+        from lottery_engine import quiet_import
+
+        quiet_import.tensorflow()
         from lottery_engine import pipeline
 
         cfg = config_lib.load(job / runfolder.CONFIG)
@@ -130,37 +137,56 @@ def run_child(path: str, device: str) -> None:
     except RunCancelled:
         sys.exit(EXIT_CANCELLED)
     except BaseException as exc:  # noqa: BLE001 - everything a job does wrong is reported
-        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        runfolder.write_json(job / ERROR, {"error": message, "type": type(exc).__name__,
-                                           "traceback": traceback.format_exc()})
-        with open(job / runfolder.LOG, "a") as f:
-            f.write(traceback.format_exc())
+        errors.send(describe(exc, job))
+        try:
+            with open(job / runfolder.LOG, "a") as f:
+                f.write(traceback.format_exc())
+        except OSError:
+            traceback.print_exc()
         sys.exit(1)
 
 
 # --- in the parent -----------------------------------------------------------------------------
 
-def _outcome(job: Path, exitcode: int | None) -> tuple[str, str | None]:
+def _outcome(exitcode: int | None, error: str | None) -> tuple[str, str | None]:
     if exitcode == 0:
         return queue.DONE, None
     if exitcode == EXIT_CANCELLED:
         return queue.CANCELLED, None
-    error = runfolder.read_json(job / ERROR, {}).get("error")
     if not error and exitcode is not None and exitcode < 0:
         error = (f"the job's process was killed by signal {-exitcode}"
                  + (" (out of memory?)" if -exitcode == signal.SIGKILL else ""))
     return queue.FAILED, error or f"the job's process ended with exit code {exitcode}"
 
 
+def _received(errors: Connection) -> str | None:
+    """The child's one-line error, if it sent one before it ended."""
+    try:
+        return errors.recv() if errors.poll() else None
+    except EOFError:
+        return None
+
+
 class Worker:
-    """Serves one queue home; `--device` pins every job it runs to the CPU or one GPU."""
+    """Serves one queue home; `--device` pins every job it runs to the CPU or one GPU.
+
+    File-system trouble (a full disk, a home gone read-only) never kills it with a traceback: a
+    heartbeat that cannot be written is retried at the next beat, an idle worker keeps polling
+    and says why once, and a worker that cannot even record a job's end stops with that reason
+    (the job's stale heartbeat then lets another worker take it after the lease)."""
 
     def __init__(self, root: Path, device: str = "auto", lease: float = queue.DEFAULT_LEASE,
                  poll: float = 0.2, beat: float = 1.0):
         self.root, self.device, self.lease, self.poll, self.beat = root, device, lease, poll, beat
         self.id = f"{socket.gethostname()}-{os.getpid()}"
         self.child: multiprocessing.Process | None = None
-        (root / WORKERS).mkdir(exist_ok=True)
+        self.trouble: str | None = None  # the file-system error last logged, said once
+        try:
+            (root / WORKERS).mkdir(exist_ok=True)
+            self._announce(None)
+        except OSError as exc:
+            raise queue.JobError(f"queue home {root}: a worker cannot write there "
+                                 f"({describe(exc, root)}).") from None
 
     def _announce(self, job_id: str | None) -> None:
         """The worker's own heartbeat, so a dashboard can tell whether anyone serves the queue."""
@@ -168,12 +194,23 @@ class Worker:
                              {"id": self.id, "pid": os.getpid(), "device": self.device,
                               "job": job_id, "heartbeat": time.time()})
 
+    def _io_trouble(self, what: str, exc: OSError) -> None:
+        message = f"{what}: {describe(exc, self.root)}"
+        if message != self.trouble:
+            log.warning("%s (retrying)", message)
+        self.trouble = message
+
     def serve(self, once: bool = False) -> None:
         log.info("worker %s serving %s on %s", self.id, self.root, self.device)
         try:
             while True:
-                self._announce(None)
-                job_id = queue.claim(self.id, os.getpid(), self.root, self.lease)
+                try:
+                    self._announce(None)
+                    job_id = queue.claim(self.id, os.getpid(), self.root, self.lease)
+                except OSError as exc:
+                    self._io_trouble("cannot claim jobs", exc)
+                    job_id = None
+                    time.sleep(max(self.poll, 1.0))
                 if job_id:
                     self.run(job_id)
                 if once:
@@ -183,33 +220,50 @@ class Worker:
         finally:
             (self.root / WORKERS / f"{self.id}.json").unlink(missing_ok=True)
 
+    def _beat(self, job_id: str, job: Path) -> bool:
+        """Relay the child's progress; False when the job is no longer this worker's."""
+        try:
+            self._announce(job_id)
+            progress = runfolder.read_json(job / PROGRESS, {})
+            return queue.heartbeat(job_id, self.root, self.id,
+                                   progress | {"child_pid": self.child.pid}) is not None
+        except OSError as exc:
+            self._io_trouble(f"job {job_id}: heartbeat not written", exc)
+            return True
+
     def run(self, job_id: str) -> str:
         """Run one claimed job in a child process; returns the state it ended in."""
         job = self.root / job_id
-        (job / ERROR).unlink(missing_ok=True)
         (job / PROGRESS).unlink(missing_ok=True)
-        self.child = multiprocessing.get_context("spawn").Process(
-            target=run_child, args=(str(job), self.device), name=f"lottery-job-{job_id}")
+        context = multiprocessing.get_context("spawn")
+        errors, child_errors = context.Pipe(duplex=False)
+        self.child = context.Process(target=run_child, args=(str(job), self.device, child_errors),
+                                     name=f"lottery-job-{job_id}")
         self.child.start()
+        child_errors.close()
         log.info("job %s: running in process %d", job_id, self.child.pid)
         try:
             while self.child.is_alive():
                 self.child.join(self.beat)
-                self._announce(job_id)
-                progress = runfolder.read_json(job / PROGRESS, {})
-                if queue.heartbeat(job_id, self.root, self.id,
-                                   progress | {"child_pid": self.child.pid}) is None:
+                if not self._beat(job_id, job):
                     log.warning("job %s: no longer ours; stopping its process", job_id)
                     self.child.kill()
                     self.child.join()
                     return queue.get(job_id, self.root)["state"]
-            state, error = _outcome(job, self.child.exitcode)
+            state, error = _outcome(self.child.exitcode, _received(errors))
             progress = runfolder.read_json(job / PROGRESS, {})
-            queue.update(job_id, self.root, **progress)
-            queue.finish(job_id, self.root, state, error)
+            try:
+                queue.update(job_id, self.root, **progress)
+                queue.finish(job_id, self.root, state, error)
+            except OSError as exc:
+                raise queue.JobError(f"job {job_id} ended {state}"
+                                     + (f" ({error})" if error else "")
+                                     + f", but that cannot be recorded: {describe(exc, job)}. "
+                                     f"This worker stops.") from None
             log.info("job %s: %s%s", job_id, state, f" ({error})" if error else "")
             return state
         finally:
+            errors.close()
             if self.child.is_alive():  # the worker itself is being stopped: hand the job back
                 self.child.kill()
                 self.child.join()
@@ -218,6 +272,7 @@ class Worker:
 
 
 def main(root: str | None, device: str, once: bool, lease: float) -> int:
+    """`lottery worker`; a fault it cannot serve past propagates as one line through the CLI."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -227,7 +282,7 @@ def main(root: str | None, device: str, once: bool, lease: float) -> int:
     return 0
 
 
-def describe(status: dict) -> str:
+def job_line(status: dict) -> str:
     """One line per job for `lottery jobs`."""
     progress = ""
     if status["state"] == queue.RUNNING:

@@ -8,11 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from . import config as config_lib  # noqa: E402
-from . import runfolder  # noqa: E402
-from .events import Listener  # noqa: E402
+from . import config as config_lib
+from . import quiet_import
+from . import runfolder
+from .events import Listener
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -55,12 +54,23 @@ class ProgressBar(Listener):
         self.stream.flush()
 
 
+def runs_home(cfg: config_lib.Config) -> Path:
+    """Where a run without --out goes: imp.results_dir, else run.artifacts_dir (the plan's keys),
+    else $LOTTERY_HOME, else ./runs."""
+    return Path(cfg.imp.results_dir or cfg.run.artifacts_dir
+                or os.environ.get("LOTTERY_HOME") or "runs")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = config_lib.load(args.config, args.set)
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else runfolder.new_run_dir(runs_home(cfg), cfg.run.name)
     if runfolder.is_complete(out):
         raise config_lib.ConfigError(f"--out {out}: holds a finished run; choose another folder.")
-    from . import pipeline
+    if out.exists() and not out.is_dir():
+        raise config_lib.ConfigError(f"--out {out}: is a file; choose a folder.")
+    from . import imp, pipeline
+
+    imp.check_device(cfg.run.device)
 
     summary = pipeline.execute(cfg, out, ProgressBar(cfg))
     ticket = summary["ticket"]
@@ -115,14 +125,17 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
     if not (args.config or args.run):
         raise config_lib.ConfigError("hybrid: pass --config FILE, or --run RUN_DIR.")
     run_dir = Path(args.run) if args.run else None
+    if run_dir and not (run_dir / runfolder.SPLIT).is_file():
+        raise config_lib.ConfigError(f"--run {run_dir}: not a run folder with finished rounds.")
     cfg = config_lib.load(args.config or run_dir / runfolder.CONFIG, args.set)
-    out = Path(args.out) if args.out else (run_dir / runfolder.HYBRID if run_dir else
-                                           Path("runs") / f"hybrid-{cfg.run.name}")
+    out = Path(args.out) if args.out else (
+        run_dir / runfolder.HYBRID if run_dir
+        else runfolder.new_run_dir(runs_home(cfg), f"hybrid-{cfg.run.name}"))
     imp.setup_runtime(cfg.run.device)
     result = hybrid.run(cfg, out, run_dir, args.model, args.layer, args.trees)
     print(f"hybrid {result['layer']} + RandomForest: test accuracy {result['accuracy']:.4f}, "
           f"F1 {result['f1']:.4f}, {result['flops']:,} FLOPs to that layer -> "
-          f"{out / hybrid.METRICS}")
+          f"{out / runfolder.HYBRID_METRICS}")
     if run_dir:
         from . import report
 
@@ -148,7 +161,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     from jobs import queue, worker
 
     for status in queue.list_jobs(args.home):
-        print(worker.describe(status))
+        print(worker.job_line(status))
     return 0
 
 
@@ -252,13 +265,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TENSORFLOW_COMMANDS = ("run", "ticket", "experiment", "hybrid")
+
+
+def _save_traceback() -> Path | None:
+    """Keep the traceback of an unforeseen error in a file the one-line message points at."""
+    import traceback
+
+    from .image_folder import cache_root
+
+    try:
+        path = cache_root() / "last-error.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"lottery {' '.join(sys.argv[1:])}\n{traceback.format_exc()}")
+        return path
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; every error ends in one line on stderr (exit 2 for input the user can fix,
+    1 for anything else, whose traceback is saved to a file the line names)."""
+    from .faults import UserError, describe
+
     args = build_parser().parse_args(argv)
     try:
+        if args.command in TENSORFLOW_COMMANDS:
+            quiet_import.tensorflow()
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # ConfigError, JobError too
-        print(f"\nerror: {exc}", file=sys.stderr)
+    except (UserError, FileNotFoundError) as exc:
+        print(f"\nerror: {describe(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished rounds are kept (run the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        saved = _save_traceback()
+        print(f"\nerror: {describe(exc)}"
+              + (f" (details in {saved})" if saved else ""), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -134,24 +134,33 @@ SOURCES: dict[str, Callable[[DataConfig, Progress | None], Pool]] = {"bundled": 
                                                      "keras": _keras}
 
 
-def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:
-    """Stratified train/val/test indices, fixed by the seed; `limit_total` subsamples first."""
-    indices = np.arange(len(pool.y))
+def split_labels(y: np.ndarray, official_test: bool, cfg: DataConfig, seed: int) -> Split:
+    """Stratified train/val/test indices of labels `y`, fixed by the seed; `limit_total`
+    subsamples first. With an official test split, `test` indexes that split, which stays whole.
+    Labels are all it needs, so the validator runs it before any image is loaded."""
+    indices = np.arange(len(y))
     if cfg.limit_total is not None and cfg.limit_total < len(indices):
         indices, _ = train_test_split(indices, train_size=cfg.limit_total,
-                                      stratify=pool.y, random_state=seed)
-    if pool.y_test is not None:
-        test = np.arange(len(pool.y_test))
+                                      stratify=y, random_state=seed)
+    if official_test:
         val_share = cfg.val_split / (cfg.train_split + cfg.val_split)
         train, val = train_test_split(indices, test_size=val_share,
-                                      stratify=pool.y[indices], random_state=seed)
-        return Split(np.sort(train), np.sort(val), test)
+                                      stratify=y[indices], random_state=seed)
+        return Split(np.sort(train), np.sort(val), np.array([], dtype=np.int64))
     train, rest = train_test_split(indices, train_size=cfg.train_split,
-                                   stratify=pool.y[indices], random_state=seed)
+                                   stratify=y[indices], random_state=seed)
     val_share = cfg.val_split / (1.0 - cfg.train_split)
     val, test = train_test_split(rest, train_size=val_share,
-                                 stratify=pool.y[rest], random_state=seed)
+                                 stratify=y[rest], random_state=seed)
     return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:
+    """The run's split of a loaded pool (its official test split, if any, is the test part)."""
+    split = split_labels(pool.y, pool.y_test is not None, cfg, seed)
+    if pool.y_test is not None:
+        split.test = np.arange(len(pool.y_test))
+    return split
 
 
 def load_pool(cfg: DataConfig, progress: Progress | None = None) -> Pool:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import plotly.graph_objects as go
-import yaml
 from plotly.subplots import make_subplots
 
 from . import config as config_lib
-from . import runfolder
+from . import runfolder, yaml_text
 from .config import ConfigError
 from .events import Listener
+from .faults import describe
 from .report import SERIES_COLOURS
 
 SERIES_NAMES = {"imp": "winning ticket (IMP)", "random_reinit": "random reinit",
@@ -48,9 +48,11 @@ class Experiment:
 def load(path: Path) -> Experiment:
     """Read an experiment YAML; its config paths are relative to the YAML's own folder."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"experiment file {path}: {exc}") from None
+        raw = yaml_text.parse(Path(path).read_bytes(), f"experiment file {path}")
+    except OSError as exc:
+        raise ConfigError(f"experiment file {path}: {describe(exc)}") from None
+    except yaml_text.YamlError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("runs"), list) or not raw["runs"]:
         raise ConfigError(f"experiment file {path}: expected keys name, out, results and a "
                           f"non-empty list `runs` of {{label, config, seeds}}.")

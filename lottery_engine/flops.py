@@ -29,13 +29,15 @@ def model_flops(model: keras.Model) -> int:
 
 
 def layer_flops(model: keras.Model, densities: dict[str, float],
-                include_frozen_base: bool = False) -> dict[str, int]:
-    """FLOPs of each top-level counted layer at the given mask densities (1.0 where not pruned)."""
+                include_frozen_base: bool = False, base_flops: int | None = None
+                ) -> dict[str, int]:
+    """FLOPs of each top-level counted layer at the given mask densities (1.0 where not pruned);
+    `base_flops` replaces the computed figure of a frozen base (the plan's override)."""
     out = {}
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             if include_frozen_base:
-                out[layer.name] = model_flops(layer)
+                out[layer.name] = base_flops or model_flops(layer)
             continue
         dense = _layer_flops(layer)
         if dense:

@@ -16,7 +16,6 @@ from . import data as data_lib
 from . import flops, metrics, models, runfolder
 
 DEFAULT_LAYER = {"vgg16": "block3_conv3", "lenet": "conv_2"}
-METRICS = "test_metrics.json"  # in RUN_DIR/hybrid/ when made from a run
 
 
 def _up_to(model: keras.Model, name: str) -> keras.Model:
@@ -71,5 +70,5 @@ def run(cfg: config_lib.Config, out_dir: Path, run_dir: Path | None = None,
               "train_images": int(len(dataset.y_train)), "test_images": int(len(dataset.y_test))}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runfolder.write_json(out_dir / METRICS, result)
+    runfolder.write_json(out_dir / runfolder.HYBRID_METRICS, result)
     return result

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from . import data as data_lib
 from . import features, flops, metrics, models, runfolder
-from .config import Config, rewind_step, to_yaml
+from .config import Config, ConfigError, rewind_step, to_yaml
 from .events import Listener
 from .masks import MaskManager, load_masks, random_masks_like
 
@@ -54,13 +54,26 @@ class _Progress(keras.callbacks.Callback):
                                                               (logs or {}).items()})
 
 
+def check_device(device: str) -> list:
+    """The GPUs TensorFlow sees; a `gpu` or `gpu:N` this machine does not have is a ConfigError
+    naming what it has (a run never falls back to the CPU silently)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    wanted = device == "gpu" or device.startswith("gpu:")
+    index = int(device[4:]) if device.startswith("gpu:") else 0
+    if wanted and index >= len(gpus):
+        found = ", ".join(f"gpu:{i} ({g.name})" for i, g in enumerate(gpus)) or "none"
+        raise ConfigError(f"run.device: {device} is not on this machine; GPUs found: {found}. "
+                          f"Use cpu or auto{', or one of those' if gpus else ''}.")
+    return gpus
+
+
 def setup_runtime(device: str) -> None:
     """Pick the device and make CPU runs bit-for-bit repeatable. Call before building models."""
+    gpus = check_device(device)
     if device == "cpu":
         tf.config.set_visible_devices([], "GPU")
     elif device.startswith("gpu:"):
-        gpus = tf.config.list_physical_devices("GPU")
-        tf.config.set_visible_devices(gpus[int(device[4:])] if gpus else [], "GPU")
+        tf.config.set_visible_devices(gpus[int(device[4:])], "GPU")
     tf.config.experimental.enable_op_determinism()
     tf.get_logger().setLevel(logging.ERROR)  # retracing notes: expected, one fit per round
 
@@ -81,9 +94,25 @@ class Trainer:
     def __post_init__(self) -> None:
         keras.utils.set_random_seed(self.cfg.run.seed)
         self.model = self._build()
-        self.manager = MaskManager(self.model, models.PRUNABLE[self.cfg.train.arch])
+        self.manager = MaskManager(self.model, self.cfg.prunable)
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
+        self._warn_base_flops()
         self._prepare_inputs()
+
+    def _warn_base_flops(self) -> None:
+        """The plan's `vgg16_base_flops` replaces a computed figure: say so, once per run."""
+        given = self.cfg.flops.vgg16_base_flops
+        if given is None:
+            return
+        bases = [layer for layer in self.model.layers if isinstance(layer, keras.Model)]
+        if not bases:
+            log.warning("flops.vgg16_base_flops: ignored; %s has no VGG16 base",
+                        self.cfg.train.arch)
+            return
+        log.warning("flops.vgg16_base_flops: counting the frozen base as %s FLOPs, as configured, "
+                    "instead of the %s computed from its layers at this input size. The original "
+                    "plan's 14,714,734,080 is about VGG16's parameter count (14,714,688) x 1,000, "
+                    "not its FLOPs.", f"{given:,}", f"{flops.model_flops(bases[0]):,}")
 
     def _prepare_inputs(self) -> None:
         """What the trained model sees: images, or a frozen base's cached outputs (SPEC §8).
@@ -123,15 +152,19 @@ class Trainer:
         batches = -(-len(self.data.y_train) // train.batch_size)
         first = round_index == 0 and series == "imp"
         snapshot_step = rewind_step(self.cfg, batches) if first else 0
-        progress = _Progress(self.listener, round_index, batches, snapshot_step,
-                             self.model.get_weights)
+        callbacks = [_Progress(self.listener, round_index, batches, snapshot_step,
+                               self.model.get_weights)]
+        if train.early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=train.patience, restore_best_weights=True))
         self.listener.round_started(round_index, series, self.manager.report()["global_sparsity"])
         start = time.perf_counter()
         history = self.fit_model.fit(self.inputs["train"], self.data.y_train,
                                      batch_size=train.batch_size, epochs=train.epochs,
                                      validation_data=(self.inputs["val"], self.data.y_val),
-                                     shuffle=True, verbose=0, callbacks=[progress])
+                                     shuffle=True, verbose=0, callbacks=callbacks)
         seconds = time.perf_counter() - start
+        progress = callbacks[0]
         if snapshot_step and progress.snapshot is None:
             raise ValueError(f"imp.rewind: {self.cfg.imp.rewind} is past the end of round 0 "
                              f"({progress.step} steps); choose a smaller N.")
@@ -146,7 +179,8 @@ class Trainer:
             self.data.y_test, metrics.predict_proba(self.fit_model, self.inputs["test"]), "test")
         densities = {n: 1.0 - s for n, s in report["layer_sparsity"].items()}
         per_layer_flops = flops.layer_flops(self.model, densities,
-                                            self.cfg.flops.include_frozen_base)
+                                            self.cfg.flops.include_frozen_base,
+                                            self.cfg.flops.vgg16_base_flops)
         pruned = report["total_prunable"] - report["remaining_prunable"]
         return {
             "round": round_index,

@@ -6,17 +6,12 @@ saved ticket takes the same raw images the run was given.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import numpy as np
 from keras import layers
 
 from .config import TrainConfig
-from .keras_cache import keras_home
-
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
+from .keras_cache import vgg16_weights_path
 
 def _head(num_classes: int) -> layers.Dense:
     if num_classes == 2:
@@ -51,19 +46,6 @@ def lenet_300_100(input_shape: tuple[int, int, int], num_classes: int) -> keras.
     ], name="lenet_300_100")
 
 
-def vgg16_weights_path(weights: str) -> str | None:
-    """Resolve `train.weights` to a local file, or explain where to put it (never downloads)."""
-    if weights == "none":
-        return None
-    path = Path(weights) if weights != "imagenet" else keras_home() / "models" / VGG16_NOTOP_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"train.weights: VGG16 ImageNet weights not found at {path}. Put "
-            f"{VGG16_NOTOP_FILE} there (or set train.weights to its path), "
-            f"or use train.weights: none to train from scratch.")
-    return str(path)
-
-
 def _caffe_preprocessing() -> layers.Conv2D:
     """VGG16's own input preprocessing (RGB -> BGR, minus the ImageNet mean) as a frozen 1x1
     convolution: a plain Keras layer, so the saved model loads with safe_mode and no custom code."""
@@ -89,13 +71,6 @@ def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "n
     x = layers.Dense(256, activation="relu", name="fc1")(x)
     x = layers.Dense(256, activation="relu", name="fc2")(x)
     return keras.Model(inputs, _head(num_classes)(x), name="vgg16_head")
-
-
-PRUNABLE = {
-    "lenet": ["conv_1", "conv_2", "dense_1", "dense_2", "output"],
-    "lenet_300_100": ["dense_1", "dense_2", "output"],
-    "vgg16": ["fc1", "fc2", "output"],
-}
 
 
 def build(cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:

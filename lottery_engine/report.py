@@ -6,6 +6,7 @@ TensorFlow, so the dashboard can draw the same figures the report file holds.
 
 from __future__ import annotations
 
+import html as html_lib
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -111,7 +112,8 @@ def compare(series: dict[str, list[dict]], metric: str = "val_accuracy") -> go.F
     """Several series (runs or a run's controls) on one sparsity-vs-accuracy figure."""
     fig = go.Figure()
     for name, records in series.items():
-        fig.add_trace(go.Scatter(x=_pct(records), y=[r[metric] for r in records], name=name,
+        fig.add_trace(go.Scatter(x=_pct(records), y=[r[metric] for r in records],
+                                 name=html_lib.escape(name),
                                  mode="lines+markers",
                                  line={"color": SERIES_COLOURS.get(name)}))
     fig.update_layout(title=f"Sparsity vs {metric}", xaxis_title="global sparsity (%)",
@@ -147,7 +149,7 @@ def figures(run_dir: Path) -> list[go.Figure]:
     all_series = runfolder.series(run_dir)
     if len(all_series) > 1:
         figs.append(compare(all_series))
-    hybrid = runfolder.read_json(run_dir / runfolder.HYBRID / "test_metrics.json")
+    hybrid = runfolder.hybrid_metrics(run_dir)
     if hybrid:
         figs.append(accuracy_vs_flops(records, hybrid))
     return figs
@@ -163,7 +165,8 @@ def write(run_dir: Path, html: bool = True, markdown: bool = True) -> None:
         return
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
              for i, fig in enumerate(figures(run_dir))]
+    name = html_lib.escape(runfolder.run_name(run_dir))
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
-            f"{run_dir.name}</title></head><body><h1>{run_dir.name}</h1>"
+            f"{name}</title></head><body><h1>{name}</h1>"
             + "".join(parts) + "</body></html>")
     runfolder.atomic_write(run_dir / runfolder.REPORT_HTML, page)

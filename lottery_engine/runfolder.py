@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import re
+import secrets
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("lottery")
 
 CONFIG = "config.yaml"
 ROUNDS = "rounds.jsonl"
@@ -28,6 +34,19 @@ REPORT_HTML = "report.html"
 REPORT_MD = "rounds.md"
 CONTROLS = "controls"
 HYBRID = "hybrid"
+HYBRID_METRICS = "test_metrics.json"  # what `lottery hybrid` writes (in RUN_DIR/hybrid/)
+
+
+def slug(name: str, length: int = 40) -> str:
+    """A run name as a safe folder-name part: letters, digits, '.', '_' and '-' only."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:length].strip("-.")
+    return text or "run"
+
+
+def new_run_dir(parent: Path, name: str) -> Path:
+    """A fresh folder path under `parent` for a run named `name`: the name is a label, and the
+    folder's name is made here (slug, time, random suffix), so no name can point elsewhere."""
+    return Path(parent) / f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def mask_file(round_index: int) -> str:
@@ -66,16 +85,52 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def drop_torn_tail(path: Path) -> None:
+    """Truncate an append-only file to its last complete line: a writer killed mid-line (or a
+    full disk) leaves a torn tail that the next append would otherwise weld onto a new line."""
+    try:
+        with open(path, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(max(0, size - 1))
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            keep = f.read().rfind(b"\n") + 1
+            log.warning("%s: dropped an incomplete last line (%d bytes) before appending",
+                        path, size - keep)
+            f.truncate(keep)
+    except FileNotFoundError:
+        pass
+
+
 def append_round(run_dir: Path, record: dict) -> None:
     """Append one round as a JSON line and make it durable before returning."""
-    with open(Path(run_dir) / ROUNDS, "a") as f:
+    path = Path(run_dir) / ROUNDS
+    drop_torn_tail(path)
+    with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
+def _parse_lines(path: Path, lines: list[bytes]) -> list[dict]:
+    records = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            log.warning("%s: skipped a line that is not a JSON record: %.60r", path, line)
+    return records
+
+
 def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
-    """Complete lines after byte `offset`, and the offset to continue from next time."""
+    """Complete lines after byte `offset`, and the offset to continue from next time.
+
+    An incomplete last line (still being written, or torn) is left for later and logged."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
@@ -83,8 +138,9 @@ def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
     except FileNotFoundError:
         return [], offset
     end = chunk.rfind(b"\n") + 1
-    lines = chunk[:end].splitlines()
-    return [json.loads(line) for line in lines if line.strip()], offset + end
+    if chunk[end:].strip():
+        log.info("%s: an incomplete last line (%d bytes) is not read", path, len(chunk) - end)
+    return _parse_lines(path, chunk[:end].splitlines()), offset + end
 
 
 def read_rounds(run_dir: Path) -> list[dict]:
@@ -97,6 +153,34 @@ def keep_rounds_below(path: Path, first_dropped: int) -> None:
     kept = [r for r in records if r["round"] < first_dropped]
     if len(kept) != len(records):
         atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def frozen_config(run_dir: Path) -> dict:
+    """The run's frozen config as plain data ({} when absent or unreadable), without validation:
+    for readers that only need a field or two (name, report settings)."""
+    from .yaml_text import YamlError, parse
+
+    try:
+        raw = parse((Path(run_dir) / CONFIG).read_bytes(), str(Path(run_dir) / CONFIG))
+    except (OSError, YamlError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def run_name(run_dir: Path) -> str:
+    """The run's name (a label, to be shown as plain text), else its folder's name."""
+    name = (frozen_config(run_dir).get("run") or {}).get("name")
+    return name if isinstance(name, str) and name else Path(run_dir).name
+
+
+def hybrid_metrics(run_dir: Path) -> dict | None:
+    """The hybrid baseline to compare with: the file the config names when
+    report.compare_with_hybrid_pipeline is on, else RUN_DIR/hybrid/test_metrics.json."""
+    report = frozen_config(run_dir).get("report") or {}
+    path = report.get("hybrid_pipeline_metrics_path")
+    if not (report.get("compare_with_hybrid_pipeline") and isinstance(path, str)):
+        path = Path(run_dir) / HYBRID / HYBRID_METRICS
+    return read_json(Path(path))
 
 
 def control_dir(run_dir: Path, name: str) -> Path:

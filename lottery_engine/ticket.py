@@ -17,12 +17,13 @@ import numpy as np
 from . import config as config_lib
 from . import data as data_lib
 from . import metrics, models, runfolder
+from .faults import UserError
 from .masks import load_masks
 
 TOLERANCE = 1e-6
 
 
-class TicketError(RuntimeError):
+class TicketError(UserError, RuntimeError):
     """The ticket cannot be made or does not reproduce its logged accuracy."""
 
 

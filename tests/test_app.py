@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from app.lab import plain
 from jobs import queue
 from lottery_engine import config as config_lib
 from lottery_engine import runfolder
@@ -246,3 +248,35 @@ def test_run_page_rereads_a_rounds_file_that_was_rewritten_shorter(served, monke
         assert next(m.value for m in at.metric if m.label == "Rounds finished") == "1"
     finally:
         runfolder.atomic_write(path, original)
+
+
+def test_yaml_tab_refuses_empty_text_and_an_alias_bomb_quickly(tmp_path, monkeypatch):
+    from .test_hardening_input import BOMB
+
+    at = app(tmp_path, monkeypatch)
+    at.text_area(key="yaml_text").set_value("   \n").run()
+    at.button[1].click().run()
+    assert "config: empty" in at.error[0].value
+    at.text_area(key="yaml_text").set_value(BOMB).run()
+    start = time.perf_counter()
+    at.button[1].click().run()
+    assert time.perf_counter() - start < 5  # the whole rerun, not minutes
+    assert "expands to more than 10,000 values" in at.error[0].value
+    assert queue.list_jobs(tmp_path) == []
+
+
+def test_names_are_shown_as_plain_text_and_broken_jobs_can_be_deleted(tmp_path, monkeypatch):
+    hostile = "[click](http://x) <img src=x onerror=alert(1)> **bold**"
+    job_id = queue.submit(tiny_yaml("placeholder").replace("name: placeholder",
+                                                           f"name: '{hostile}'"), tmp_path)
+    at = app(tmp_path, monkeypatch, "views/run.py", job=job_id)
+    assert not at.exception
+    assert at.title[0].value == f"{plain(hostile)} · queued"
+    assert at.title[0].value.startswith("\\[click\\]\\(http\\://x\\) \\<img src=x")
+    broken = queue.submit(tiny_yaml("broken"), tmp_path)
+    (tmp_path / broken / queue.STATUS).write_text("{garbage")
+    at = app(tmp_path, monkeypatch, "views/runs.py")
+    assert not at.exception
+    assert any(plain("status.json cannot be read") in e.value for e in at.error)
+    next(b for b in at.button if b.key == f"delete-{broken}").click().run()
+    assert [j["id"] for j in queue.list_jobs(tmp_path)] == [job_id]

@@ -7,9 +7,11 @@ from lottery_engine.config import ConfigError
 from .conftest import ROOT
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "imp_lenet.yaml", "imp_vgg16.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "imp_lenet.yaml", "imp_vgg16.yaml",
+                                  "plan_imp_lenet.yaml", "plan_imp_vgg16.yaml"])
 def test_shipped_configs_validate(name):
-    cfg = config_lib.load(ROOT / "configs" / name)
+    """Every value is valid; the folders they point at are the user's to supply."""
+    cfg = config_lib.load(ROOT / "configs" / name, check_files=False)
     assert list(cfg.to_dict()) == ["run", "data", "train", "imp", "flops", "report"]
 
 
@@ -35,7 +37,7 @@ BAD = [
     ({"train": {"arch": "lenett"}}, "Did you mean 'lenet'?"),
     ({"imp": {"prune_rate": 1.5}}, "imp.prune_rate: invalid value 1.5; expected a number in (0, 1)"),
     ({"imp": {"prune_rate": 0}}, "imp.prune_rate: invalid value 0"),
-    ({"train": {"epochs": -1}}, "train.epochs: invalid value -1; expected an integer >= 1"),
+    ({"train": {"epochs": -1}}, "train.epochs: invalid value -1; expected an integer from 1 to 10,000"),
     ({"train": {"epochs": "ten"}}, "train.epochs: invalid value 'ten'"),
     ({"imp": {"prune_rte": 0.2}}, "imp.prune_rte: unknown key. Did you mean 'prune_rate'?"),
     ({"trian": {}}, "trian: unknown key. Did you mean 'train'?"),
@@ -52,7 +54,7 @@ BAD = [
     ({"data": {"channels": 2}}, "data.channels: unknown value 2; allowed: 1, 3"),
     ({"data": {"train_split": 0.8, "val_split": 0.3}},
      "data.val_split: invalid value 0.3; train_split + val_split must be below 1"),
-    ({"data": {"limit_total": 5}}, "data.limit_total: invalid value 5; expected an integer >= 20"),
+    ({"data": {"limit_total": 5}}, "data.limit_total: invalid value 5; expected an integer from 20 to"),
     ({"train": {"learning_rate": -0.1}}, "train.learning_rate: invalid value -0.1"),
     ({"train": {"optimizer": "adamw"}}, "train.optimizer: unknown value 'adamw'; allowed: adam, sgd"),
     ({"train": {"weights": "imagenet"}}, "train.weights: invalid value 'imagenet'; only vgg16"),

@@ -15,7 +15,8 @@ from PIL import Image
 from lottery_engine import config as config_lib
 from lottery_engine import data as data_lib
 from lottery_engine import flops, image_folder, imp, models, pipeline, runfolder
-from lottery_engine.config import TrainConfig
+from lottery_engine.config import ConfigError, TrainConfig
+from lottery_engine.keras_cache import VGG16_NOTOP_FILE
 from lottery_engine.masks import load_masks
 
 from .conftest import ROOT
@@ -66,7 +67,7 @@ def test_flat_layout_decodes_converts_and_skips_the_corrupt_file(tmp_path, caplo
     assert classes == ["cat", "dog"] and images.shape == (62, 24, 32, 3)
     assert images.dtype == np.uint8 and isinstance(images, np.memmap)
     assert np.bincount(labels).tolist() == [31, 31]
-    assert "skipped 1 unreadable image(s)" in caplog.text and "dog.999.jpg" in caplog.text
+    assert "skipped 1 file(s)" in caplog.text and "dog.999.jpg" in caplog.text
     assert calls[-1] == ("decoding images", 63, 63)
 
     calls.clear()
@@ -114,7 +115,7 @@ def test_lenet_imp_end_to_end_on_an_image_folder(tmp_path):
     summary = pipeline.execute(_folder_config(make_flat(tmp_path / "flat")), run_dir)
     assert [r["round"] for r in summary["rounds"]] == [0, 1]
     assert summary["ticket"]["reloaded_val_accuracy"] == summary["ticket"]["logged_val_accuracy"]
-    assert "skipped 1 unreadable image(s)" in (run_dir / runfolder.LOG).read_text()
+    assert "skipped 1 file(s)" in (run_dir / runfolder.LOG).read_text()
 
 
 def test_vgg16_feature_cache_changes_nothing_but_speed(tmp_path):
@@ -124,8 +125,8 @@ def test_vgg16_feature_cache_changes_nothing_but_speed(tmp_path):
     folder = make_subfolders(tmp_path / "sub", per_class=30)
     runs = {}
     for cache in (True, False):
-        cfg = _folder_config(folder, train__arch="vgg16", train__feature_cache=cache,
-                             train__epochs=1, imp__num_rounds=1)
+        cfg = _folder_config(folder, train__arch="vgg16", train__weights="none",
+                             train__feature_cache=cache, train__epochs=1, imp__num_rounds=1)
         runs[cache] = pipeline.execute(cfg, tmp_path / f"cache-{cache}")
     for r in (0, 1):
         on, off = (runs[c]["rounds"][r] for c in (True, False))
@@ -145,10 +146,10 @@ def test_vgg16_feature_cache_changes_nothing_but_speed(tmp_path):
 
 def test_absent_imagenet_weights_fail_at_once_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(ConfigError) as info:
         models.build(TrainConfig(arch="vgg16", weights="imagenet"), (32, 32, 3), 2)
     message = str(info.value)
-    assert models.VGG16_NOTOP_FILE in message and str(tmp_path / "keras" / "models") in message
+    assert VGG16_NOTOP_FILE in message and str(tmp_path / "keras" / "models") in message
     assert "train.weights: none" in message
 
 
@@ -201,7 +202,7 @@ def test_hybrid_on_a_run_writes_metrics_and_joins_the_report(tmp_path):
 
 def test_random_reinit_keeps_the_frozen_base(tmp_path):
     folder = make_subfolders(tmp_path / "sub", per_class=10)
-    cfg = _folder_config(folder, train__arch="vgg16", train__epochs=1)
+    cfg = _folder_config(folder, train__arch="vgg16", train__weights="none", train__epochs=1)
     trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
     fresh = trainer.fresh_init(seed=99)
     for variable, new, old in zip(trainer.model.weights, fresh, trainer.manager.rewind_weights):

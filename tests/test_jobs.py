@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -98,9 +99,14 @@ def test_cancel_queued_at_once_and_running_at_a_batch_boundary(tmp_path):
 
 
 def test_runtime_failure_is_recorded_and_the_next_job_still_runs(tmp_path):
-    missing = tmp_path / "no-such-folder"
+    missing = tmp_path / "gone-after-submit"
+    for label in ("a", "b"):  # valid at submit (listed, not decoded), removed before the run
+        (missing / label).mkdir(parents=True)
+        for i in range(12):
+            (missing / label / f"{i}.png").write_bytes(b"png")
     bad = queue.submit(tiny_yaml("bad").replace(
         "source: bundled, name: digits", f"source: folder, data_dir: '{missing}'"), tmp_path)
+    shutil.rmtree(missing)
     good = queue.submit(tiny_yaml("good", rounds=1), tmp_path)
     worker = start_worker(tmp_path)
     try:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lottery_engine import models
-from lottery_engine.config import TrainConfig
+from lottery_engine.config import PRUNABLE_LAYERS, TrainConfig
 from lottery_engine.masks import MaskManager, magnitude_prune, random_masks_like, sparsity_report
 
 
@@ -78,7 +78,7 @@ def test_random_masks_keep_per_layer_counts():
 def lenet():
     keras.utils.set_random_seed(1)
     model = models.build(TrainConfig(arch="lenet"), (16, 16, 1), 10)
-    return model, MaskManager(model, models.PRUNABLE["lenet"])
+    return model, MaskManager(model, PRUNABLE_LAYERS["lenet"])
 
 
 def test_rewind_restores_theta0_under_the_mask_and_every_other_parameter(lenet):

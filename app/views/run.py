@@ -27,7 +27,7 @@ live = queue.get(job_id, root)["state"] in (queue.QUEUED, queue.RUNNING)
 def run_view() -> None:
     status = queue.get(job_id, root)
     records = lab.rounds(run_dir)
-    st.title(f"{status.get('name')} · {status['state']}")
+    st.title(f"{lab.plain(status.get('name'))} · {status['state']}")
     cols = st.columns(4)
     cols[0].metric("Rounds finished", len(records))
     cols[1].metric("Sparsity", f"{100 * (records[-1]['global_sparsity'] if records else 0):.1f}%")
@@ -38,7 +38,7 @@ def run_view() -> None:
         st.progress(lab.progress_fraction(status), text=lab.progress_text(status)
                     + f" · ETA {lab.duration(status.get('eta'))}")
     if status.get("error"):
-        st.error(f"Failed: {status['error']}")
+        st.error(f"{status['state'].capitalize()}: {lab.plain(status['error'])}")
     if live and status["state"] in queue.FINISHED:
         st.rerun()  # the job ended: redraw the whole page once, with downloads, and stop polling
 

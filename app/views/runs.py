@@ -20,7 +20,7 @@ def jobs_table() -> None:
         job_id, state = status["id"], status["state"]
         with st.container(border=True):
             left, mid, right = st.columns([3, 4, 2])
-            left.page_link("views/run.py", label=f"**{status.get('name')}** · {job_id}",
+            left.page_link("views/run.py", label=f"**{lab.plain(status.get('name'))}** · {job_id}",
                            query_params={"job": job_id})
             left.caption(f"{state}" + (f" · worker {status['worker']}"
                                        if status.get("worker") else ""))
@@ -32,7 +32,7 @@ def jobs_table() -> None:
             mid.caption(f"elapsed {lab.duration(status.get('elapsed'))} · ETA "
                         f"{lab.duration(status.get('eta')) if state == 'running' else '–'}")
             if status.get("error"):
-                mid.error(status["error"])
+                mid.error(lab.plain(status["error"]))
             if state in (queue.QUEUED, queue.RUNNING):
                 if right.button("Cancel", key=f"cancel-{job_id}",
                                 disabled=bool(status.get("cancel_requested"))):

@@ -1,0 +1,294 @@
+"""The one validator that the CLI, the queue and the dashboard share.
+
+`validate` checks every value of a Config (types, ranges with upper bounds, exact choices), then,
+with `check_files`, what the config points at on this machine: the data folder (exists, readable,
+two or more classes), splits that leave every class in every part, weight and metrics files.
+Each failure is one ConfigError naming the key, the value and what to do. Nothing here imports
+TensorFlow; the devices a run asks for are checked where the run starts (imp.check_device).
+"""
+
+from __future__ import annotations
+
+import re
+import reprlib
+from pathlib import Path
+from typing import Any
+
+from .config import (ARCHS, BUNDLED, CONTROLS, KERAS_DATASETS, OPTIMIZERS, PRUNABLE_LAYERS,
+                     SCOPES, SELECT_METRICS, SOURCES, Config, ConfigError, did_you_mean)
+
+# upper bounds: generous for real work, small enough to catch a typo before it runs for years
+MAX_NAME = 100
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_EPOCHS = 10_000
+MAX_ROUNDS = 1_000
+MAX_BATCH = 65_536
+MAX_LIMIT_TOTAL = 10_000_000
+MAX_IMAGE_SIZE = 1024
+MAX_PATIENCE = 1_000
+MAX_REWIND_STEP = 10**9
+MAX_PATH = 4096
+MAX_FLOPS = 10**16
+
+_DEVICE_RE = re.compile(r"cpu|gpu|auto|gpu:\d{1,4}")
+_REWIND_RE = re.compile(r"init|epoch:\d{1,9}|step:\d{1,10}")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlist = _short.maxdict = 6
+_short.maxlevel = 2
+
+# class sizes of the built-in datasets (train part for keras ones), so splits are checked
+# without loading the data
+CLASS_COUNTS = {
+    ("bundled", "digits"): [178, 182, 177, 183, 181, 182, 181, 179, 174, 180],
+    ("keras", "fashion_mnist"): [6000] * 10,
+    ("keras", "mnist"): [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+    ("keras", "cifar10"): [5000] * 10,
+}
+
+
+def fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{key}: invalid value {_short.repr(value)}; {allowed}.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _choice(key: str, value: Any, options: tuple) -> None:
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or value not in options:
+        hint = did_you_mean(str(value), [str(o) for o in options])
+        allowed = ", ".join(str(o) for o in options)
+        raise ConfigError(f"{key}: unknown value {_short.repr(value)}; allowed: {allowed}.{hint}")
+
+
+def _int_in(key: str, value: Any, low: int, high: int) -> None:
+    if not _is_int(value) or not low <= value <= high:
+        fail(key, value, f"expected an integer from {low:,} to {high:,}")
+
+
+def _fraction(key: str, value: Any, *, open_high: bool = True) -> None:
+    if not (_is_number(value) and 0 < value and (value < 1 if open_high else value <= 1)):
+        fail(key, value, f"expected a number in (0, 1{')' if open_high else ']'}")
+
+
+def _bool(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        fail(key, value, "expected true or false")
+
+
+def _path(key: str, value: Any, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_PATH \
+            or "\x00" in value:
+        fail(key, value, f"expected the path of a folder or file (at most {MAX_PATH} characters)")
+
+
+def check_name(name: Any) -> None:
+    """A run name is a label: any printable text up to MAX_NAME characters, never a path."""
+    if not isinstance(name, str) or not name.strip():
+        fail("run.name", name, "expected a non-empty string")
+    if len(name) > MAX_NAME:
+        fail("run.name", name, f"at most {MAX_NAME} characters (it is {len(name):,})")
+    if _CONTROL_CHARS.search(name):
+        fail("run.name", name, "no control characters such as line breaks or tabs")
+
+
+def _check_run(cfg: Config) -> None:
+    run = cfg.run
+    check_name(run.name)
+    _int_in("run.seed", run.seed, 0, MAX_SEED)
+    if not isinstance(run.device, str) or not _DEVICE_RE.fullmatch(run.device):
+        fail("run.device", run.device, "allowed: cpu, gpu, gpu:N, auto")
+    _path("run.artifacts_dir", run.artifacts_dir)
+
+
+def _check_data(cfg: Config) -> None:
+    data = cfg.data
+    _choice("data.source", data.source, SOURCES)
+    if data.source == "bundled":
+        _choice("data.name", data.name, BUNDLED)
+    elif data.source == "keras":
+        _choice("data.name", data.name, KERAS_DATASETS)
+    elif not isinstance(data.data_dir, str) or not data.data_dir:
+        fail("data.data_dir", data.data_dir, "source 'folder' needs the path of an image folder")
+    else:
+        _path("data.data_dir", data.data_dir, optional=False)
+    size = data.image_size
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(_is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
+        fail("data.image_size", size, f"expected [height, width], integers in 8..{MAX_IMAGE_SIZE}")
+    _choice("data.channels", data.channels, (1, 3))
+    if data.limit_total is not None:
+        _int_in("data.limit_total", data.limit_total, 20, MAX_LIMIT_TOTAL)
+    _fraction("data.train_split", data.train_split)
+    _fraction("data.val_split", data.val_split)
+    # keras datasets keep their official test split, so train and val may share all of train
+    total = data.train_split + data.val_split
+    if total > 1 or (total == 1 and data.source != "keras"):
+        fail("data.val_split", data.val_split,
+             f"train_split + val_split must be below 1 to leave a test split "
+             f"(train_split is {data.train_split})")
+
+
+def _check_train(cfg: Config) -> None:
+    train, data = cfg.train, cfg.data
+    _choice("train.arch", train.arch, ARCHS)
+    if not (train.weights in ("none", "imagenet")
+            or (isinstance(train.weights, str) and train.weights.endswith(".h5")
+                and len(train.weights) <= MAX_PATH)):
+        fail("train.weights", train.weights, "allowed: none, imagenet, or the path of a .h5 file")
+    if train.arch != "vgg16" and train.weights != "none":
+        fail("train.weights", train.weights, "only vgg16 takes pretrained weights; use none")
+    if train.arch == "vgg16" and data.channels != 3:
+        fail("data.channels", data.channels, "vgg16 needs 3 channels")
+    _int_in("train.epochs", train.epochs, 1, MAX_EPOCHS)
+    _int_in("train.batch_size", train.batch_size, 1, MAX_BATCH)
+    if not _is_number(train.learning_rate) or not 0 < train.learning_rate <= 10:
+        fail("train.learning_rate", train.learning_rate, "expected a number in (0, 10]")
+    _choice("train.optimizer", train.optimizer, OPTIMIZERS)
+    _bool("train.feature_cache", train.feature_cache)
+    _bool("train.early_stopping", train.early_stopping)
+    _int_in("train.patience", train.patience, 1, MAX_PATIENCE)
+
+
+def _check_imp(cfg: Config) -> None:
+    imp, arch_layers = cfg.imp, PRUNABLE_LAYERS[cfg.train.arch]
+    _fraction("imp.prune_rate", imp.prune_rate)
+    _int_in("imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
+    _fraction("imp.target_sparsity", imp.target_sparsity, open_high=False)
+    _choice("imp.scope", imp.scope, SCOPES)
+    if imp.prunable_layers is not None:
+        layers = imp.prunable_layers
+        if not isinstance(layers, list) or not layers or len(set(map(str, layers))) != len(layers):
+            fail("imp.prunable_layers", layers,
+                 f"expected a list of distinct layers drawn from {', '.join(arch_layers)}")
+        for layer in layers:
+            _choice("imp.prunable_layers", layer, tuple(arch_layers))
+    if not isinstance(imp.layer_rates, dict):
+        fail("imp.layer_rates", imp.layer_rates, "expected a mapping layer: rate")
+    for layer, rate in imp.layer_rates.items():
+        if layer not in cfg.prunable:
+            raise ConfigError(
+                f"imp.layer_rates.{layer}: not a prunable layer of {cfg.train.arch}."
+                f"{did_you_mean(str(layer), cfg.prunable)} Prunable: {', '.join(cfg.prunable)}.")
+        _fraction(f"imp.layer_rates.{layer}", rate)
+    if not isinstance(imp.rewind, str) or not _REWIND_RE.fullmatch(imp.rewind):
+        fail("imp.rewind", imp.rewind,
+             "allowed: init, epoch:K (K < train.epochs) or step:N (a batch of round 0)")
+    kind, _, count = imp.rewind.partition(":")
+    if kind == "epoch" and int(count) >= cfg.train.epochs:
+        fail("imp.rewind", imp.rewind,
+             f"the rewind epoch must be below train.epochs ({cfg.train.epochs})")
+    if kind == "step" and int(count) > MAX_REWIND_STEP:
+        fail("imp.rewind", imp.rewind, f"N at most {MAX_REWIND_STEP:,}")
+    if not isinstance(imp.controls, list):
+        fail("imp.controls", imp.controls, f"expected a list drawn from {', '.join(CONTROLS)}")
+    for control in imp.controls:
+        _choice("imp.controls", control, CONTROLS)
+    if len(set(imp.controls)) != len(imp.controls):
+        fail("imp.controls", imp.controls, "each control at most once")
+    _choice("imp.select_metric", imp.select_metric, SELECT_METRICS)
+    _path("imp.results_dir", imp.results_dir)
+
+
+def _check_outputs(cfg: Config) -> None:
+    _bool("flops.include_frozen_base", cfg.flops.include_frozen_base)
+    base = cfg.flops.vgg16_base_flops
+    if base is not None:
+        _int_in("flops.vgg16_base_flops", base, 1, MAX_FLOPS)
+    for key in ("html", "markdown", "compare_with_hybrid_pipeline"):
+        _bool(f"report.{key}", getattr(cfg.report, key))
+    _path("report.hybrid_pipeline_metrics_path", cfg.report.hybrid_pipeline_metrics_path)
+    if cfg.report.compare_with_hybrid_pipeline and not cfg.report.hybrid_pipeline_metrics_path:
+        fail("report.hybrid_pipeline_metrics_path", None,
+             "compare_with_hybrid_pipeline is true, so name a hybrid test_metrics.json "
+             "(made by `lottery hybrid`), or set compare_with_hybrid_pipeline: false")
+
+
+def validate(cfg: Config, check_files: bool = True) -> None:
+    """Check every value; with `check_files`, also the files and data the config names.
+    Raises ConfigError naming the first bad key."""
+    _check_run(cfg)
+    _check_data(cfg)
+    _check_train(cfg)
+    _check_imp(cfg)
+    _check_outputs(cfg)
+    if check_files:
+        check_local_files(cfg)
+
+
+# --- what the config points at on this machine -------------------------------------------------
+
+def _labels(cfg: Config) -> tuple[Any, list[str]]:
+    """Class labels of the configured pool (train part for keras) and the class names."""
+    import numpy as np
+
+    if cfg.data.source == "folder":
+        from . import image_folder
+
+        listing = image_folder.list_folder(Path(cfg.data.data_dir))
+        return np.array(listing.label_indices), listing.classes
+    counts = CLASS_COUNTS[(cfg.data.source, cfg.data.name)]
+    return np.repeat(np.arange(len(counts)), counts), [str(c) for c in range(len(counts))]
+
+
+def check_splits(cfg: Config) -> None:
+    """Refuse a limit_total / train_split / val_split that leaves a class out of a split part:
+    the split is computed on the labels alone, exactly as the run will make it."""
+    from . import data as data_lib
+
+    labels, classes = _labels(cfg)
+    official_test = cfg.data.source == "keras"
+    what = (f"{len(labels):,} images in {len(classes)} classes"
+            + (f", limit_total {cfg.data.limit_total:,}" if cfg.data.limit_total else ""))
+    fix = "raise data.limit_total or the split fractions"
+    try:
+        split = data_lib.split_labels(labels, official_test, cfg.data, cfg.run.seed)
+    except ValueError as exc:
+        raise ConfigError(f"data.train_split / data.val_split: cannot split {what} so that "
+                          f"every class is in every part ({' '.join(str(exc).split())}); "
+                          f"{fix}.") from None
+    parts = {"train": ("data.train_split", split.train), "val": ("data.val_split", split.val)}
+    if not official_test:
+        parts["test"] = ("data.train_split + data.val_split", split.test)
+    for part, (key, rows) in parts.items():
+        missing = sorted(set(range(len(classes))) - set(labels[rows].tolist()))
+        if missing:
+            raise ConfigError(f"{key}: with {what}, the {part} part ({len(rows)} images) would "
+                              f"hold no example of class {classes[missing[0]]!r}; {fix}.")
+
+
+def _check_hybrid_metrics(path_text: str) -> None:
+    import json
+
+    key, path = "report.hybrid_pipeline_metrics_path", Path(path_text)
+    try:
+        metrics = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: {path} not found. Make it with `lottery hybrid --config FILE "
+                          f"--out DIR` (it writes DIR/test_metrics.json), or set "
+                          f"report.compare_with_hybrid_pipeline: false.") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{key}: {path} is not a readable JSON file ({exc}).") from None
+    if not (isinstance(metrics, dict) and _is_number(metrics.get("accuracy"))
+            and _is_number(metrics.get("flops"))):
+        raise ConfigError(f"{key}: {path} holds no hybrid metrics (expected the keys accuracy "
+                          f"and flops, as `lottery hybrid` writes them).")
+
+
+def check_local_files(cfg: Config) -> None:
+    """The data folder, the splits, VGG16 weights and the hybrid metrics file, as seen here."""
+    from .keras_cache import vgg16_weights_path
+
+    check_splits(cfg)
+    if cfg.train.arch == "vgg16":
+        vgg16_weights_path(cfg.train.weights)
+    if cfg.report.compare_with_hybrid_pipeline:
+        _check_hybrid_metrics(cfg.report.hybrid_pipeline_metrics_path)
