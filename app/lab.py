@@ -6,6 +6,7 @@ offset into rounds.jsonl is kept in the session, so a live refresh reads only wh
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from lottery_engine import runfolder
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 WORKER_SILENCE = 10.0
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")
+_MARKDOWN = re.compile(r"([\\`*\[\]<>$~|#]|(?<!\w)_|_(?!\w)|:(?=\S))")  # markup, links, HTML, $, :codes:
 
 
 def plain(text: object) -> str:
@@ -85,8 +86,9 @@ def run_folders(root: Path) -> dict[str, Path]:
 
 
 def lab_label(status: dict) -> str:
-    """A plain-text label (select boxes and tables do not render Markdown)."""
-    return f"{status.get('name', '?')} · {status['id']}"
+    """A short plain-text label: the name and the id's random part (select boxes and tables do
+    not render Markdown)."""
+    return f"{status.get('name', '?')} · {status['id'][-6:]}"
 
 
 def duration(seconds: float | None) -> str:
@@ -103,13 +105,84 @@ def progress_fraction(status: dict) -> float:
     return float(status.get("fraction_done", 0.0))
 
 
+def state_text(status: dict) -> str:
+    """The state as a user reads it: a running job asked to stop is 'cancelling…'."""
+    if status.get("state") == queue.RUNNING and status.get("cancel_requested"):
+        return "cancelling…"
+    return status.get("state", "")
+
+
+def round_text(status: dict) -> str:
+    """Round 0 is the dense network; then come the N pruning rounds."""
+    r, n = status.get("round", 0), status.get("num_rounds")
+    return "dense round 0" if r == 0 else f"pruning round {r} of {n}"
+
+
+def phase_text(status: dict) -> str | None:
+    """What a running job does before its first batch (None once batches flow)."""
+    if status.get("state") != queue.RUNNING or status.get("batches"):
+        return None
+    if status.get("task"):
+        return f"{status['task']}: {status.get('task_done', 0):,} of {status['task_total']:,}"
+    if status.get("phase"):
+        return f"{status['phase']}…"
+    return "starting the job's process (importing TensorFlow)…"
+
+
 def progress_text(status: dict) -> str:
     if status.get("state") != queue.RUNNING:
-        return status.get("state", "")
-    return (f"round {status.get('round', 0)}/{status.get('num_rounds')} "
-            f"({status.get('series', 'imp')}), epoch {status.get('epoch', 0)}/"
-            f"{status.get('epochs')}, batch {status.get('batch', 0)}/{status.get('batches', 0)}")
+        return state_text(status)
+    series = status.get("series", "imp")
+    return (f"{round_text(status)}{'' if series == 'imp' else f' ({series})'}, epoch "
+            f"{status.get('epoch', 0)}/{status.get('epochs')}, batch {status.get('batch', 0)}/"
+            f"{status.get('batches', 0)}")
+
+
+def elapsed(status: dict) -> float | None:
+    """Seconds since the job started (until it finished)."""
+    if "started" not in status:
+        return None
+    return status.get("finished", time.time()) - status["started"]
 
 
 def job_label(status: dict) -> str:
-    return f"{lab_label(status)} · {status['state']}"
+    return f"{lab_label(status)} · {state_text(status)}"
+
+
+def job_rows(jobs: list[dict], search: str = "", states: list[str] | None = None) -> list[dict]:
+    """The run table: one row per job, newest first, filtered by name/tag text and state."""
+    needle = search.strip().lower()
+    rows = []
+    for status in reversed(jobs):
+        tags = status.get("tags") or []
+        if needle and needle not in status.get("name", "").lower() \
+                and not any(needle in t.lower() for t in tags):
+            continue
+        if states and status["state"] not in states:
+            continue
+        best = status.get("best_val_accuracy")
+        rows.append({
+            "id": status["id"], "name": status.get("name", ""), "state": state_text(status),
+            "progress": progress_fraction(status), "arch": status.get("arch", ""),
+            "data": status.get("data", ""),
+            "sparsity %": round(100 * status.get("sparsity", 0.0), 1),
+            "best val acc": round(best, 4) if best is not None else None,
+            "ticket round": status.get("ticket_round"),
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(status["submitted"])),
+            "elapsed": duration(elapsed(status)), "worker": status.get("worker") or "",
+            "tags": ", ".join(tags), "error": status.get("error", ""),
+        })
+    return rows
+
+
+def config_text(run_dir: Path) -> str:
+    try:
+        return (run_dir / runfolder.CONFIG).read_text()
+    except OSError:
+        return ""
+
+
+def config_diff(left: str, right: str, left_label: str, right_label: str) -> str:
+    """A unified diff of two frozen configs ('' when they are the same)."""
+    return "\n".join(difflib.unified_diff(left.splitlines(), right.splitlines(), left_label,
+                                           right_label, lineterm=""))

@@ -1,4 +1,5 @@
-"""`make run`: one worker in the background and the dashboard on 127.0.0.1; the worker stops with it."""
+"""`make run`: one worker in the background and the dashboard on 127.0.0.1. A worker that dies
+is restarted (and said so); both stop together."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent / "streamlit_app.py"
+RESTART_DELAY = 2.0
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,21 +33,29 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "LOTTERY_HOME": str(Path(args.home).resolve()),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    worker = subprocess.Popen([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
-                               env["LOTTERY_HOME"], "--device", args.device], env=env)
+    worker_cmd = [sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+                  env["LOTTERY_HOME"], "--device", args.device]
+    worker = subprocess.Popen(worker_cmd, env=env)
+    app = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP),
+                            "--server.address", args.host, "--server.port", str(args.port),
+                            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                            "--client.toolbarMode", "minimal",
+                            "--server.enableStaticServing", "true"], env=env)
+    print(f"Lottery Lab: http://{args.host}:{args.port}  (worker pid {worker.pid}, "
+          f"home {env['LOTTERY_HOME']})", flush=True)
     try:
-        print(f"Lottery Lab: http://{args.host}:{args.port}  (worker pid {worker.pid}, "
-              f"home {env['LOTTERY_HOME']})", flush=True)
-        return subprocess.run([sys.executable, "-m", "streamlit", "run", str(APP),
-                               "--server.address", args.host, "--server.port", str(args.port),
-                               "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                              env=env).returncode
+        while app.poll() is None:  # a worker that dies is restarted while the dashboard runs
+            if worker.poll() is not None:
+                print(f"worker pid {worker.pid} exited with code {worker.returncode}; "
+                      f"restarting it in {RESTART_DELAY:.0f} s", flush=True)
+                time.sleep(RESTART_DELAY)
+                worker = subprocess.Popen(worker_cmd, env=env)
+                print(f"worker restarted: pid {worker.pid}", flush=True)
+            time.sleep(0.5)
+        return app.returncode
     finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        _stop(worker)
+        _stop(app)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
+from app import charts  # noqa: E402
+
 st.set_page_config(page_title="Lottery Lab", page_icon=":material/confirmation_number:",
                    layout="wide")
+# live parts rerun every second or two: keep them at full opacity instead of Streamlit's fade
+st.html("<style>.stElementContainer[data-stale='true']{opacity:1 !important;"
+        "transition:none !important}</style>")
 
 pages = [  # paths are relative to this file
     st.Page("views/launch.py", title="Launch", icon=":material/rocket_launch:", default=True),
@@ -17,4 +22,5 @@ pages = [  # paths are relative to this file
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:",
             url_path="compare"),
 ]
+charts.serve_plotly_js()
 st.navigation(pages).run()

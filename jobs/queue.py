@@ -138,13 +138,46 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None) -> str:
         runfolder.atomic_write(staging / runfolder.CONFIG, config_lib.to_yaml(cfg))
         runfolder.write_json(staging / STATUS, {
             "id": job_id, "name": cfg.run.name, "state": QUEUED, "submitted": time.time(),
-            "num_rounds": cfg.imp.num_rounds, "epochs": cfg.train.epochs})
+            "num_rounds": cfg.imp.num_rounds, "epochs": cfg.train.epochs,
+            "arch": cfg.train.arch, "data": _data_label(cfg.data), "notes": "", "tags": []})
         os.replace(staging, root / job_id)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise JobError(f"queue home {root}: the job could not be written "
                        f"({describe(exc, root)}).") from None
     return job_id
+
+
+def _data_label(data: config_lib.DataConfig) -> str:
+    return f"folder {Path(data.data_dir).name}" if data.source == "folder" else data.name
+
+
+MAX_TAGS, MAX_TAG, MAX_NOTES = 20, 40, 10_000
+
+
+def annotate(job_id: str, root: str | Path | None = None, *, name: str | None = None,
+             notes: str | None = None, tags: list[str] | None = None) -> dict:
+    """Rename a job, or set its notes and tags (labels a user edits after launch; kept in the
+    job's status.json, so every reader of the run folder sees them)."""
+    fields: dict[str, Any] = {}
+    if name is not None:
+        validation.check_name(name)
+        fields["name"] = name.strip()
+    if notes is not None:
+        if len(notes) > MAX_NOTES:
+            raise JobError(f"notes: at most {MAX_NOTES:,} characters (got {len(notes):,}).")
+        fields["notes"] = notes
+    if tags is not None:
+        tags = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+        bad = [t for t in tags if len(t) > MAX_TAG or not t.isprintable()]
+        if bad or len(tags) > MAX_TAGS:
+            raise JobError(f"tags: at most {MAX_TAGS} tags of at most {MAX_TAG} printable "
+                           f"characters each{f' ({bad[0][:50]!r} is not)' if bad else ''}.")
+        fields["tags"] = tags
+    root = home(root)
+    if read_status(job_dir(root, job_id))["state"] == BROKEN:
+        raise JobError(f"job {job_id}: broken; delete it instead.")
+    return update(job_id, root, **fields)
 
 
 def list_jobs(root: str | Path | None = None) -> list[dict]:

@@ -67,6 +67,10 @@ class ProgressWriter(Listener):
         runfolder.write_json(self.path / PROGRESS, self.state | {
             "fraction_done": fraction, "elapsed": elapsed, "eta": eta})
 
+    def phase_started(self, phase):
+        self.state["phase"] = phase
+        self._write(force=True)
+
     def work_progress(self, task, done, total):
         self.state |= {"task": task if done < total else None, "task_done": done,
                        "task_total": total}
@@ -81,7 +85,7 @@ class ProgressWriter(Listener):
     def batch_finished(self, round_index, epoch, batch, batches):
         if queue.cancel_requested(self.path):
             raise RunCancelled("cancelled by the user")
-        self.state |= {"epoch": epoch, "batch": batch, "batches": batches}
+        self.state |= {"epoch": epoch, "batch": batch, "batches": batches, "phase": None}
         self._write()
 
     def epoch_finished(self, round_index, epoch, logs):
@@ -252,6 +256,9 @@ class Worker:
                     return queue.get(job_id, self.root)["state"]
             state, error = _outcome(self.child.exitcode, _received(errors))
             progress = runfolder.read_json(job / PROGRESS, {})
+            ticket = runfolder.read_json(job / runfolder.TICKET_JSON, {})
+            if state == queue.DONE and "round" in ticket:
+                progress["ticket_round"] = ticket["round"]
             try:
                 queue.update(job_id, self.root, **progress)
                 queue.finish(job_id, self.root, state, error)

@@ -17,6 +17,9 @@ class Listener:
 
     def round_finished(self, record: dict) -> None: ...
 
+    def phase_started(self, phase: str) -> None:
+        """A step before the first batch: loading data, building the model, compiling."""
+
     def work_progress(self, task: str, done: int, total: int) -> None:
         """Long preparation work before training: decoding images, filling a feature cache."""
 

@@ -148,6 +148,7 @@ class Trainer:
         """Fresh optimizer, then `epochs` of training; returns history, seconds, rewind snapshot."""
         train = self.cfg.train
         keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
+        self.listener.phase_started("compiling the training step")
         models.compile_model(self.fit_model, train, self.data.num_classes)
         batches = -(-len(self.data.y_train) // train.batch_size)
         first = round_index == 0 and series == "imp"
@@ -252,6 +253,7 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     setup_runtime(cfg.run.device)
+    listener.phase_started("loading data")
     records = runfolder.read_rounds(run_dir)
     split_path = run_dir / runfolder.SPLIT
     if records and split_path.is_file():
@@ -263,6 +265,7 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
         _frozen_config(run_dir, cfg)
         dataset = data_lib.load(cfg.data, cfg.run.seed, progress=listener.work_progress)
         data_lib.save_split(dataset.split, split_path)
+    listener.phase_started("building the model")
     trainer = Trainer(cfg, dataset, run_dir, listener)
     if records:
         _restore(trainer, run_dir, records[-1]["round"])

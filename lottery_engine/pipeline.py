@@ -37,6 +37,9 @@ class _LogRounds(Listener):
                  ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
         self.inner.epoch_finished(round_index, epoch, logs)
 
+    def phase_started(self, phase):
+        self.inner.phase_started(phase)
+
     def work_progress(self, task, done, total):
         step = max(1, total // 10)
         if done == total or done // step != (done - 1) // step:

@@ -14,33 +14,68 @@ from plotly.subplots import make_subplots
 
 from . import runfolder
 
-ACCURACY, F1, INFERENCE = "#E64B35", "#4DBBD5", "#3C5488"
-SERIES_COLOURS = {"imp": ACCURACY, "random_reinit": "#00A087", "random_prune": "#8491B4"}
+ACCURACY, F1, INFERENCE = "#E64B35", "#4DBBD5", "#3C5488"  # SPEC §6: one run's metrics
+# series: the ticket and each control, everywhere (pages, report, experiment write-up)
+SERIES_COLOURS = {"imp": "#E64B35", "random_reinit": "#00A087", "random_prune": "#7E6148"}
+SERIES_DASH = {"imp": "solid", "random_reinit": "dash", "random_prune": "dot"}
+SERIES_LABELS = {"imp": "ticket", "random_reinit": "random reinit",
+                 "random_prune": "random prune"}
+DENSE = "#7F7F7F"  # the dense baseline
+RUN_COLOURS = ["#E64B35", "#3C5488", "#00A087", "#F39B7F", "#8491B4", "#91D1C2", "#DC0000",
+               "#7E6148", "#B09C85", "#4DBBD5"]  # one per run when several are compared
+# x axes a user can choose: title, value of a record, log scale
+AXES = {
+    "sparsity": ("global sparsity (%)", lambda r: 100.0 * r["global_sparsity"], False),
+    "remaining": ("remaining prunable weights", lambda r: r["remaining_prunable"], True),
+    "round": ("round (0 = dense)", lambda r: r["round"], False),
+}
 
 
-def _pct(records: list[dict]) -> list[float]:
-    return [100.0 * r["global_sparsity"] for r in records]
+def _x(records: list[dict], axis: str) -> list[float]:
+    return [AXES[axis][1](r) for r in records]
 
 
-def sparsity_accuracy(records: list[dict]) -> go.Figure:
-    """Sparsity % vs val accuracy and F1, inference time on a second axis, dense baseline dashed."""
+def _x_axis(fig: go.Figure, axis: str, **where) -> None:
+    title, _, log = AXES[axis]
+    fig.update_xaxes(title_text=title, type="log" if log else "linear",
+                     autorange="reversed" if log else True,
+                     dtick=1 if axis == "round" else None, **where)
+
+
+def _keep_view(fig: go.Figure, key: str) -> go.Figure:
+    """A fixed uirevision: a live redraw extends the traces and keeps the user's zoom, pan and
+    hidden legend items (Plotly keeps UI state while uirevision is unchanged)."""
+    fig.update_layout(uirevision=key, template="plotly_white")
+    return fig
+
+
+def sparsity_accuracy(records: list[dict], axis: str = "sparsity",
+                      controls: dict[str, list[dict]] | None = None) -> go.Figure:
+    """Val accuracy and F1 against the chosen x axis, inference time on a second axis, the
+    dense baseline dashed, and each control's val accuracy overlaid."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    x = _pct(records)
+    x = _x(records, axis)
     fig.add_trace(go.Scatter(x=x, y=[r["val_accuracy"] for r in records], name="val accuracy",
                              mode="lines+markers", line={"color": ACCURACY}))
     fig.add_trace(go.Scatter(x=x, y=[r["val_f1"] for r in records], name="val F1",
                              mode="lines+markers", line={"color": F1}))
+    for name, control in (controls or {}).items():
+        fig.add_trace(go.Scatter(x=_x(control, axis), y=[r["val_accuracy"] for r in control],
+                                 name=f"val accuracy, {SERIES_LABELS.get(name, name)}",
+                                 mode="lines+markers", line={"color": SERIES_COLOURS.get(name),
+                                                             "dash": SERIES_DASH.get(name)}))
     fig.add_trace(go.Scatter(x=x, y=[r["inference_ms"] for r in records], name="inference ms/sample",
                              mode="lines+markers", line={"color": INFERENCE, "dash": "dot"}),
                   secondary_y=True)
     if records and records[0]["round"] == 0:
-        fig.add_hline(y=records[0]["val_accuracy"], line={"dash": "dash", "color": "grey"},
+        fig.add_hline(y=records[0]["val_accuracy"], line={"dash": "dash", "color": DENSE},
                       annotation_text="dense baseline")
-    fig.update_layout(title="Sparsity vs accuracy", xaxis_title="global sparsity (%)",
+    fig.update_layout(title=f"{AXES[axis][0].split(' (')[0].capitalize()} vs accuracy",
                       legend={"orientation": "h", "y": -0.3})
+    _x_axis(fig, axis)
     fig.update_yaxes(title_text="accuracy / F1", secondary_y=False)
     fig.update_yaxes(title_text="ms / sample", secondary_y=True)
-    return fig
+    return _keep_view(fig, f"sparsity-{axis}")
 
 
 def remaining_weights(records: list[dict], ticket_round: int | None = None) -> go.Figure:
@@ -57,7 +92,7 @@ def remaining_weights(records: list[dict], ticket_round: int | None = None) -> g
                                text=f"winning ticket (round {r['round']})")
     fig.update_xaxes(type="log", autorange="reversed", title_text="remaining prunable weights")
     fig.update_layout(title="Remaining weights vs accuracy", yaxis_title="accuracy")
-    return fig
+    return _keep_view(fig, "remaining")
 
 
 def layer_heatmap(records: list[dict]) -> go.Figure:
@@ -68,15 +103,15 @@ def layer_heatmap(records: list[dict]) -> go.Figure:
                                colorscale="Reds", zmin=0, zmax=100,
                                colorbar={"title": "sparsity %"}))
     fig.update_layout(title="Per-layer sparsity", yaxis={"autorange": "reversed"})
-    return fig
+    return _keep_view(fig, "heatmap")
 
 
 def flops_per_round(records: list[dict]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[r["round"] for r in records], y=[r["flops"] for r in records],
                            marker_color=INFERENCE))
-    fig.update_layout(title="Estimated FLOPs per inference", xaxis_title="round",
-                      yaxis_title="FLOPs")
-    return fig
+    fig.update_layout(title="Estimated FLOPs per inference", yaxis_title="FLOPs")
+    _x_axis(fig, "round")
+    return _keep_view(fig, "flops")
 
 
 def accuracy_vs_flops(records: list[dict], hybrid: dict | None) -> go.Figure:
@@ -91,34 +126,52 @@ def accuracy_vs_flops(records: list[dict], hybrid: dict | None) -> go.Figure:
                                  marker={"color": F1, "size": 14, "symbol": "diamond"}))
     fig.update_xaxes(type="log", title_text="FLOPs per inference")
     fig.update_layout(title="Accuracy vs FLOPs", yaxis_title="test accuracy")
-    return fig
+    return _keep_view(fig, "flops-accuracy")
 
 
-def epoch_history(record: dict) -> go.Figure:
-    """One round's per-epoch loss and accuracy (train and val)."""
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Exponential moving average, as TensorBoard's smoothing slider (0 leaves values as they are)."""
+    out, last = [], None
+    for value in values:
+        last = value if last is None else weight * last + (1 - weight) * value
+        out.append(last)
+    return out
+
+
+def epoch_history(record: dict, smoothing: float = 0.0) -> go.Figure:
+    """One round's per-epoch loss and accuracy (train and val), optionally smoothed."""
     history = record.get("history", {})
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
     for col, key in ((1, "loss"), (2, "accuracy")):
         for prefix, dash in (("", "solid"), ("val_", "dash")):
-            values = history.get(prefix + key, [])
+            values = smooth(history.get(prefix + key, []), smoothing)
             fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values,
                                      name=(prefix or "train_") + key, line={"dash": dash}),
                           row=1, col=col)
+    fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_layout(title=f"Round {record.get('round')}: training")
-    return fig
+    return _keep_view(fig, "epochs")
 
 
-def compare(series: dict[str, list[dict]], metric: str = "val_accuracy") -> go.Figure:
-    """Several series (runs or a run's controls) on one sparsity-vs-accuracy figure."""
+def compare(runs: dict[str, dict[str, list[dict]]], metric: str = "val_accuracy",
+            axis: str = "sparsity") -> go.Figure:
+    """Runs and their series (ticket, controls) on one figure. One run: a colour per series;
+    several: a colour per run and a dash per series. Labels are shown as plain text."""
     fig = go.Figure()
-    for name, records in series.items():
-        fig.add_trace(go.Scatter(x=_pct(records), y=[r[metric] for r in records],
-                                 name=html_lib.escape(name),
-                                 mode="lines+markers",
-                                 line={"color": SERIES_COLOURS.get(name)}))
-    fig.update_layout(title=f"Sparsity vs {metric}", xaxis_title="global sparsity (%)",
-                      yaxis_title=metric)
-    return fig
+    for i, (run, series) in enumerate(runs.items()):
+        for kind, records in series.items():
+            colour = (SERIES_COLOURS.get(kind) if len(runs) == 1
+                      else RUN_COLOURS[i % len(RUN_COLOURS)])
+            label = SERIES_LABELS.get(kind, kind)
+            fig.add_trace(go.Scatter(
+                x=_x(records, axis), y=[r[metric] for r in records], mode="lines+markers",
+                name=html_lib.escape(label if len(runs) == 1 else f"{run[:28]} · {label}"),
+                legendgroup=html_lib.escape(run), line={"color": colour,
+                                                        "dash": SERIES_DASH.get(kind)}))
+    fig.update_layout(title=f"{metric} by series", yaxis_title=metric,
+                      legend={"orientation": "h", "y": -0.25})
+    _x_axis(fig, axis)
+    return _keep_view(fig, f"compare-{axis}-{metric}")
 
 
 TABLE_COLUMNS = [("round", "round", "{}"), ("global_sparsity", "sparsity %", "{:.1%}"),
@@ -148,7 +201,7 @@ def figures(run_dir: Path) -> list[go.Figure]:
             layer_heatmap(records), flops_per_round(records)]
     all_series = runfolder.series(run_dir)
     if len(all_series) > 1:
-        figs.append(compare(all_series))
+        figs.append(compare({runfolder.run_name(run_dir): all_series}))
     hybrid = runfolder.hybrid_metrics(run_dir)
     if hybrid:
         figs.append(accuracy_vs_flops(records, hybrid))

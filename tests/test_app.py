@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from app.lab import plain
@@ -35,6 +36,12 @@ def served(tmp_path_factory):
     worker.wait(300)
     assert queue.get(job_id, home)["state"] == "done"
     return home, job_id
+
+
+def figures(at: AppTest) -> list[dict]:
+    """The Plotly figures the page hands to its chart component, in page order."""
+    return [json.loads(json.loads(c.proto.json)) for c in at.get("bidi_component")
+            if c.proto.component_name == "lottery_lab_chart"]
 
 
 def app(home, monkeypatch, page=None, **query) -> AppTest:
@@ -69,7 +76,7 @@ def test_launch_form_queues_a_job_with_the_chosen_values(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch)
     assert "No worker has sent a heartbeat" in at.warning[0].value
     by_label = {n.label: n for n in at.number_input}
-    by_label["Rounds"].set_value(3)
+    by_label["Pruning rounds (after the dense round 0)"].set_value(3)
     by_label["Prune rate per round"].set_value(0.3)
     by_label["Epochs per round"].set_value(1)
     next(s for s in at.selectbox if s.label == "Scope").set_value("layerwise")
@@ -98,43 +105,91 @@ def test_yaml_tab_refuses_malformed_and_queues_valid(tmp_path, monkeypatch):
     assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["pasted"]
 
 
-def test_runs_page_lists_jobs_and_cancels_a_queued_one(served, tmp_path, monkeypatch):
+def select_rows(at: AppTest, rows: list[int]) -> AppTest:
+    """What clicking rows of the run table does (AppTest has no clicks on a dataframe)."""
+    at.session_state["run_table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return at.run()
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_runs_table_filters_cancels_and_deletes_after_asking(served, tmp_path, monkeypatch):
     home, job_id = served
     waiting = queue.submit(tiny_yaml("waiting"), home)
+    queue.annotate(waiting, home, tags=["sweep-a"])
     at = app(home, monkeypatch, "views/runs.py")
     assert not at.exception
-    captions = " ".join(c.value for c in at.caption)
-    assert "done" in captions and "queued" in captions and "best val acc 0." in captions
+    table = at.dataframe[0].value
+    assert list(table["name"])[:2] == ["waiting", "finished"]  # newest first
+    finished = table[table["name"] == "finished"].iloc[0]
+    assert finished["state"] == "done" and finished["arch"] == "lenet"
+    assert finished["data"] == "digits" and finished["ticket round"] >= 1
+    assert 0 < finished["best val acc"] <= 1 and finished["progress"] == 1.0
     assert "No worker has sent a heartbeat" in at.warning[0].value
-    next(b for b in at.button if b.key == f"cancel-{waiting}").click().run()
+
+    at.text_input(key="search").set_value("SWEEP").run()  # by tag, any case
+    assert list(at.dataframe[0].value["name"]) == ["waiting"]
+    at.text_input(key="search").set_value("").run()
+    at.multiselect(key="states").set_value(["done"]).run()
+    assert list(at.dataframe[0].value["name"]) == ["finished"]
+    at.multiselect(key="states").set_value([]).run()
+
+    select_rows(at, [0])
+    assert button(at, "Delete").disabled  # queued: cancel it first
+    button(at, "Cancel").click().run()
     assert queue.get(waiting, home)["state"] == "cancelled"
-    next(b for b in at.button if b.key == f"delete-{waiting}").click().run()
+    select_rows(at, [0])
+    button(at, "Delete").click().run()
+    assert "Delete 1 run(s) and their folders for good?" in at.warning[-1].value
+    assert waiting in [j["id"] for j in queue.list_jobs(home)]  # nothing deleted yet
+    button(at, "Keep them").click().run()
+    assert waiting in [j["id"] for j in queue.list_jobs(home)]
+    select_rows(at, [0])
+    button(at, "Delete").click().run()
+    button(at, "Yes, delete").click().run()
     assert waiting not in [j["id"] for j in queue.list_jobs(home)]
+
+
+def test_cancel_shows_cancelling_at_once(tmp_path, monkeypatch):
+    job_id = queue.submit(tiny_yaml("long"), tmp_path)
+    queue.update(job_id, tmp_path, state=queue.RUNNING, worker="w", heartbeat=time.time(),
+                 started=time.time())  # as a worker's claim leaves it
+    at = app(tmp_path, monkeypatch, "views/run.py", job=job_id)
+    button(at, "Cancel this run").click().run()
+    assert button(at, "Cancelling…").disabled
+    assert at.title[0].value == "long · cancelling…"
+    at = app(tmp_path, monkeypatch, "views/runs.py")
+    assert at.dataframe[0].value["state"][0] == "cancelling…"
 
 
 def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch):
     home, job_id = served
-    captured = {}
-    original = MemoryMediaFileStorage.load_and_get_id
+    made = {}  # what each download button would hand over when clicked
+    original = MediaFileManager.add_deferred
 
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        captured[filename] = path_or_data
-        return original(self, path_or_data, mimetype, kind, filename)
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        made[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
 
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
     at = app(home, monkeypatch, "views/run.py", job=job_id)
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Rounds finished"] == "3" and metrics["Sparsity"] == "36.0%"
-    charts = at.get("plotly_chart")
-    assert len(charts) == 5  # sparsity/accuracy, remaining weights, heatmap, FLOPs, epochs
-    assert '"type":"heatmap"' in charts[2].proto.spec.replace(" ", "")
+    assert metrics["Pruning rounds done"] == "2 / 2" and metrics["Sparsity"] == "36.0%"
+    assert "Round 0 trains the dense network; then 2 pruning rounds" in at.caption[0].value
+    charts = figures(at)  # in page order: left column, right column, then epochs
+    assert len(charts) == 5  # sparsity/accuracy, heatmap, remaining weights, FLOPs, epochs
+    assert "val accuracy, random reinit" in [t["name"] for t in charts[0]["data"]]  # control
+    assert charts[1]["data"][0]["type"] == "heatmap"
+    assert all(c["layout"]["uirevision"] for c in charts)  # so a redraw keeps the user's zoom
     assert len(at.dataframe[0].value) == 3
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download the winning ticket (.zip)", "Download the HTML report"]
+    assert set(made) == {f"{job_id}-winning-ticket.zip", f"{job_id}-report.html"}  # on click
 
-    data = captured[f"{job_id}-winning-ticket.zip"]
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    with zipfile.ZipFile(io.BytesIO(made[f"{job_id}-winning-ticket.zip"]())) as archive:
         assert sorted(archive.namelist()) == sorted([
             runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.TICKET_JSON,
             runfolder.CONFIG])
@@ -144,7 +199,7 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     model = keras.saving.load_model(home / "unzipped" / runfolder.TICKET_MODEL, safe_mode=True)
     probabilities = model.predict(np.zeros((2, 16, 16, 1), np.uint8), verbose=0)
     assert probabilities.shape == (2, 10)
-    assert b"<html" in captured[f"{job_id}-report.html"][:200].lower()
+    assert b"<html" in made[f"{job_id}-report.html"]()[:200].lower()
 
 
 def test_run_page_shows_progress_of_a_running_job(tmp_path, monkeypatch):
@@ -158,8 +213,9 @@ def test_run_page_shows_progress_of_a_running_job(tmp_path, monkeypatch):
         assert not at.warning  # a worker is alive
         bars = at.get("progress")
         assert bars and "round" in bars[0].proto.text and "ETA" in bars[0].proto.text
-        assert int(next(m.value for m in at.metric if m.label == "Rounds finished")) >= 1
-        assert len(at.get("plotly_chart")) == 5  # the current round's epochs included
+        done = next(m.value for m in at.metric if m.label == "Pruning rounds done")
+        assert int(done.split(" / ")[0]) >= 0 and done.endswith("/ 6")
+        assert len(figures(at)) == 5  # the current round's epochs included
         assert not at.get("download_button")
         queue.cancel(job_id, tmp_path)
         assert wait_state(tmp_path, job_id, timeout=60)["state"] == "cancelled"
@@ -171,8 +227,9 @@ def test_compare_page_overlays_a_run_and_its_controls(served, monkeypatch):
     home, job_id = served
     at = app(home, monkeypatch, "views/compare.py")
     assert not at.exception
-    spec = at.get("plotly_chart")[0].proto.spec
-    assert f"finished \\u00b7 {job_id} \\u00b7 imp" in spec and "random_reinit" in spec
+    assert at.multiselect[0].value == [f"finished · {job_id[-6:]}"]  # the newest done runs
+    names = [t["name"] for t in figures(at)[0]["data"]]
+    assert "ticket" in names and "random reinit" in names
     assert len(at.dataframe[0].value) == 6  # 3 rounds x 2 series
 
 
@@ -232,7 +289,7 @@ def test_run_page_of_a_queued_job_waits_quietly(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch, "views/run.py", job=job_id)
     assert not at.exception
     assert at.title[0].value == "waiting · queued"
-    assert next(m.value for m in at.metric if m.label == "Rounds finished") == "0"
+    assert next(m.value for m in at.metric if m.label == "Pruning rounds done") == "0 / 2"
 
 
 def test_run_page_rereads_a_rounds_file_that_was_rewritten_shorter(served, monkeypatch):
@@ -240,12 +297,12 @@ def test_run_page_rereads_a_rounds_file_that_was_rewritten_shorter(served, monke
     path = home / job_id / runfolder.ROUNDS
     original = path.read_text()
     at = app(home, monkeypatch, "views/run.py", job=job_id)
-    assert next(m.value for m in at.metric if m.label == "Rounds finished") == "3"
+    assert next(m.value for m in at.metric if m.label == "Pruning rounds done") == "2 / 2"
     try:
         runfolder.keep_rounds_below(path, 1)  # as a resumed run does with unfinished rounds
         at.run()
         assert not at.exception
-        assert next(m.value for m in at.metric if m.label == "Rounds finished") == "1"
+        assert next(m.value for m in at.metric if m.label == "Pruning rounds done") == "0 / 2"
     finally:
         runfolder.atomic_write(path, original)
 
@@ -272,11 +329,57 @@ def test_names_are_shown_as_plain_text_and_broken_jobs_can_be_deleted(tmp_path, 
     at = app(tmp_path, monkeypatch, "views/run.py", job=job_id)
     assert not at.exception
     assert at.title[0].value == f"{plain(hostile)} · queued"
-    assert at.title[0].value.startswith("\\[click\\]\\(http\\://x\\) \\<img src=x")
+    assert at.title[0].value.startswith("\\[click\\](http\\://x) \\<img src=x")
     broken = queue.submit(tiny_yaml("broken"), tmp_path)
     (tmp_path / broken / queue.STATUS).write_text("{garbage")
     at = app(tmp_path, monkeypatch, "views/runs.py")
     assert not at.exception
-    assert any(plain("status.json cannot be read") in e.value for e in at.error)
-    next(b for b in at.button if b.key == f"delete-{broken}").click().run()
+    row = at.dataframe[0].value.iloc[0]
+    assert row["state"] == "broken" and "status.json cannot be read" in row["error"]
+    select_rows(at, [0])
+    button(at, "Delete").click().run()
+    button(at, "Yes, delete").click().run()
     assert [j["id"] for j in queue.list_jobs(tmp_path)] == [job_id]
+
+
+def test_run_page_says_what_a_job_does_before_its_first_batch(tmp_path, monkeypatch):
+    job_id = queue.submit(tiny_yaml("starting"), tmp_path)
+    queue.update(job_id, tmp_path, state=queue.RUNNING, worker="w", heartbeat=time.time(),
+                 started=time.time())
+    at = app(tmp_path, monkeypatch, "views/run.py", job=job_id)
+    assert "starting the job's process" in at.info[0].value
+    queue.update(job_id, tmp_path, phase="loading data")
+    assert at.run().info[0].value == "loading data…"
+    queue.update(job_id, tmp_path, task="decoding images", task_done=1200, task_total=25000)
+    assert at.run().info[0].value == "decoding images: 1,200 of 25,000"
+    queue.update(job_id, tmp_path, batches=10, batch=3, task=None)
+    assert not at.run().info and "dense round 0, epoch 0/1, batch 3/10" in \
+        at.get("progress")[0].proto.text
+
+
+def test_rename_notes_tags_and_a_config_diff_on_the_run_page(tmp_path, monkeypatch):
+    first = queue.submit(tiny_yaml("first"), tmp_path)
+    second = queue.submit(tiny_yaml("second").replace("prune_rate: 0.2", "prune_rate: 0.3"),
+                          tmp_path)
+    at = app(tmp_path, monkeypatch, "views/run.py", job=second)
+    next(t for t in at.text_input if t.label == "Name").set_value("renamed")
+    next(t for t in at.text_area if t.label == "Notes").set_value("lr looks high")
+    next(t for t in at.text_input if t.label.startswith("Tags")).set_value("sweep, lenet")
+    button(at, "Save").click().run()
+    at = app(tmp_path, monkeypatch, "views/run.py", job=second)  # a fresh session
+    assert at.title[0].value == "renamed · queued"
+    assert next(t for t in at.text_area if t.label == "Notes").value == "lr looks high"
+    assert queue.get(second, tmp_path)["tags"] == ["sweep", "lenet"]
+    at.selectbox(key="diff_against").set_value(first).run()
+    diff = at.code[-1].value
+    assert "-  prune_rate: 0.2" in diff and "+  prune_rate: 0.3" in diff
+    assert "-  name: first" in diff
+
+
+def test_a_refused_form_value_is_explained_next_to_its_field(tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch)
+    next(n for n in at.number_input if n.label == "Prune rate per round").set_value(1.5)
+    at.button[0].click().run()
+    assert len(at.error) == 1
+    assert "imp.prune_rate: invalid value 1.5; expected a number in (0, 1)" in at.error[0].value
+    assert queue.list_jobs(tmp_path) == []

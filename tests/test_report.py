@@ -26,8 +26,32 @@ def test_markdown_table_has_a_row_per_round(tiny_run):
 
 
 def test_compare_overlays_controls(tiny_run):
-    fig = report.compare(runfolder.series(tiny_run))
-    assert sorted(t.name for t in fig.data) == ["imp", "random_prune", "random_reinit"]
+    fig = report.compare({"tiny": runfolder.series(tiny_run)})
+    assert [t.name for t in fig.data] == ["ticket", "random prune", "random reinit"]
+    colours = {t.line.color for t in fig.data}
+    assert len(colours) == 3  # one run: a colour per series
+    two = report.compare({"a <b>": runfolder.series(tiny_run), "c": runfolder.series(tiny_run)})
+    assert two.data[0].name == "a &lt;b&gt; · ticket"  # labels are plain text
+    assert two.data[0].line.color != two.data[3].line.color  # a colour per run
+    assert [t.line.dash for t in two.data[:3]] == ["solid", "dot", "dash"]  # a dash per series
+
+
+def test_figures_keep_the_users_view_and_use_whole_round_ticks(tiny_run):
+    records = runfolder.read_rounds(tiny_run)
+    controls = {k: v for k, v in runfolder.series(tiny_run).items() if k != "imp"}
+    fig = report.sparsity_accuracy(records, "round", controls)
+    assert fig.layout.uirevision == "sparsity-round" and fig.layout.xaxis.dtick == 1
+    assert "val accuracy, random reinit" in [t.name for t in fig.data]
+    log = report.sparsity_accuracy(records, "remaining")
+    assert log.layout.xaxis.type == "log"
+    assert list(log.data[0].x) == [r["remaining_prunable"] for r in records]
+    assert report.flops_per_round(records).layout.xaxis.dtick == 1
+    assert all(f.layout.uirevision for f in report.figures(tiny_run))
+
+
+def test_smoothing_is_an_exponential_moving_average():
+    assert report.smooth([1.0, 3.0, 3.0], 0.0) == [1.0, 3.0, 3.0]
+    assert report.smooth([1.0, 3.0, 3.0], 0.5) == [1.0, 2.0, 2.5]
 
 
 def test_rounds_are_read_incrementally(tmp_path):

@@ -1,8 +1,9 @@
-"""Several runs, or a run and its controls, on one sparsity-vs-accuracy figure and one table."""
+"""Several runs, or a run and its controls, on one figure and one table."""
 
 import streamlit as st
 
-from app import lab
+from app import charts, lab
+from jobs import queue
 from lottery_engine import report
 
 st.title("Compare runs")
@@ -12,18 +13,22 @@ if not folders:
     st.info("No run has finished a round yet.")
     st.stop()
 
-chosen = st.multiselect("Runs", list(folders), default=list(folders)[:2])
+done = [lab.lab_label(j) for j in reversed(queue.list_jobs(root)) if j["state"] == queue.DONE]
+chosen_before = [label for label in st.session_state.get("compare", []) if label in folders]
+default = chosen_before or [label for label in done if label in folders][:2]
+chosen = st.multiselect("Runs", list(folders), default=default)
 with_controls = st.toggle("Include each run's controls", value=True)
-metric = st.radio("Metric", ["val_accuracy", "test_accuracy", "val_f1"], horizontal=True)
+left, right = st.columns(2)
+metric = left.radio("Metric", ["val_accuracy", "test_accuracy", "val_f1"], horizontal=True)
+axis = right.radio("x axis", list(report.AXES), horizontal=True,
+                   format_func=lambda a: report.AXES[a][0])
 
-series: dict[str, list[dict]] = {}
-for label in chosen:
-    for kind, records in lab.all_series(folders[label]).items():
-        if kind == "imp" or with_controls:
-            series[f"{label} · {kind}"] = records
-
-if series:
-    st.plotly_chart(report.compare(series, metric), key="compare")
-    rows = [{"series": key, **row} for key, records in series.items()
+runs = {label: {kind: records for kind, records in lab.all_series(folders[label]).items()
+                if kind == "imp" or with_controls}
+        for label in chosen}
+if runs:
+    charts.chart(report.compare(runs, metric, axis), key="compare")
+    rows = [{"run": label, "series": report.SERIES_LABELS.get(kind, kind), **row}
+            for label, series in runs.items() for kind, records in series.items()
             for row in report.table_rows(records)]
     st.dataframe(rows, hide_index=True)

@@ -1,9 +1,10 @@
-"""One run, live: curves, per-layer heatmap, FLOPs, epochs of the current round, rounds, log;
-and, once done, the winning ticket and the report to download."""
+"""One run, live: what it is doing, curves with its controls overlaid, per-layer heatmap, FLOPs,
+epochs of the current round, rounds, log; its name, notes, tags and config (with a diff against
+another run); once done, the winning ticket and the report to download."""
 
 import streamlit as st
 
-from app import lab
+from app import charts, lab
 from jobs import queue
 from lottery_engine import report, runfolder
 
@@ -14,68 +15,132 @@ if not jobs:
     st.info("No runs yet. Queue one on the Launch page.")
     st.stop()
 
-ids = [j["id"] for j in jobs]
+by_id = {j["id"]: j for j in jobs}
 wanted = st.query_params.get("job")
-job_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0,
-                      format_func=lambda i: lab.job_label(next(j for j in jobs if j["id"] == i)))
+job_id = st.selectbox("Run", list(by_id), index=list(by_id).index(wanted) if wanted in by_id
+                      else 0, format_func=lambda i: lab.job_label(by_id[i]))
 st.query_params["job"] = job_id
 run_dir = root / job_id
-live = queue.get(job_id, root)["state"] in (queue.QUEUED, queue.RUNNING)
+live = by_id[job_id]["state"] in (queue.QUEUED, queue.RUNNING)
+if live:
+    lab.no_worker_banner(root)
 
 
 @st.fragment(run_every=1.5 if live else None)
 def run_view() -> None:
     status = queue.get(job_id, root)
     records = lab.rounds(run_dir)
-    st.title(f"{lab.plain(status.get('name'))} · {status['state']}")
+    st.title(f"{lab.plain(status.get('name'))} · {lab.state_text(status)}")
+    st.caption(f"Round 0 trains the dense network; then {status.get('num_rounds')} pruning "
+               f"rounds each prune the surviving weights, rewind and retrain.")
+    if status.get("error"):
+        st.error(f"{status['state'].capitalize()}: {lab.plain(status['error'])}")
+        st.code(runfolder.log_tail(run_dir, lines=15) or "(empty log)", language=None)
+    if live and status["state"] not in (queue.QUEUED, queue.RUNNING):
+        st.rerun()  # the job ended: redraw the whole page once, with downloads, and stop polling
+
     cols = st.columns(4)
-    cols[0].metric("Rounds finished", len(records))
+    cols[0].metric("Pruning rounds done", f"{max(0, len(records) - 1)} / "
+                   f"{status.get('num_rounds')}", help="after the dense round 0")
     cols[1].metric("Sparsity", f"{100 * (records[-1]['global_sparsity'] if records else 0):.1f}%")
     best = max((r["val_accuracy"] for r in records), default=None)
     cols[2].metric("Best val accuracy", f"{best:.4f}" if best is not None else "–")
-    cols[3].metric("Elapsed", lab.duration(status.get("elapsed")))
-    if status["state"] == queue.RUNNING:
+    cols[3].metric("Elapsed", lab.duration(lab.elapsed(status)))
+    phase = lab.phase_text(status)
+    if phase:
+        st.info(phase, icon=":material/hourglass_top:")
+    elif status["state"] == queue.RUNNING:
         st.progress(lab.progress_fraction(status), text=lab.progress_text(status)
                     + f" · ETA {lab.duration(status.get('eta'))}")
-    if status.get("error"):
-        st.error(f"{status['state'].capitalize()}: {lab.plain(status['error'])}")
-    if live and status["state"] in queue.FINISHED:
-        st.rerun()  # the job ended: redraw the whole page once, with downloads, and stop polling
 
+    series = lab.all_series(run_dir)
+    controls = {name: recs for name, recs in series.items() if name != "imp" and recs}
     if records:
         ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
+        axis = st.segmented_control("x axis", list(report.AXES), default="sparsity",
+                                    format_func=lambda a: report.AXES[a][0], key="axis") \
+            or "sparsity"
         left, right = st.columns(2)
-        left.plotly_chart(report.sparsity_accuracy(records), key="sparsity")
-        right.plotly_chart(report.remaining_weights(records, ticket.get("round")), key="remaining")
-        left.plotly_chart(report.layer_heatmap(records), key="heatmap")
-        right.plotly_chart(report.flops_per_round(records), key="flops")
+        with left:
+            charts.chart(report.sparsity_accuracy(records, axis, controls), key="sparsity")
+            charts.chart(report.layer_heatmap(records), key="heatmap")
+        with right:
+            charts.chart(report.remaining_weights(records, ticket.get("round")), key="remaining")
+            charts.chart(report.flops_per_round(records), key="flops")
+    smoothing = st.slider("Smoothing of epoch curves", 0.0, 0.95, 0.0, 0.05, key="smoothing")
     current = {"round": status.get("round"), "history": status.get("history", {})}
     if status["state"] == queue.RUNNING and current["history"]:
-        st.plotly_chart(report.epoch_history(current), key="epochs")
+        charts.chart(report.epoch_history(current, smoothing), key="epochs")
     elif records:
-        st.plotly_chart(report.epoch_history(records[-1]), key="epochs")
+        charts.chart(report.epoch_history(records[-1], smoothing), key="epochs")
     if records:
         st.subheader("Rounds")
         st.dataframe(report.table_rows(records), hide_index=True)
-    with st.expander("Log", expanded=status["state"] == queue.FAILED):
+    with st.expander("Log"):
         st.code(runfolder.log_tail(run_dir) or "(empty)", language=None)
 
 
-run_view()
+def actions() -> None:
+    """Cancel, and the labels a user edits after launch: name, notes, tags."""
+    status = queue.get(job_id, root)
+    if status["state"] in (queue.QUEUED, queue.RUNNING):
+        pending = bool(status.get("cancel_requested"))
+        if st.button("Cancelling…" if pending else "Cancel this run", disabled=pending,
+                     icon=":material/stop_circle:"):
+            queue.cancel(job_id, root)
+            st.rerun()
+    with st.expander("Name, notes and tags"), st.form("labels"):
+        name = st.text_input("Name", status.get("name", ""))
+        notes = st.text_area("Notes", status.get("notes", ""))
+        tags = st.text_input("Tags (comma-separated)", ", ".join(status.get("tags") or []))
+        if st.form_submit_button("Save"):
+            try:
+                queue.annotate(job_id, root, name=name, notes=notes, tags=tags.split(","))
+            except ValueError as exc:
+                st.error(lab.plain(exc))
+            else:
+                st.rerun()
 
-if runfolder.is_complete(run_dir) and (run_dir / runfolder.TICKET_MODEL).is_file():
+
+def config_view() -> None:
+    mine = lab.config_text(run_dir)
+    with st.expander("Config"):
+        st.code(mine, language="yaml")
+        others = [i for i in by_id if i != job_id]
+        other = st.selectbox("Diff against", [None, *others], key="diff_against",
+                             format_func=lambda i: "(choose a run)" if i is None
+                             else lab.job_label(by_id[i]))
+        if other:
+            diff = lab.config_diff(lab.config_text(root / other), mine,
+                                   lab.lab_label(by_id[other]), lab.lab_label(by_id[job_id]))
+            st.code(diff or "(the configs are the same)", language="diff")
+
+
+def downloads() -> None:
+    if not (runfolder.is_complete(run_dir) and (run_dir / runfolder.TICKET_MODEL).is_file()):
+        return
     ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
     st.subheader("Winning ticket")
     st.write(f"Round {ticket['round']} at {100 * ticket['global_sparsity']:.1f}% sparsity: val "
              f"accuracy {ticket['reloaded_val_accuracy']:.4f} (re-evaluated from the saved file), "
              f"test accuracy {ticket['test_accuracy']:.4f}; {ticket['compressed_bytes']:,} bytes "
              f"compressed vs {ticket['dense_bytes']:,} dense.")
+    # the files are made when clicked, not sent with every page load (the report alone is
+    # 4.6 MB of plotly.js; a VGG16 ticket is hundreds of MB)
     left, right = st.columns(2)
-    left.download_button("Download the winning ticket (.zip)", runfolder.ticket_zip(run_dir),
+    left.download_button("Download the winning ticket (.zip)",
+                         lambda: runfolder.ticket_zip(run_dir),
                          file_name=f"{job_id}-winning-ticket.zip", mime="application/zip",
                          type="primary", on_click="ignore")
-    if (run_dir / runfolder.REPORT_HTML).is_file():
-        right.download_button("Download the HTML report",
-                              (run_dir / runfolder.REPORT_HTML).read_bytes(),
+    page = run_dir / runfolder.REPORT_HTML
+    if page.is_file():
+        right.download_button("Download the HTML report", page.read_bytes,
                               file_name=f"{job_id}-report.html", mime="text/html",
                               on_click="ignore")
+
+
+run_view()
+downloads()
+actions()
+config_view()
+st.caption(f"Run folder: {lab.plain(run_dir)}")

@@ -1,4 +1,5 @@
-"""Every job: state, progress, sparsity, best accuracy, timing, worker; cancel and delete."""
+"""Every job as a table: sort by any column (click its header), filter by text and state, select
+rows to open, compare, cancel or delete them (deleting asks first)."""
 
 import streamlit as st
 
@@ -8,39 +9,66 @@ from jobs import queue
 st.title("Runs")
 root = lab.home()
 
+COLUMNS = {
+    "name": st.column_config.TextColumn("name", width="medium"),
+    "state": st.column_config.TextColumn("state"),
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                format="percent"),
+    "sparsity %": st.column_config.NumberColumn("sparsity %", format="%.1f"),
+    "best val acc": st.column_config.NumberColumn("best val acc", format="%.4f"),
+    "ticket round": st.column_config.NumberColumn("ticket round", format="%d"),
+    "error": st.column_config.TextColumn("error", width="large"),
+}
+
+
+def ask_to_delete(ids: list[str]) -> None:
+    st.session_state["confirm_delete"] = ids
+
 
 @st.fragment(run_every=2)
-def jobs_table() -> None:
+def run_table() -> None:
     lab.no_worker_banner(root)
-    jobs = list(reversed(queue.list_jobs(root)))
+    jobs = queue.list_jobs(root)
     if not jobs:
         st.info("No jobs yet. Queue one on the Launch page.")
         return
-    for status in jobs:
-        job_id, state = status["id"], status["state"]
-        with st.container(border=True):
-            left, mid, right = st.columns([3, 4, 2])
-            left.page_link("views/run.py", label=f"**{lab.plain(status.get('name'))}** · {job_id}",
-                           query_params={"job": job_id})
-            left.caption(f"{state}" + (f" · worker {status['worker']}"
-                                       if status.get("worker") else ""))
-            mid.progress(lab.progress_fraction(status), text=lab.progress_text(status))
-            best = status.get("best_val_accuracy")
-            best_text = f"{best:.4f}" if best is not None else "–"
-            mid.caption(f"sparsity {100 * status.get('sparsity', 0):.1f}% · "
-                        f"best val acc {best_text}")
-            mid.caption(f"elapsed {lab.duration(status.get('elapsed'))} · ETA "
-                        f"{lab.duration(status.get('eta')) if state == 'running' else '–'}")
-            if status.get("error"):
-                mid.error(lab.plain(status["error"]))
-            if state in (queue.QUEUED, queue.RUNNING):
-                if right.button("Cancel", key=f"cancel-{job_id}",
-                                disabled=bool(status.get("cancel_requested"))):
-                    queue.cancel(job_id, root)
-                    st.rerun()
-            elif right.button("Delete", key=f"delete-{job_id}"):
+    left, right = st.columns([2, 3])
+    search = left.text_input("Search name or tag", key="search", placeholder="e.g. lenet")
+    states = right.multiselect("State", [*queue.STATES, queue.BROKEN], key="states")
+    rows = lab.job_rows(jobs, search, states)
+    event = st.dataframe(rows, key="run_table", on_select="rerun", selection_mode="multi-row",
+                         hide_index=True, column_config=COLUMNS,
+                         column_order=[c for c in rows[0] if c != "id"] if rows else None)
+    chosen = [rows[i]["id"] for i in event.selection.rows if i < len(rows)]
+    by_id = {j["id"]: j for j in jobs}
+    cols = st.columns(4)
+    if cols[0].button("Open", disabled=len(chosen) != 1, icon=":material/monitoring:"):
+        st.switch_page("views/run.py", query_params={"job": chosen[0]})
+    if cols[1].button("Compare", disabled=not chosen, icon=":material/compare_arrows:"):
+        st.session_state["compare"] = [lab.lab_label(by_id[i]) for i in chosen]
+        st.switch_page("views/compare.py")
+    live = [i for i in chosen if by_id[i]["state"] in (queue.QUEUED, queue.RUNNING)
+            and not by_id[i].get("cancel_requested")]
+    if cols[2].button("Cancel", disabled=not live, icon=":material/stop_circle:"):
+        for job_id in live:
+            queue.cancel(job_id, root)
+        st.rerun(scope="fragment")
+    ended = [i for i in chosen if by_id[i]["state"] in (*queue.FINISHED, queue.BROKEN)]
+    cols[3].button("Delete", disabled=not ended, icon=":material/delete:",
+                   on_click=ask_to_delete, args=(ended,))
+    pending = [i for i in st.session_state.get("confirm_delete", []) if i in by_id]
+    if pending:
+        names = ", ".join(lab.lab_label(by_id[i]) for i in pending)
+        st.warning(f"Delete {len(pending)} run(s) and their folders for good? {lab.plain(names)}")
+        yes, no = st.columns([1, 6])
+        if yes.button("Yes, delete", type="primary", key="confirm-delete"):
+            for job_id in pending:
                 queue.delete(job_id, root)
-                st.rerun()
+            st.session_state["confirm_delete"] = []
+            st.rerun(scope="fragment")
+        if no.button("Keep them", key="keep"):
+            st.session_state["confirm_delete"] = []
+            st.rerun(scope="fragment")
 
 
-jobs_table()
+run_table()
