@@ -30,6 +30,7 @@ experiment: setup
 
 bench: setup
 	$(BIN)/python benchmarks/mask_overhead.py
+	$(BIN)/python benchmarks/round_overhead.py
 	$(BIN)/python benchmarks/queue_latency.py
 	$(BIN)/python benchmarks/run_page.py
 

@@ -71,7 +71,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from . import imp, pipeline
 
     imp.check_device(cfg.run.device)
-
+    print(f"run folder: {out}", flush=True)
     summary = pipeline.execute(cfg, out, ProgressBar(cfg))
     ticket = summary["ticket"]
     if ticket:
@@ -79,7 +79,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"{100 * ticket['global_sparsity']:.1f}%, val accuracy "
               f"{ticket['reloaded_val_accuracy']:.4f} (reproduced from the saved model), "
               f"test accuracy {ticket['test_accuracy']:.4f}")
-    print(f"run folder: {out}")
     return 0
 
 
@@ -219,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run IMP from a YAML config",
                          description="Run Iterative Magnitude Pruning from a YAML config.")
     run.add_argument("--config", required=True, help="YAML config, e.g. configs/quickstart.yaml")
-    run.add_argument("--out", help="run folder (default runs/<name>-<time>); an unfinished one "
-                                   "is resumed after its last finished round")
+    run.add_argument("--out", help="run folder (default: a new <name>-<time>-<random> folder "
+                                   "under imp.results_dir, $LOTTERY_HOME or ./runs); an "
+                                   "unfinished one is resumed after its last finished round")
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override a config value, e.g. --set imp.prune_rate=0.3 (repeatable)")
     run.set_defaults(func=_cmd_run)
@@ -297,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nerror: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; finished rounds are kept (run the same command to resume)",
-              file=sys.stderr)
+        print("\ninterrupted; finished rounds are kept (resume: lottery run --config FILE "
+              "--out RUN_FOLDER)", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         saved = _save_traceback()

@@ -111,3 +111,17 @@ def compile_model(model: keras.Model, cfg: TrainConfig, num_classes: int) -> Non
         optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9)
     loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def optimizer_state(model: keras.Model) -> list[np.ndarray]:
+    """The compiled optimizer's variables before its first step (built here if need be):
+    step 0, zero moments, the learning rate."""
+    model.optimizer.build(model.trainable_variables)
+    return [np.array(v.numpy()) for v in model.optimizer.variables]
+
+
+def reset_optimizer(model: keras.Model, state: list[np.ndarray]) -> None:
+    """Put the optimizer back to `state`: a fresh optimizer in all but name, so the traced train
+    step is reused instead of traced again (compile() would drop it)."""
+    for variable, value in zip(model.optimizer.variables, state):
+        variable.assign(value)

@@ -165,3 +165,37 @@ def test_rewind_to_a_step_of_round_zero(tmp_path):
                                          r"\(14 steps\)"):
         imp.run(tiny_config(imp__rewind="step:999", imp__num_rounds=1, train__epochs=2),
                 tmp_path / "too-far")
+
+
+def test_rounds_reuse_the_traced_train_step_with_a_fresh_optimizer(tmp_path):
+    """Each round and control starts from a fresh optimizer, yet the train step is traced once:
+    the optimizer is reset to its state before any step, not rebuilt by compile()."""
+    cfg = tiny_config(imp__controls=["random_reinit"])
+    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
+    traces = []  # Python in a train step runs only while TensorFlow traces it
+    original = trainer.fit_model.train_step
+    trainer.fit_model.train_step = lambda data: traces.append(1) or original(data)
+    trainer.train(0, "imp")
+    traced, optimizer = len(traces), trainer.fit_model.optimizer
+    assert traced >= 1 and int(optimizer.iterations.numpy()) > 0
+    trainer.manager.prune(cfg.imp.prune_rate, cfg.imp.scope, cfg.imp.layer_rates)
+    trainer.manager.rewind()
+    trainer.train(1, "imp")
+    assert int(optimizer.iterations.numpy()) == -(-len(trainer.data.y_train) // 32)  # from 0
+    trainer.train(1, "random_reinit")
+    assert len(traces) == traced and trainer.fit_model.optimizer is optimizer
+
+
+def test_a_reset_optimizer_trains_exactly_as_a_recompiled_one(tmp_path, tiny_run, monkeypatch):
+    def recompile_every_round(self):  # the former way: a new optimizer object per round
+        imp.models.compile_model(self.fit_model, self.cfg.train, self.data.num_classes)
+
+    monkeypatch.setattr(imp.Trainer, "_fresh_optimizer", recompile_every_round)
+    cfg = tiny_config(imp__controls=["random_reinit", "random_prune"])
+    recompiled = pipeline.execute(cfg, tmp_path / "recompiled")
+    for name, records in runfolder.series(tiny_run).items():
+        again = runfolder.series(tmp_path / "recompiled")[name]
+        assert [r["val_accuracy"] for r in again] == [r["val_accuracy"] for r in records]
+        assert [r["val_loss"] for r in again] == [r["val_loss"] for r in records]
+    assert recompiled["ticket"]["round"] == runfolder.read_json(
+        tiny_run / runfolder.TICKET_JSON)["round"]

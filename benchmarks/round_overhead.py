@@ -1,0 +1,75 @@
+"""What does a fresh optimizer per round cost? Recompiling (a new optimizer object, so Keras traces
+the train and test steps again) against resetting the compiled optimizer to its state before any
+step (the engine's way), on the same small run, side by side in one process.
+
+    python benchmarks/round_overhead.py [--rounds 8] [--repeats 2]
+
+Prints seconds per trained series-round for each and the ratio; the results must be identical
+(tests/test_pipeline.py checks that too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from lottery_engine import config as config_lib  # noqa: E402
+from lottery_engine import imp, models, pipeline, runfolder  # noqa: E402
+
+CONFIG = {
+    "run": {"name": "overhead", "seed": 1, "device": "cpu"},
+    "data": {"source": "bundled", "name": "digits", "image_size": [8, 8], "limit_total": 300},
+    "train": {"arch": "lenet_300_100", "epochs": 1, "batch_size": 64},
+    "imp": {"prune_rate": 0.2, "target_sparsity": 0.999,
+            "controls": ["random_reinit", "random_prune"]},
+    "report": {"html": False},
+}
+
+
+def recompile_every_round(self) -> None:
+    models.compile_model(self.fit_model, self.cfg.train, self.data.num_classes)
+
+
+def one_run(rounds: int, folder: Path) -> tuple[float, list[float]]:
+    cfg = config_lib.from_dict({**CONFIG, "imp": {**CONFIG["imp"], "num_rounds": rounds}})
+    start = time.perf_counter()
+    pipeline.execute(cfg, folder)
+    seconds = time.perf_counter() - start
+    trainings = 1 + 3 * rounds  # round 0, then the ticket and two controls per round
+    series = runfolder.series(folder)
+    return seconds / trainings, [r["val_accuracy"] for s in series.values() for r in s]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    reset_way = imp.Trainer._fresh_optimizer
+    times: dict[str, list[float]] = {"recompile": [], "reset": []}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for way in ("recompile", "reset") if repeat % 2 == 0 else ("reset", "recompile"):
+                imp.Trainer._fresh_optimizer = (recompile_every_round if way == "recompile"
+                                                else reset_way)
+                per_round, accuracies = one_run(args.rounds, Path(tmp) / f"{way}-{repeat}")
+                times[way].append(per_round)
+                results[way] = accuracies
+    imp.Trainer._fresh_optimizer = reset_way
+    recompile, reset = (statistics.median(times[w]) for w in ("recompile", "reset"))
+    print(f"{args.rounds} rounds x (ticket + 2 controls), {args.repeats} repeats, rotating order")
+    print(f"recompile per round: {recompile:.3f} s/series-round; reset: {reset:.3f} s; "
+          f"reset/recompile = {reset / recompile:.3f}; saved {recompile - reset:.3f} s per "
+          f"series-round")
+    print(f"identical val accuracies: {results['recompile'] == results['reset']}")
+
+
+if __name__ == "__main__":
+    main()
