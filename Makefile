@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: setup test run quickstart experiment bench clean
+.PHONY: setup test run quickstart experiment bench screenshots clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,9 @@ quickstart: setup
 
 experiment: setup
 	$(BIN)/lottery experiment --config configs/experiment_fashion.yaml
+
+screenshots: setup
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: setup
 	$(BIN)/python benchmarks/mask_overhead.py
