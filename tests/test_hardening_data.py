@@ -14,12 +14,7 @@ from lottery_engine import image_folder, pipeline, runfolder
 
 from .conftest import ROOT, tiny_config
 from .test_hardening_input import lottery
-from .test_images import make_flat, make_subfolders
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOTTERY_CACHE", str(tmp_path / "cache"))
+from .test_images import make_flat, make_subfolders, private_cache  # noqa: F401 (autouse)
 
 
 def test_loops_dangling_links_and_non_images_are_skipped_and_named(tmp_path, caplog):
