@@ -26,7 +26,8 @@ quickstart: setup
 	$(BIN)/lottery run --config configs/quickstart.yaml --out runs/quickstart
 
 experiment: setup
-	$(BIN)/lottery experiment --config configs/experiment_fashion.yaml
+	$(BIN)/lottery experiment --config configs/experiment_fashion.yaml --home runs \
+		--workers $$(nproc) --threads 1
 
 screenshots: setup
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py

@@ -17,7 +17,8 @@ import yaml
 from jobs import queue, worker
 from lottery_engine import runfolder
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+QUICKSTART = CONFIGS / "quickstart.yaml"
 WORKER_SILENCE = 10.0
 _MARKDOWN = re.compile(r"([\\`*\[\]<>$~|#]|(?<!\w)_|_(?!\w)|:(?=\S))")  # markup, links, HTML, $, :codes:
 
@@ -33,7 +34,27 @@ def home() -> Path:
 
 
 def quickstart_raw() -> dict:
-    return yaml.safe_load(QUICKSTART.read_text())
+    return config_raw(QUICKSTART)
+
+
+def config_raw(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def config_files() -> dict[str, Path]:
+    """The run configs that ship in configs/ (experiment files are not run configs)."""
+    return {p.name: p for p in sorted(CONFIGS.glob("*.yaml"))
+            if not p.name.startswith("experiment")}
+
+
+def experiment_folders(root: Path, jobs: list[dict]) -> dict[str, dict[int, Path]]:
+    """An experiment's run folders by arm and seed, for the seeds with a finished round."""
+    out: dict[str, dict[int, Path]] = {}
+    for job in jobs:
+        folder = root / job["id"]
+        if job["state"] != queue.BROKEN and runfolder.read_rounds(folder):
+            out.setdefault(job["label"], {})[job["seed"]] = folder
+    return out
 
 
 def live_workers(root: Path) -> list[dict]:

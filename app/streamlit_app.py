@@ -21,6 +21,8 @@ pages = [  # paths are relative to this file
     st.Page("views/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:",
             url_path="compare"),
+    st.Page("views/experiments.py", title="Experiments", icon=":material/science:",
+            url_path="experiments"),
 ]
 charts.serve_plotly_js()
 st.navigation(pages).run()

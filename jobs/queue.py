@@ -121,8 +121,10 @@ def _write_status(path: Path, status: dict) -> None:
             os.fsync(f.fileno())
 
 
-def submit(cfg: config_lib.Config | str, root: str | Path | None = None) -> str:
+def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
+           experiment: dict | None = None) -> str:
     """Validate and enqueue a config (a Config or YAML text); returns the new job id.
+    `experiment` ({id, label, seed}) groups the job under an experiment (jobs/experiments.py).
 
     An invalid config raises ConfigError with the engine's message and creates nothing.
     """
@@ -139,7 +141,8 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None) -> str:
         runfolder.write_json(staging / STATUS, {
             "id": job_id, "name": cfg.run.name, "state": QUEUED, "submitted": time.time(),
             "num_rounds": cfg.imp.num_rounds, "epochs": cfg.train.epochs,
-            "arch": cfg.train.arch, "data": _data_label(cfg.data), "notes": "", "tags": []})
+            "arch": cfg.train.arch, "data": _data_label(cfg.data), "notes": "", "tags": []}
+            | ({"experiment": experiment} if experiment else {}))
         os.replace(staging, root / job_id)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

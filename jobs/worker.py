@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -118,7 +119,16 @@ def _device_env(device: str) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device[4:]
 
 
-def run_child(path: str, device: str, errors: Connection) -> None:
+def _limit_threads(threads: int | None) -> None:
+    """One worker per core at one thread each beats one worker at all cores for small models."""
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def run_child(path: str, device: str, errors: Connection, threads: int | None = None) -> None:
     """The child's whole life: run or resume the job in `path`, exit 0, 1 (failed) or 3.
 
     A failure's one-line reason goes to the parent through `errors`, a pipe, because the disk
@@ -131,6 +141,7 @@ def run_child(path: str, device: str, errors: Connection) -> None:
         from lottery_engine import quiet_import
 
         quiet_import.tensorflow()
+        _limit_threads(threads)
         from lottery_engine import pipeline
 
         cfg = config_lib.load(job / runfolder.CONFIG)
@@ -180,8 +191,10 @@ class Worker:
     (the job's stale heartbeat then lets another worker take it after the lease)."""
 
     def __init__(self, root: Path, device: str = "auto", lease: float = queue.DEFAULT_LEASE,
-                 poll: float = 0.2, beat: float = 1.0):
+                 poll: float = 0.2, beat: float = 1.0, threads: int | None = None):
         self.root, self.device, self.lease, self.poll, self.beat = root, device, lease, poll, beat
+        self.threads = threads
+        self.write_ups: list[subprocess.Popen] = []  # experiment write-ups under way
         self.id = f"{socket.gethostname()}-{os.getpid()}"
         self.child: multiprocessing.Process | None = None
         self.trouble: str | None = None  # the file-system error last logged, said once
@@ -217,6 +230,7 @@ class Worker:
                     time.sleep(max(self.poll, 1.0))
                 if job_id:
                     self.run(job_id)
+                self.write_ups = [p for p in self.write_ups if p.poll() is None]
                 if once:
                     return
                 if not job_id:
@@ -235,13 +249,36 @@ class Worker:
             self._io_trouble(f"job {job_id}: heartbeat not written", exc)
             return True
 
+    def _experiment_write_up(self, status: dict) -> None:
+        """The worker that ends an experiment's last job starts its write-up, in a process of
+        its own (the figure's renderer starts threads and signal handlers that must not live in a
+        worker) that the worker does not wait for: it goes on serving and heartbeating. A
+        write-up that cannot start is logged; the worker serves on."""
+        from . import experiments
+
+        group = experiments.last_of(self.root, status)
+        if group is None:
+            return
+        try:
+            log_path = experiments.folder(self.root, group) / "write-up.log"
+            with open(log_path, "ab") as out:
+                self.write_ups.append(subprocess.Popen(
+                    [sys.executable, "-m", "lottery_engine.cli", "experiment", "--report", group,
+                     "--home", str(self.root)], stdout=out, stderr=subprocess.STDOUT))
+        except (OSError, queue.JobError) as exc:
+            log.warning("experiment %s: write-up not started: %s", group, describe(exc))
+            return
+        log.info("experiment %s: its last job ended; writing its write-up (log: %s)", group,
+                 log_path)
+
     def run(self, job_id: str) -> str:
         """Run one claimed job in a child process; returns the state it ended in."""
         job = self.root / job_id
         (job / PROGRESS).unlink(missing_ok=True)
         context = multiprocessing.get_context("spawn")
         errors, child_errors = context.Pipe(duplex=False)
-        self.child = context.Process(target=run_child, args=(str(job), self.device, child_errors),
+        self.child = context.Process(target=run_child, args=(str(job), self.device, child_errors,
+                                                                 self.threads),
                                      name=f"lottery-job-{job_id}")
         self.child.start()
         child_errors.close()
@@ -261,13 +298,14 @@ class Worker:
                 progress["ticket_round"] = ticket["round"]
             try:
                 queue.update(job_id, self.root, **progress)
-                queue.finish(job_id, self.root, state, error)
+                final = queue.finish(job_id, self.root, state, error)
             except OSError as exc:
                 raise queue.JobError(f"job {job_id} ended {state}"
                                      + (f" ({error})" if error else "")
                                      + f", but that cannot be recorded: {describe(exc, job)}. "
                                      f"This worker stops.") from None
             log.info("job %s: %s%s", job_id, state, f" ({error})" if error else "")
+            self._experiment_write_up(final)
             return state
         finally:
             errors.close()
@@ -278,12 +316,13 @@ class Worker:
             self.child = None
 
 
-def main(root: str | None, device: str, once: bool, lease: float) -> int:
+def main(root: str | None, device: str, once: bool, lease: float,
+         threads: int | None = None) -> int:
     """`lottery worker`; a fault it cannot serve past propagates as one line through the CLI."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        Worker(queue.home(root), device, lease).serve(once)
+        Worker(queue.home(root), device, lease, threads=threads).serve(once)
     except KeyboardInterrupt:  # Ctrl-C on `make run`: a running job was handed back above
         log.info("worker stopped")
     return 0

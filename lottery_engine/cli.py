@@ -104,18 +104,72 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
+    if args.report:
+        from jobs import experiments, queue
+
+        path = experiments.write_up(queue.home(args.home), args.report,
+                                    Path(args.results) if args.results else None)
+        print(f"wrote {path} and {path.with_suffix('.png')}")
+        return 0
+    if not args.config:
+        raise config_lib.ConfigError("lottery experiment: give --config FILE (or --report ID).")
     from . import experiment
 
     exp = experiment.load(Path(args.config))
+    if args.local:
+        return _experiment_here(exp, args)
+    return _experiment_queued(exp, args)
+
+
+def _experiment_here(exp, args: argparse.Namespace) -> int:
+    """`--local`: every series in this process, one after another."""
+    from . import experiment, writeup
+
     exp.out = args.out or exp.out
     folders = experiment.execute(exp, args.set, ProgressBar(config_lib.Config()), args.seeds)
     results = Path(args.results or exp.results)
-    heads = experiment.write_results(exp, folders, results)
-    for label, head in heads.items():
-        print(f"{label}: dense test accuracy {100 * head['dense_test']:.2f}%, tickets within "
-              f"1 point up to {100 * head['held_sparsity']:.1f}% sparsity")
+    timing = {label: [runfolder.read_json(f / "experiment_timing.json", {}).get("seconds", 0.0)
+                      for f in by_seed.values()] for label, by_seed in folders.items()}
+    writeup.write(exp.name, folders, results, notes=exp.notes, timing=timing,
+                  wall=sum(map(sum, timing.values())),
+                  source=f"lottery experiment --local --config {args.config}")
     print(f"wrote {results} and {results.with_suffix('.png')}")
     return 0
+
+
+def _experiment_queued(exp, args: argparse.Namespace) -> int:
+    """Submit one job per (arm, seed), follow them with one bar, then write the write-up."""
+    from jobs import experiments, queue
+
+    from . import experiment
+
+    root = queue.home(args.home)
+    experiment_id = experiments.submit(exp, experiment.plan(exp, args.set, args.seeds), root)
+    print(f"experiment {experiment_id}: {len(experiments.manifest(root, experiment_id)['jobs'])} "
+          f"jobs queued in {root}", flush=True)
+    workers = experiments.started_workers(args.workers, root, args.threads,
+                                          experiments.folder(root, experiment_id))
+    try:
+        while True:
+            jobs = experiments.statuses(root, experiment_id)
+            done = sum(j["state"] in queue.FINISHED for j in jobs)
+            sys.stderr.write(f"\r{_bar(int(1000 * experiments.fraction_done(jobs)), 1000)} "
+                             f"{done}/{len(jobs)} jobs finished ")
+            sys.stderr.flush()
+            if experiments.finished(jobs):
+                break
+            time.sleep(2.0)
+    finally:
+        experiments.stop_workers(workers)
+    sys.stderr.write("\n")
+    failed = [j for j in jobs if j["state"] != queue.DONE]
+    for job in failed:
+        print(f"job {job['id']} ({job['label']} seed {job['seed']}) {job['state']}"
+              + (f": {job['error']}" if job.get("error") else ""))
+    kept = experiments.write_up(root, experiment_id)  # the dashboard's copy
+    results = experiments.write_up(root, experiment_id, Path(args.results or exp.results))
+    print(f"wrote {results} and {results.with_suffix('.png')} (and {kept})")
+    return 1 if failed else 0
 
 
 def _cmd_hybrid(args: argparse.Namespace) -> int:
@@ -145,7 +199,7 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from jobs import worker
 
-    return worker.main(args.home, args.device, args.once, args.lease)
+    return worker.main(args.home, args.device, args.once, args.lease, args.threads)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -188,6 +242,8 @@ def _add_queue_commands(sub) -> None:
     worker.add_argument("--device", default="auto",
                         help="cpu, gpu:N or auto (default): where this worker's jobs train")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.add_argument("--threads", type=int, help="TensorFlow threads per job (default: all "
+                        "cores); one-thread workers, one per core, finish experiments sooner")
     worker.add_argument("--lease", type=float, default=30.0,
                         help="seconds without heartbeat after which a running job is resumed")
     worker.set_defaults(func=_cmd_worker)
@@ -238,13 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
         "experiment", help="run configs x seeds with controls and write RESULTS.md",
         description="Run every config and seed of an experiment YAML (each an ordinary run "
                     "folder; finished ones are kept), then write the results table and figure.")
-    experiment.add_argument("--config", required=True,
-                            help="experiment YAML, e.g. configs/experiment_fashion.yaml")
+    experiment.add_argument("--config", help="experiment YAML, e.g. configs/experiment_fashion.yaml")
     experiment.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                            help="override a value in every run's config (repeatable)")
-    experiment.add_argument("--seeds", type=int, nargs="+", help="replace every run's seeds")
-    experiment.add_argument("--out", help="folder for the run folders (default from the YAML)")
+                            help="override a key in every run config")
+    experiment.add_argument("--seeds", type=int, nargs="+", help="replace every arm's seeds")
     experiment.add_argument("--results", help="Markdown file to write (default from the YAML)")
+    experiment.add_argument("--home", help="queue home (default $LOTTERY_HOME, else ./runs)")
+    experiment.add_argument("--workers", type=int, default=0,
+                            help="start this many local workers for the experiment's duration "
+                                 "(default 0: workers already serving the home run it)")
+    experiment.add_argument("--threads", type=int, default=1,
+                            help="threads per started worker (default 1)")
+    experiment.add_argument("--local", action="store_true",
+                            help="run every series in this process instead of the queue")
+    experiment.add_argument("--out", help="with --local: folder for the run folders")
+    experiment.add_argument("--report", metavar="EXPERIMENT_ID",
+                            help="(re)make the write-up of a queued experiment and exit")
     experiment.set_defaults(func=_cmd_experiment)
     hybrid = sub.add_parser(
         "hybrid", help="pooled conv features + RandomForest baseline",
@@ -296,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as exc:
         print(f"\nerror: {describe(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lottery jobs | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("\ninterrupted; finished rounds are kept (resume: lottery run --config FILE "
               "--out RUN_FOLDER)", file=sys.stderr)

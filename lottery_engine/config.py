@@ -75,8 +75,9 @@ class TrainConfig:
     learning_rate: float = 1.2e-3
     optimizer: str = "adam"
     feature_cache: bool = True  # train a frozen base's head on cached base outputs
-    early_stopping: bool = False  # stop a round when val loss stops improving; keep the best epoch
-    patience: int = 3  # epochs without a lower val loss before early stopping stops
+    eval_every: int | None = None  # validate every N steps (and at each epoch end); None: per epoch
+    early_stopping: bool = False  # stop a round when val loss stops improving; keep the best point
+    patience: int = 3  # validations without a lower val loss before early stopping stops
 
 
 @dataclass

@@ -1,25 +1,26 @@
 """The Iterative Magnitude Pruning loop (Frankle & Carbin 2019; OpenLTH semantics).
 
 Round 0 trains the dense network. Round r ≥ 1 prunes `prune_rate` of the surviving weights, rewinds
-every weight to the rewind point, builds a fresh optimizer and trains again. Every round's randomness
-is seeded from (seed, round) alone and its inputs (masks, rewind point, previous weights, data split)
-are on disk before it starts, so a run resumed from its folder gives the result of an uninterrupted one.
+every weight to the rewind point (θ0, or the weights after step k of round 0), resets the optimizer
+and trains again: steps k..T in round 0's data order (training.py). Every round records its
+early-stop point (lowest validation loss) besides its end. Every round's randomness is seeded from
+(seed, round), the data order from (seed, epoch), and a round's inputs (masks, rewind point,
+previous weights, data split) are on disk before it starts, so a run resumed from its folder gives
+the result of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from . import data as data_lib
-from . import features, flops, metrics, models, runfolder
+from . import features, flops, metrics, models, runfolder, training
 from .config import Config, ConfigError, rewind_step, to_yaml
 from .events import Listener
 from .masks import MaskManager, load_masks, random_masks_like
@@ -28,30 +29,6 @@ log = logging.getLogger("lottery")
 
 _REINIT_SEED_OFFSET = 100_003
 _RANDOM_PRUNE_SEED_OFFSET = 200_003
-
-
-class _Progress(keras.callbacks.Callback):
-    """Forwards Keras' batch and epoch ends to a Listener; optionally snapshots the rewind point."""
-
-    def __init__(self, listener: Listener, round_index: int, batches: int,
-                 snapshot_step: int, weights: Callable[[], list[np.ndarray]]):
-        super().__init__()
-        self.listener, self.round_index, self.batches = listener, round_index, batches
-        self.snapshot_step, self.weights, self.snapshot = snapshot_step, weights, None
-        self.epoch = self.step = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step == self.snapshot_step:
-            self.snapshot = self.weights()
-        self.listener.batch_finished(self.round_index, self.epoch, batch + 1, self.batches)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.listener.epoch_finished(self.round_index, epoch, {k: float(v) for k, v in
-                                                              (logs or {}).items()})
 
 
 def check_device(device: str) -> list:
@@ -97,6 +74,7 @@ class Trainer:
         self.manager = MaskManager(self.model, self.cfg.prunable)
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
         self._initial_optimizer: list[np.ndarray] | None = None
+        self._train: tuple[tf.Tensor, tf.Tensor] | None = None
         self._warn_base_flops()
         self._prepare_inputs()
 
@@ -156,34 +134,56 @@ class Trainer:
         else:
             models.reset_optimizer(self.fit_model, self._initial_optimizer)
 
-    def train(self, round_index: int, series: str) -> tuple[dict, float, list[np.ndarray] | None]:
-        """Fresh optimizer, then `epochs` of training; returns history, seconds, rewind snapshot."""
+    def _train_tensors(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The training inputs as tensors, made once per run (each epoch gathers its batches)."""
+        if self._train is None:
+            self._train = (tf.constant(self.inputs["train"]), tf.constant(self.data.y_train))
+        return self._train
+
+    def schedule(self, round_index: int, series: str) -> training.Schedule:
+        """Round 0 trains steps 0..T and keeps the rewind point; every later round and control
+        starts at the rewind step k and trains k..T, continuing round 0's data order (OpenLTH)."""
         train = self.cfg.train
+        batches = -(-len(self.data.y_train) // train.batch_size)
+        k = rewind_step(self.cfg, batches)
+        first = round_index == 0 and series == "imp"
+        return training.Schedule(train.batch_size, batches, train.epochs,
+                                 start_step=0 if round_index == 0 else k,
+                                 eval_every=train.eval_every, snapshot_step=k if first else 0,
+                                 early_stopping=train.early_stopping, patience=train.patience)
+
+    def train(self, round_index: int, series: str) -> training.RoundTraining:
+        """A fresh optimizer, then this round's schedule."""
         keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
         self._fresh_optimizer()
-        batches = -(-len(self.data.y_train) // train.batch_size)
-        first = round_index == 0 and series == "imp"
-        snapshot_step = rewind_step(self.cfg, batches) if first else 0
-        callbacks = [_Progress(self.listener, round_index, batches, snapshot_step,
-                               self.model.get_weights)]
-        if train.early_stopping:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=train.patience, restore_best_weights=True))
+        schedule = self.schedule(round_index, series)
         self.listener.round_started(round_index, series, self.manager.report()["global_sparsity"])
-        start = time.perf_counter()
-        history = self.fit_model.fit(self.inputs["train"], self.data.y_train,
-                                     batch_size=train.batch_size, epochs=train.epochs,
-                                     validation_data=(self.inputs["val"], self.data.y_val),
-                                     shuffle=True, verbose=0, callbacks=callbacks)
-        seconds = time.perf_counter() - start
-        progress = callbacks[0]
-        if snapshot_step and progress.snapshot is None:
+        result = training.train_round(
+            self.fit_model, self._train_tensors(), self.cfg.run.seed, schedule, self.listener,
+            round_index, lambda: training.loss_and_accuracy(self.fit_model, self.inputs["val"],
+                                                            self.data.y_val))
+        if schedule.snapshot_step and result.snapshot is None:
+            ended = "stopped early after" if result.stopped_early else "ended after"
             raise ConfigError(f"imp.rewind: {self.cfg.imp.rewind} is past the end of round 0 "
-                             f"({progress.step} steps); choose a smaller N.")
-        return ({k: [float(v) for v in vals] for k, vals in history.history.items()},
-                seconds, progress.snapshot)
+                              f"({ended} {result.steps} steps); choose a smaller N.")
+        return result
 
-    def evaluate(self, round_index: int, series: str, history: dict, seconds: float) -> dict:
+    def _early_stop_point(self, result: training.RoundTraining, val: dict, test: dict) -> dict:
+        """The round's numbers at its lowest validation loss (Frankle & Carbin's early stop)."""
+        if result.best_weights is not None:
+            final = self.fit_model.get_weights()
+            self.fit_model.set_weights(result.best_weights)
+            val = {"val_accuracy": training.loss_and_accuracy(
+                self.fit_model, self.inputs["val"], self.data.y_val)[1]}
+            test = {"test_accuracy": training.loss_and_accuracy(
+                self.fit_model, self.inputs["test"], self.data.y_test)[1]}
+            self.fit_model.set_weights(final)
+        best = next(point for point in result.curve if point[0] == result.best_step)
+        return {"early_stop_step": result.best_step, "early_stop_val_loss": best[1],
+                "early_stop_val_accuracy": val["val_accuracy"],
+                "early_stop_test_accuracy": test["test_accuracy"]}
+
+    def evaluate(self, round_index: int, series: str, result: training.RoundTraining) -> dict:
         report = self.manager.report()
         val = metrics.classification_metrics(
             self.data.y_val, metrics.predict_proba(self.fit_model, self.inputs["val"]), "val")
@@ -206,9 +206,14 @@ class Trainer:
             "layer_flops": per_layer_flops,
             "inference_ms": self.base_ms + metrics.inference_ms_per_sample(self.fit_model,
                                                                            self.inputs["val"]),
-            "train_seconds": seconds,
-            "epochs": len(history.get("loss", [])),
-            "history": history,
+            "train_seconds": result.seconds,
+            "epochs": len(result.history.get("loss", [])),
+            "start_step": result.start_step,
+            "steps": result.steps,
+            "stopped_early": result.stopped_early,
+            **self._early_stop_point(result, val, test),
+            "val_curve": result.curve,
+            "history": result.history,
         }
 
 
@@ -229,17 +234,16 @@ def _run_controls(trainer: Trainer, round_index: int, run_dir: Path) -> None:
     cfg, manager = trainer.cfg, trainer.manager
     imp_masks, imp_weights = dict(manager.masks), trainer.model.get_weights()
     for name in cfg.imp.controls:
+        start = manager.rewind_weights
         if name == "random_reinit":
-            manager.rewind(trainer.fresh_init(seed_for(cfg.run.seed, round_index,
-                                                       _REINIT_SEED_OFFSET)))
+            start = trainer.fresh_init(seed_for(cfg.run.seed, round_index, _REINIT_SEED_OFFSET))
         else:
             manager.set_masks(random_masks_like(imp_masks, seed_for(
                 cfg.run.seed, round_index, _RANDOM_PRUNE_SEED_OFFSET)))
-            manager.rewind()
-        history, seconds, _ = trainer.train(round_index, name)
-        record = trainer.evaluate(round_index, name, history, seconds)
+        manager.rewind(start)
+        record = trainer.evaluate(round_index, name, trainer.train(round_index, name))
         out = runfolder.control_dir(run_dir, name)
-        manager.save(out / runfolder.mask_file(round_index))
+        manager.save(out / runfolder.mask_file(round_index), start)
         runfolder.append_round(out, record)
         trainer.listener.round_finished(record)
         manager.set_masks(imp_masks)
@@ -292,11 +296,11 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
         if round_index > 0:
             manager.prune(imp.prune_rate, imp.scope, imp.layer_rates)
             manager.rewind()
-        history, seconds, snapshot = trainer.train(round_index, "imp")
-        if snapshot is not None:
-            manager.rewind_weights = snapshot
-            _save_weights_list(trainer, snapshot, run_dir / runfolder.REWIND)
-        record = trainer.evaluate(round_index, "imp", history, seconds)
+        result = trainer.train(round_index, "imp")
+        if result.snapshot is not None:
+            manager.rewind_weights = result.snapshot
+            _save_weights_list(trainer, result.snapshot, run_dir / runfolder.REWIND)
+        record = trainer.evaluate(round_index, "imp", result)
         manager.save(run_dir / runfolder.mask_file(round_index))
         trainer.model.save_weights(run_dir / runfolder.weights_file(round_index))
         if round_index == 0:

@@ -114,10 +114,11 @@ class MaskManager:
     def kernels(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(layer.kernel.numpy()) for name, layer in self.layers.items()}
 
-    def rewind_kernels(self) -> dict[str, np.ndarray]:
-        """The rewind point's kernel of each prunable layer (what `init_<layer>` stores)."""
+    def rewind_kernels(self, weights: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The kernel of each prunable layer in `weights` (default: the rewind point)."""
+        weights = self.rewind_weights if weights is None else weights
         index = {id(v): i for i, v in enumerate(self.model.weights)}
-        return {name: self.rewind_weights[index[id(layer.kernel)]]
+        return {name: weights[index[id(layer.kernel)]]
                 for name, layer in self.layers.items()}
 
     def set_masks(self, masks: dict[str, np.ndarray]) -> None:
@@ -141,10 +142,11 @@ class MaskManager:
     def report(self) -> dict:
         return sparsity_report(self.masks)
 
-    def save(self, path: Path) -> None:
-        """Save masks and rewind kernels as `mask_<layer>` / `init_<layer>` arrays in one .npz."""
+    def save(self, path: Path, start: list[np.ndarray] | None = None) -> None:
+        """Save masks and the kernels training started from (`start`, default the rewind point)
+        as `mask_<layer>` / `init_<layer>` arrays in one .npz."""
         arrays = {f"mask_{n}": m for n, m in self.masks.items()}
-        arrays |= {f"init_{n}": w for n, w in self.rewind_kernels().items()}
+        arrays |= {f"init_{n}": w for n, w in self.rewind_kernels(start).items()}
         np.savez_compressed(path, **arrays)
 
 

@@ -177,13 +177,18 @@ def compare(runs: dict[str, dict[str, list[dict]]], metric: str = "val_accuracy"
 TABLE_COLUMNS = [("round", "round", "{}"), ("global_sparsity", "sparsity %", "{:.1%}"),
                  ("remaining_prunable", "remaining", "{:,}"), ("val_accuracy", "val acc", "{:.4f}"),
                  ("val_f1", "val F1", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"),
-                 ("test_accuracy", "test acc", "{:.4f}"), ("flops", "FLOPs", "{:,}"),
+                 ("test_accuracy", "test acc", "{:.4f}"),
+                 ("early_stop_step", "early-stop step", "{:,.0f}"),
+                 ("early_stop_test_accuracy", "test acc at early stop", "{:.4f}"),
+                 ("flops", "FLOPs", "{:,}"),
                  ("inference_ms", "ms/sample", "{:.4f}"), ("train_seconds", "train s", "{:.1f}")]
 
 
 def table_rows(records: list[dict]) -> list[dict[str, str]]:
-    """Rounds as rows of formatted strings, keyed by column title."""
-    return [{title: fmt.format(r[key]) for key, title, fmt in TABLE_COLUMNS} for r in records]
+    """Rounds as rows of formatted strings, keyed by column title ('–' for a number an older
+    run did not record)."""
+    return [{title: fmt.format(r[key]) if key in r else "–" for key, title, fmt in TABLE_COLUMNS}
+            for r in records]
 
 
 def markdown_table(records: list[dict]) -> str:

@@ -26,7 +26,7 @@ MAX_BATCH = 65_536
 MAX_LIMIT_TOTAL = 10_000_000
 MAX_IMAGE_SIZE = 1024
 MAX_PATIENCE = 1_000
-MAX_REWIND_STEP = 10**9
+MAX_STEP = 10**9  # rewind step, validation interval
 MAX_PATH = 4096
 MAX_FLOPS = 10**16
 
@@ -154,6 +154,8 @@ def _check_train(cfg: Config) -> None:
         fail("train.learning_rate", train.learning_rate, "expected a number in (0, 10]")
     _choice("train.optimizer", train.optimizer, OPTIMIZERS)
     _bool("train.feature_cache", train.feature_cache)
+    if train.eval_every is not None:
+        _int_in("train.eval_every", train.eval_every, 1, MAX_STEP)
     _bool("train.early_stopping", train.early_stopping)
     _int_in("train.patience", train.patience, 1, MAX_PATIENCE)
 
@@ -186,8 +188,8 @@ def _check_imp(cfg: Config) -> None:
     if kind == "epoch" and int(count) >= cfg.train.epochs:
         fail("imp.rewind", imp.rewind,
              f"the rewind epoch must be below train.epochs ({cfg.train.epochs})")
-    if kind == "step" and int(count) > MAX_REWIND_STEP:
-        fail("imp.rewind", imp.rewind, f"N at most {MAX_REWIND_STEP:,}")
+    if kind == "step" and int(count) > MAX_STEP:
+        fail("imp.rewind", imp.rewind, f"N at most {MAX_STEP:,}")
     if not isinstance(imp.controls, list):
         fail("imp.controls", imp.controls, f"expected a list drawn from {', '.join(CONTROLS)}")
     for control in imp.controls:

@@ -212,3 +212,33 @@ def test_run_table_labels_diff_and_page_budget_in_a_real_browser(browser, tmp_pa
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         page.wait_for_timeout(1000)
         page.screenshot(path=str(DOCS / "compare.png"))
+
+
+def test_launch_and_watch_an_experiment_in_a_real_browser(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    with probe.served(tmp_path / "home", tmp_path / "serve.log") as url:
+        page = _page(browser)
+        page.goto(f"{url}/experiments")
+        expect(page.get_by_role("heading", name="Experiments")).to_be_visible()
+        page.get_by_label("…or paste a YAML config (used when not empty)").fill(
+            tiny_yaml("tiny", rounds=1))
+        seeds = page.get_by_label("Seeds", exact=True)
+        seeds.fill("2")
+        seeds.press("Tab")
+        page.get_by_label("Experiment name").fill("Browser experiment")
+        page.get_by_role("button", name="Queue experiment").click()
+        expect(page.get_by_text("Queued experiment")).to_be_visible()
+        expect(page.get_by_text("2 of 2 jobs finished")).to_be_visible(timeout=300_000)
+        plot = page.locator(".js-plotly-plot").first
+        expect(plot).to_be_visible()
+        names = plot.evaluate("gd => gd.data.map(t => t.name)")
+        assert {"winning ticket", "random reinit", "random prune"} <= set(names)
+        expect(page.get_by_text("Dense network: test accuracy at early stop")).to_be_visible()
+        download = page.get_by_role("button", name="Download RESULTS.md")
+        expect(download).to_be_visible(timeout=120_000)
+        page.screenshot(path=str(DOCS / "experiments.png"), full_page=True)
+        with page.expect_download() as info:
+            download.click()
+        text = open(info.value.path()).read()
+    assert "## Browser experiment" in text and "Ticket minus control" in text

@@ -11,9 +11,9 @@ import pytest
 
 from lottery_engine import config as config_lib
 from lottery_engine import data as data_lib
-from lottery_engine import experiment, runfolder
+from lottery_engine import runfolder
 
-from .conftest import ROOT
+from .conftest import ROOT, tiny_config
 
 
 def _require_fashion_mnist():
@@ -68,41 +68,83 @@ def test_missing_dataset_offline_says_both_ways_to_get_it(monkeypatch, tmp_path)
     assert "apt-get install dataset-fashion-mnist" in message and "network" in message
 
 
+def _experiment_file(tmp_path, runs: str, notes: str = "") -> str:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(f"name: Miniature\nnotes: {notes!r}\nruns:\n{runs}")
+    return str(path)
+
+
 def test_miniature_experiment_writes_results_and_run_folders(tmp_path):
     _require_fashion_mnist()
     out, results = tmp_path / "runs", tmp_path / "docs" / "RESULTS.md"
-    cmd = [sys.executable, "-m", "lottery_engine.cli", "experiment", "--config",
-           "configs/experiment_fashion.yaml", "--seeds", "0", "--out", str(out),
-           "--results", str(results), "--set", "data.limit_total=300",
-           "--set", "imp.num_rounds=2", "--set", "train.epochs=1"]
+    configs = ROOT / "configs"
+    spec = _experiment_file(tmp_path, (
+        f"  - {{label: LeNet-300-100, config: {configs / 'fashion_lenet_300_100.yaml'}, "
+        f"seeds: [0]}}\n"
+        f"  - {{label: Conv LeNet, config: {configs / 'fashion_lenet.yaml'}, seeds: [0]}}\n"
+        f"  - {{label: Late, config: {configs / 'fashion_lenet_300_100.yaml'}, seeds: [0], "
+        f"set: ['imp.rewind=step:3', 'imp.controls=[]']}}\n"), notes="Why 15 epochs: because.")
+    cmd = [sys.executable, "-m", "lottery_engine.cli", "experiment", "--local", "--config", spec,
+           "--out", str(out), "--results", str(results), "--set", "data.limit_total=300",
+           "--set", "imp.num_rounds=2", "--set", "train.epochs=1", "--set", "train.eval_every=2"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
     text = results.read_text()
-    assert "### LeNet-300-100" in text and "### Conv LeNet" in text
-    assert "Dense baseline test accuracy" in text and "![test accuracy" in text
+    assert "## LeNet-300-100" in text and "## Conv LeNet" in text and "## Late" in text
+    assert "Why 15 epochs: because." in text and "early-stop point" in text
+    assert "Protocol: lenet_300_100, layerwise pruning of 20% per round (output 10%)" in text
     assert results.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for label in ("lenet-300-100", "conv-lenet"):
         folder = out / f"{label}-seed0"
         assert runfolder.is_complete(folder)
         assert set(runfolder.series(folder)) == {"imp", "random_reinit", "random_prune"}
+    assert set(runfolder.series(out / "late-seed0")) == {"imp"}
+    assert runfolder.read_rounds(out / "late-seed0")[1]["start_step"] == 3
     cfg = config_lib.load(out / "lenet-300-100-seed0" / runfolder.CONFIG)
     assert (cfg.train.arch, cfg.imp.scope, cfg.imp.layer_rates) == \
         ("lenet_300_100", "layerwise", {"output": 0.1})
     table_rows = [line for line in text.splitlines() if line.startswith("| 2 |")]
-    assert len(table_rows) == 2  # round 2 of each architecture
+    assert len(table_rows) == 3  # round 2 of each arm; one seed: no difference tables
 
 
-def test_headline_numbers_come_from_the_rounds():
-    def row(r, s, test):
-        return {"round": r, "sparsity": s, "remaining": 1 - s, "val": test, "val_sd": 0,
-                "test": test, "test_sd": 0}
+def _numbers(folder) -> dict:
+    """Every per-round number a write-up uses, by series."""
+    keys = ("round", "global_sparsity", "val_accuracy", "test_accuracy", "early_stop_step",
+            "early_stop_test_accuracy", "steps")
+    return {name: [{k: r[k] for k in keys} for r in records]
+            for name, records in runfolder.series(folder).items()}
 
-    series = {"imp": [row(0, 0, 0.90), row(1, 0.8, 0.895), row(2, 0.9, 0.88)],
-              "random_reinit": [row(0, 0, 0.90), row(1, 0.8, 0.85), row(2, 0.9, 0.80)],
-              "random_prune": [row(0, 0, 0.90), row(1, 0.8, 0.84), row(2, 0.9, 0.70)]}
-    head = experiment.headline(series)
-    assert head["held_sparsity"] == 0.8
-    assert [g["round"] for g in head["gaps"]] == [1, 2]  # nothing within 3 points of 95%
-    assert head["gaps"][1]["random_reinit"] == pytest.approx(0.08)
-    assert head["gaps"][1]["random_prune"] == pytest.approx(0.18)
+
+def test_an_experiment_through_the_queue_with_two_workers_equals_local(tmp_path):
+    """2 seeds x 2 rounds: one job per seed, taken by two real workers, same numbers as --local."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(config_lib.to_yaml(tiny_config(train__eval_every=3,
+                                                     imp__controls=["random_reinit"])))
+    spec = _experiment_file(tmp_path, f"  - {{label: Tiny, config: {config}, seeds: [0, 1]}}\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    base = [sys.executable, "-m", "lottery_engine.cli", "experiment", "--config", spec]
+    local = subprocess.run(base + ["--local", "--out", str(tmp_path / "local"), "--results",
+                                   str(tmp_path / "local.md")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert local.returncode == 0, local.stderr[-3000:]
+    home = tmp_path / "home"
+    queued = subprocess.run(base + ["--home", str(home), "--workers", "2", "--results",
+                                    str(tmp_path / "queued.md")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert queued.returncode == 0, queued.stderr[-3000:]
+    assert "2/2 jobs finished" in queued.stderr
+    from jobs import experiments
+
+    [meta] = experiments.list_experiments(home)
+    jobs = experiments.statuses(home, meta["id"])
+    assert {j["state"] for j in jobs} == {"done"} and sorted(j["seed"] for j in jobs) == [0, 1]
+    assert len({j["worker"] for j in jobs}) == 2  # each worker took one
+    for job in jobs:
+        assert _numbers(home / job["id"]) == _numbers(tmp_path / "local" / f"tiny-seed{job['seed']}")
+    assert (experiments.folder(home, meta["id"]) / experiments.RESULTS).is_file()
+    # the same write-up from both ways (but for the line naming the command and the wall time)
+    def body(path):
+        return [line for line in path.read_text().splitlines()
+                if not any(w in line for w in ("Made by", "min", ".png"))]
+    assert body(tmp_path / "queued.md") == body(tmp_path / "local.md")

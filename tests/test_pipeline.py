@@ -162,7 +162,7 @@ def test_rewind_to_a_step_of_round_zero(tmp_path):
     assert not np.array_equal(weights["step:3"], weights["init"])
     assert not np.array_equal(weights["step:3"], weights["epoch:1"])
     with pytest.raises(ValueError, match=r"imp.rewind: step:999 is past the end of round 0 "
-                                         r"\(14 steps\)"):
+                                         r"\(ended after 14 steps\)"):
         imp.run(tiny_config(imp__rewind="step:999", imp__num_rounds=1, train__epochs=2),
                 tmp_path / "too-far")
 

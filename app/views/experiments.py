@@ -1,0 +1,114 @@
+"""Experiments: launch one config over several seeds with its controls, watch all its jobs, see the
+grouped figures (accuracy and iteration at early stop vs weights remaining) grow as series finish,
+download the write-up."""
+
+import time
+
+import streamlit as st
+import yaml
+
+from app import charts, lab
+from jobs import experiments, queue
+from lottery_engine import config as config_lib
+from lottery_engine import experiment as experiment_lib
+from lottery_engine import writeup
+
+WRITE_UP_WAIT = 120.0  # seconds after the last job's end to wait for its write-up
+st.title("Experiments")
+root = lab.home()
+lab.no_worker_banner(root)
+
+with st.expander("Launch an experiment", expanded=not experiments.list_experiments(root)):
+    configs = lab.config_files()
+    with st.form("experiment"):
+        left, right = st.columns([2, 1])
+        chosen = left.selectbox("Base config", list(configs), index=list(configs).index(
+            "quickstart.yaml") if "quickstart.yaml" in configs else 0)
+        text = left.text_area("…or paste a YAML config (used when not empty)", height=120)
+        name = right.text_input("Experiment name", "Quickstart over seeds")
+        seeds = right.number_input("Seeds", min_value=1, max_value=20, value=3, step=1)
+        controls = right.multiselect("Controls", config_lib.CONTROLS, list(config_lib.CONTROLS))
+        target = right.number_input("Target sparsity", value=0.9, step=0.05)
+        if st.form_submit_button("Queue experiment", type="primary"):
+            try:
+                raw = yaml.safe_load(text) if text.strip() else lab.config_raw(configs[chosen])
+                raw = dict(raw or {})
+                raw["imp"] = {**raw.get("imp", {}), "controls": list(controls),
+                              "target_sparsity": float(target)}
+                cfg = config_lib.from_dict(raw)
+                exp, members = experiment_lib.one_arm(name.strip() or "experiment", cfg,
+                                                      list(range(int(seeds))))
+                new_id = experiments.submit(exp, members, root)
+            except (config_lib.ConfigError, yaml.YAMLError, queue.JobError) as exc:
+                st.error(f"Not queued: {lab.plain(exc)}")
+            else:
+                st.session_state["chosen_experiment"] = new_id
+                st.success(f"Queued experiment {new_id}: {int(seeds)} jobs.")
+
+known = experiments.list_experiments(root)
+if not known:
+    st.info("No experiments yet. Launch one above, or from a terminal: "
+            "`lottery experiment --config configs/experiment_fashion.yaml`.")
+    st.stop()
+by_id = {m["id"]: m for m in known}
+wanted = st.session_state.get("chosen_experiment") or st.query_params.get("experiment")
+experiment_id = st.selectbox("Experiment", list(by_id), format_func=lambda i: by_id[i]["name"]
+                             + f" · {i[-4:]}", index=list(by_id).index(wanted)
+                             if wanted in by_id else 0)
+st.query_params["experiment"] = experiment_id
+written = experiments.folder(root, experiment_id) / experiments.RESULTS
+
+
+def waiting(jobs: list[dict]) -> bool:
+    """Jobs still to finish, or the write-up the last one's worker is making (a minute at most)."""
+    if not experiments.finished(jobs):
+        return True
+    ended = max((j.get("finished", 0) for j in jobs), default=0)
+    return not written.is_file() and time.time() - ended < WRITE_UP_WAIT
+
+
+live = waiting(experiments.statuses(root, experiment_id))
+
+
+@st.fragment(run_every=2.0 if live else None)
+def experiment_view() -> None:
+    jobs = experiments.statuses(root, experiment_id)
+    done = sum(j["state"] in queue.FINISHED for j in jobs)
+    fraction = experiments.fraction_done(jobs)
+    st.progress(fraction, text=f"{done} of {len(jobs)} jobs finished · {100 * fraction:.0f}%")
+    st.dataframe([{"arm": j["label"], "seed": j["seed"], "state": lab.state_text(j),
+                   "progress": lab.progress_fraction(j), "now": lab.progress_text(j),
+                   "worker": j.get("worker") or "", "elapsed": lab.duration(lab.elapsed(j)),
+                   "error": j.get("error", "")} for j in jobs], hide_index=True,
+                 column_config={"progress": st.column_config.ProgressColumn(
+                     "progress", min_value=0.0, max_value=1.0)})
+    folders = lab.experiment_folders(root, jobs)
+    if not folders:
+        st.info("The figures appear when every seed of an arm has finished its dense round.")
+    else:
+        results = {label: writeup.aggregate(by_seed) for label, by_seed in folders.items()}
+        st.caption("Accuracy at early stop (test) and the early-stop iteration against weights "
+                   "remaining, mean over seeds with the 95% interval as a band: the rounds every "
+                   "seed has finished so far.")
+        figure = writeup.figure(results).update_layout(width=None, autosize=True)
+        charts.chart(figure, key="experiment-figure")
+        for label, series in results.items():
+            with st.container(border=True):
+                st.markdown(f"**{lab.plain(label)}** · {len(folders[label])} seed(s)")
+                st.markdown("\n".join(f"- {lab.plain(line)}" for line in
+                                      writeup.verdicts(series)))
+    if live and not waiting(jobs):
+        st.rerun()  # the experiment ended: redraw once with the write-up, then stop polling
+
+
+experiment_view()
+if written.is_file():
+    left, right = st.columns(2)
+    left.download_button("Download RESULTS.md", written.read_bytes(), "RESULTS.md",
+                         "text/markdown", icon=":material/download:")
+    png = written.with_suffix(".png")
+    if png.is_file():
+        right.download_button("Download the figure (PNG)", png.read_bytes(), "RESULTS.png",
+                              "image/png", icon=":material/image:")
+elif not live:
+    st.caption(f"No write-up yet: `lottery experiment --report {experiment_id}` makes it.")

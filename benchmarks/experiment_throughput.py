@@ -1,0 +1,80 @@
+"""Series-epochs per minute of one small experiment: one worker at all threads vs one single-thread
+worker per core, side by side in one run.
+
+    python benchmarks/experiment_throughput.py [--seeds 2] [--limit 12000] [--epochs 2]
+
+The experiment: LeNet-300-100 on Fashion-MNIST (a subset), one pruning round, the random reinit
+control, early stopping off so both ways train exactly the same steps. Each way submits it to a
+fresh queue home and starts its workers through `lottery experiment --workers N --threads T`; wall
+time is from submission to the last job's end, TensorFlow start-up included. A series-epoch is one
+epoch of one series (ticket or control) of one round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lottery_engine import runfolder  # noqa: E402
+
+
+def series_epochs(home: Path) -> int:
+    """Epochs trained, over every job, series and round (a control's round 0 is the ticket's)."""
+    total = 0
+    for job in home.iterdir():
+        if (job / runfolder.ROUNDS).is_file():
+            for name, records in runfolder.series(job).items():
+                total += sum(r["epochs"] for r in records if name == "imp" or r["round"] > 0)
+    return total
+
+
+def measure(spec: Path, workers: int, threads: int, work: Path) -> tuple[float, int]:
+    home = work / f"home-{workers}x{threads}"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lottery_engine.cli", "experiment", "--config",
+                    str(spec), "--home", str(home), "--workers", str(workers), "--threads",
+                    str(threads), "--results", str(work / f"results-{workers}x{threads}.md")],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                   env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    return time.perf_counter() - start, series_epochs(home)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=12000, help="train + val images")
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        spec = work / "experiment.yaml"
+        spec.write_text(
+            "name: throughput\nruns:\n  - label: LeNet-300-100\n"
+            f"    config: {ROOT / 'configs' / 'fashion_lenet_300_100.yaml'}\n"
+            f"    seeds: {list(range(args.seeds))}\n"
+            f"    set: ['data.limit_total={args.limit}', 'imp.num_rounds=1', "
+            f"'train.epochs={args.epochs}', 'train.early_stopping=false', "
+            f"'imp.controls=[random_reinit]']\n")
+        print(f"{args.seeds} jobs (seeds), {args.limit} images, {args.epochs} epochs, 1 pruning "
+              f"round, ticket + random reinit; {cores} cores")
+        rows = []
+        for workers, threads in ((1, cores), (cores, 1)):
+            seconds, epochs = measure(spec, workers, threads, work)
+            rate = epochs / (seconds / 60)
+            rows.append(rate)
+            print(f"{workers} worker(s) x {threads} thread(s): {seconds:6.1f} s, {epochs} "
+                  f"series-epochs, {rate:6.1f} series-epochs/min")
+        print(f"ratio ({cores} x 1 thread) / (1 x {cores} threads): {rows[1] / rows[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

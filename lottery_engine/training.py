@@ -1,0 +1,148 @@
+"""One round of training: the step schedule, validation every few steps, the early-stop point.
+
+Why not Keras' own epochs and EarlyStopping callback:
+- The data order is fixed by the run's seed and the epoch alone, so a round that starts at step k
+  (late rewinding, as OpenLTH does it) trains exactly the batches round 0 saw from step k on, and
+  every series of a round (ticket and controls) sees the same batches: paired comparisons.
+- Frankle & Carbin report the iteration of minimum validation loss (their Figure 4); per-epoch
+  validation cannot resolve it. Validation here runs every `eval_every` steps and at each epoch end.
+Each epoch is one `fit` call on an index dataset, so the traced train step is reused throughout.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import metrics
+from .events import Listener
+
+
+@dataclass
+class Schedule:
+    """Which steps a round trains and when it validates. Steps count from round 0's step 0."""
+
+    batch_size: int
+    batches: int  # steps per epoch
+    epochs: int  # T = epochs * batches
+    start_step: int = 0  # k when rewound to step k of round 0 (late rewinding)
+    eval_every: int | None = None  # None: once per epoch
+    snapshot_step: int = 0  # keep the weights after this step (round 0's rewind point)
+    early_stopping: bool = False
+    patience: int = 3  # validations without a lower loss before early stopping stops
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.batches
+
+    def validates_after(self, step: int) -> bool:
+        every = self.eval_every or self.batches
+        return step % every == 0 or step % self.batches == 0 or step == self.total_steps
+
+
+@dataclass
+class RoundTraining:
+    """What one round's training produced; `best_*` is the point of lowest validation loss."""
+
+    history: dict[str, list[float]]
+    seconds: float
+    start_step: int
+    steps: int  # optimizer steps taken in this round
+    curve: list[list[float]] = field(default_factory=list)  # [step, val_loss, val_accuracy]
+    best_step: int = 0
+    best_weights: list[np.ndarray] | None = None  # None: the final weights are the best
+    stopped_early: bool = False
+    snapshot: list[np.ndarray] | None = None
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The example order of an epoch: the same in every round and series of a run."""
+    return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
+
+
+def loss_and_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy: the two numbers a validation point needs, nothing more."""
+    proba = metrics.predict_proba(model, x, batch_size=1000)
+    picked = np.clip(proba[np.arange(len(y)), y.astype(np.int64)], 1e-7, 1.0)
+    return float(-np.log(picked).mean()), float((proba.argmax(axis=1) == y).mean())
+
+
+class _Monitor(keras.callbacks.Callback):
+    """Counts steps, reports progress, validates on schedule, tracks the best point."""
+
+    def __init__(self, schedule: Schedule, listener: Listener, round_index: int,
+                 validate: Callable[[], tuple[float, float]]):
+        super().__init__()
+        self.s, self.listener, self.round_index, self.validate = (schedule, listener,
+                                                                  round_index, validate)
+        self.step = schedule.start_step
+        self.best_loss, self.best_step, self.best_weights, self.waited = math.inf, 0, None, 0
+        self.curve: list[list[float]] = []
+        self.snapshot: list[np.ndarray] | None = None
+        self.stop = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step == self.s.snapshot_step:
+            self.snapshot = self.model.get_weights()
+        epoch, in_epoch = divmod(self.step - 1, self.s.batches)
+        self.listener.batch_finished(self.round_index, epoch, in_epoch + 1, self.s.batches)
+        if self.s.validates_after(self.step):
+            self._check()
+
+    def _check(self) -> None:
+        loss, accuracy = self.validate()
+        self.curve.append([self.step, loss, accuracy])
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.waited = loss, self.step, 0
+            self.best_weights = self.model.get_weights()
+        else:
+            self.waited += 1
+            if self.s.early_stopping and self.waited >= self.s.patience:
+                self.stop = self.model.stop_training = True
+
+
+def _batches(x: tf.Tensor, y: tf.Tensor, order: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+    return indices.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
+
+
+def train_round(model: keras.Model, train: tuple[tf.Tensor, tf.Tensor], seed: int,
+                schedule: Schedule, listener: Listener, round_index: int,
+                validate: Callable[[], tuple[float, float]]) -> RoundTraining:
+    """Train steps start_step..T of the schedule (fewer if early stopping stops it).
+
+    With early stopping the model ends at its best point; without, it ends after step T and the
+    best point's weights are returned alongside for measuring accuracy at early stop.
+    """
+    monitor = _Monitor(schedule, listener, round_index, validate)
+    history: dict[str, list[float]] = {}
+    n = int(train[1].shape[0])
+    start = time.perf_counter()
+    first_epoch, skip = divmod(schedule.start_step, schedule.batches)
+    for epoch in range(first_epoch, schedule.epochs):
+        order = epoch_order(seed, epoch, n)[(skip if epoch == first_epoch else 0)
+                                            * schedule.batch_size:]
+        fitted = model.fit(_batches(*train, order, schedule.batch_size), epochs=1, verbose=0,
+                           shuffle=False,
+                           callbacks=[monitor])
+        logs = {key: values[-1] for key, values in fitted.history.items()}
+        logs["val_loss"], logs["val_accuracy"] = monitor.curve[-1][1:]
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        listener.epoch_finished(round_index, epoch, logs)
+        if monitor.stop:
+            break
+    best_weights = monitor.best_weights if monitor.best_step != monitor.step else None
+    if schedule.early_stopping and best_weights is not None:
+        model.set_weights(best_weights)
+        best_weights = None
+    return RoundTraining(history, time.perf_counter() - start, schedule.start_step,
+                         monitor.step - schedule.start_step, monitor.curve, monitor.best_step,
+                         best_weights, monitor.stop, monitor.snapshot)

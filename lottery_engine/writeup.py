@@ -1,0 +1,292 @@
+"""An experiment's write-up: per-round numbers over seeds, paired tests, the Figure 4 pair, RESULTS.md.
+
+What is measured is said in the text itself: accuracy at the early-stop point (the validation
+step of lowest validation loss, Frankle & Carbin §2) and the iteration of that point; tickets
+are chosen on validation only and test accuracy is only reported. Ticket-minus-control differences
+are paired by seed (significance.py). Verdicts quote those numbers and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import runfolder
+from .report import SERIES_COLOURS, SERIES_DASH
+from .significance import Paired, paired
+
+SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
+                "random_prune": "random prune"}
+CONTROLS = ("random_reinit", "random_prune")
+HOLD_POINTS = 0.01  # "tickets hold" while within 1 point of dense
+
+
+def early_stop_accuracy(record: dict) -> float:
+    """Test accuracy at the early-stop point (records before that field: the end of training)."""
+    return record.get("early_stop_test_accuracy", record["test_accuracy"])
+
+
+def early_stop_iteration(record: dict) -> float:
+    """The training step (round 0's clock) of lowest validation loss."""
+    return record.get("early_stop_step", record.get("steps", 0))
+
+
+@dataclass
+class Cell:
+    """One series at one round over seeds (values in seed order)."""
+
+    round: int
+    remaining: float  # fraction of prunable weights left
+    accuracy: list[float]
+    iteration: list[float]
+    stopped_early: int  # seeds whose round ended by early stopping rather than the step cap
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracy)
+
+    @property
+    def sd(self) -> float:
+        return statistics.stdev(self.accuracy) if len(self.accuracy) > 1 else 0.0
+
+
+def aggregate(folders: dict[int, Path]) -> dict[str, list[Cell]]:
+    """Per series, the rounds every seed has finished, seeds in the same order for every series
+    (so cells pair by position)."""
+    seeds = sorted(folders)
+    by_seed = [runfolder.series(folders[s]) for s in seeds]
+    out: dict[str, list[Cell]] = {}
+    for name in by_seed[0]:
+        rounds = min(len(s.get(name, [])) for s in by_seed)
+        cells = []
+        for r in range(rounds):
+            records = [s[name][r] for s in by_seed]
+            cells.append(Cell(r, records[0]["remaining_prunable"] / records[0]["total_prunable"],
+                              [early_stop_accuracy(x) for x in records],
+                              [early_stop_iteration(x) for x in records],
+                              sum(bool(x.get("stopped_early")) for x in records)))
+        out[name] = cells
+    return out
+
+
+def mean_records(folders: dict[int, Path]) -> dict[str, list[dict]]:
+    """Round records averaged over seeds (numbers only; the rest from the first seed), so an
+    experiment arm draws on the Compare page like one run."""
+    by_seed = [runfolder.series(f) for f in folders.values()]
+    out: dict[str, list[dict]] = {}
+    for name in by_seed[0]:
+        rounds = min(len(s.get(name, [])) for s in by_seed)
+        out[name] = [{key: (statistics.fmean(r[key] for r in records)
+                            if all(isinstance(r.get(key), (int, float)) and
+                                   not isinstance(r.get(key), bool) for r in records)
+                            else value) for key, value in records[0].items()}
+                     for records in ([s[name][i] for s in by_seed] for i in range(rounds))]
+    return out
+
+
+def comparisons(series: dict[str, list[Cell]]) -> dict[str, list[Paired]]:
+    """Ticket minus each control, per round ≥ 1, paired by seed."""
+    imp = series["imp"]
+    return {c: [paired(imp[r].accuracy, series[c][r].accuracy)
+                for r in range(1, min(len(imp), len(series[c])))]
+            for c in CONTROLS if c in series}
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%" if fraction >= 0.01 else f"{100 * fraction:.3f}%"
+
+
+def _range(cells: list[Cell], rounds: list[int]) -> str:
+    if not rounds:
+        return "no round"
+    first, last = cells[min(rounds)], cells[max(rounds)]
+    span = f"rounds {first.round}–{last.round}" if first is not last else f"round {first.round}"
+    return f"{span} ({_pct(first.remaining)} down to {_pct(last.remaining)} of the weights left)"
+
+
+def verdicts(series: dict[str, list[Cell]]) -> list[str]:
+    """The statements the write-up makes, each quoting the numbers behind it."""
+    imp = series["imp"]
+    dense = imp[0]
+    lines = [f"Dense network: test accuracy at early stop {100 * dense.mean:.2f}% "
+             f"(± {100 * dense.sd:.2f}, {len(dense.accuracy)} seed(s)), early-stop iteration "
+             f"{statistics.fmean(dense.iteration):,.0f}."]
+    trained = [(name, c) for name, cells in series.items() for c in cells
+               if name == "imp" or c.round > 0]  # a control's round 0 is the ticket's
+    stopped = sum(c.stopped_early for _, c in trained)
+    runs = sum(len(c.accuracy) for _, c in trained)
+    lines.append(f"{stopped} of {runs} trained rounds (series × round × seed) ended by early "
+                 f"stopping; the other {runs - stopped} ran to the step cap.")
+    below = [c for c in imp[1:] if c.mean < dense.mean - HOLD_POINTS]
+    if below:
+        c = below[0]
+        lines.append(f"Tickets first fall more than 1 point below dense at round {c.round} "
+                     f"({_pct(c.remaining)} of the weights left): {100 * c.mean:.2f}%.")
+    elif len(imp) > 1:
+        lines.append(f"Tickets stay within 1 point of dense in every round, down to "
+                     f"{_pct(imp[-1].remaining)} of the weights left ({100 * imp[-1].mean:.2f}%).")
+    for control, diffs in comparisons(series).items():
+        name = SERIES_NAMES[control]
+        wins = [r + 1 for r, d in enumerate(diffs) if d.significant and d.mean > 0]
+        losses = [r + 1 for r, d in enumerate(diffs) if d.significant and d.mean < 0]
+        last = diffs[-1] if diffs else None
+        if last is None:
+            continue
+        if last.n < 2:
+            lines.append(f"Ticket minus {name} at {_pct(imp[len(diffs)].remaining)} left: "
+                         f"{last.text()}; one seed, so no significance is claimed.")
+            continue
+        lines.append(f"Ticket beats {name} significantly (95% CI above 0) at "
+                     f"{_range(imp, wins)}"
+                     + (f"; {name} is significantly better at {_range(imp, losses)}"
+                        if losses else "")
+                     + f". At the sparsest round ({_pct(imp[len(diffs)].remaining)} left): "
+                     f"{last.text()}.")
+        controls = series[control]
+        r = len(diffs)
+        lines.append(f"Early-stop iteration at that round: ticket "
+                     f"{statistics.fmean(imp[r].iteration):,.0f}, {name} "
+                     f"{statistics.fmean(controls[r].iteration):,.0f}.")
+    return lines
+
+
+def figure(results: dict[str, dict[str, list[Cell]]]) -> go.Figure:
+    """The Figure 4 pair per arm: test accuracy at early stop and early-stop iteration, both
+    against weights remaining (log x); bands are the 95% interval of the mean over seeds."""
+    from scipy import stats
+
+    fig = make_subplots(rows=2, cols=len(results), subplot_titles=list(results),
+                        shared_xaxes=True, vertical_spacing=0.08)
+    for col, series in enumerate(results.values(), start=1):
+        for name, cells in series.items():
+            colour, x = SERIES_COLOURS.get(name, "#777777"), [100 * c.remaining for c in cells]
+            for row, values in ((1, [[100 * a for a in c.accuracy] for c in cells]),
+                                (2, [c.iteration for c in cells])):
+                means = [statistics.fmean(v) for v in values]
+                n = len(values[0])
+                if n > 1:
+                    half = [stats.t.ppf(0.975, n - 1) * statistics.stdev(v) / n ** 0.5
+                            for v in values]
+                    fig.add_trace(go.Scatter(
+                        x=x + x[::-1], y=[m + h for m, h in zip(means, half)]
+                        + [m - h for m, h in zip(means, half)][::-1], fill="toself",
+                        fillcolor=colour, opacity=0.18, line={"width": 0}, hoverinfo="skip",
+                        showlegend=False), row=row, col=col)
+                fig.add_trace(go.Scatter(
+                    x=x, y=means, mode="lines+markers", name=SERIES_NAMES.get(name, name),
+                    legendgroup=name, showlegend=col == 1 and row == 1,
+                    line={"color": colour, "dash": SERIES_DASH.get(name)}), row=row, col=col)
+        fig.update_xaxes(type="log", autorange="reversed", row=2, col=col,
+                         title_text="weights remaining (%)")
+        fig.update_xaxes(type="log", autorange="reversed", row=1, col=col)
+    fig.update_yaxes(title_text="test accuracy at early stop (%)", row=1, col=1)
+    fig.update_yaxes(title_text="early-stop iteration", row=2, col=1)
+    fig.update_layout(width=560 * len(results), height=820, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.08}, margin={"t": 40},
+                      uirevision="experiment")  # a live page keeps the user's zoom
+    return fig
+
+
+def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    mean = scale * statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:,.{digits}f}"
+    return f"{mean:,.{digits}f} ± {scale * statistics.stdev(values):,.{digits}f}"
+
+
+def _early_stop_table(series: dict[str, list[Cell]]) -> str:
+    names = list(series)
+    head = ["round", "weights left"] + [f"{SERIES_NAMES.get(n, n)}: {what}" for n in names
+                                        for what in ("test acc. %", "early-stop iteration")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, cell in enumerate(series["imp"]):
+        row = [str(cell.round), _pct(cell.remaining)]
+        for n in names:
+            other = series[n][i] if i < len(series[n]) else None
+            row += (["–", "–"] if other is None else
+                    [_mean_sd(other.accuracy, 100), _mean_sd(other.iteration, digits=0)])
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _difference_table(series: dict[str, list[Cell]]) -> str:
+    diffs = comparisons(series)
+    if not diffs or next(iter(diffs.values()))[0].n < 2:
+        return ""
+    head = ["round", "weights left"] + [
+        f"ticket − {SERIES_NAMES[c]}: {what}" for c in diffs for what in ("mean", "95% CI", "p")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i in range(max(len(d) for d in diffs.values())):
+        row = [str(i + 1), _pct(series["imp"][i + 1].remaining)]
+        for d in diffs.values():
+            if i >= len(d):
+                row += ["–"] * 3
+                continue
+            mark = "" if d[i].significant else " (n.s.)"
+            row += [f"{100 * d[i].mean:+.2f}{mark}",
+                    f"{100 * d[i].low:+.2f} to {100 * d[i].high:+.2f}",
+                    d[i].text().split("p = ")[1].split(",")[0]]
+        lines.append("| " + " | ".join(row) + " |")
+    return ("Ticket minus control, test accuracy at early stop in points, paired by seed "
+            "(95% CI from the t distribution, n − 1 degrees of freedom; p from the paired "
+            "t-test; n.s.: the interval spans 0):\n\n" + "\n".join(lines) + "\n")
+
+
+def protocol(folder: Path) -> str:
+    """One arm's protocol, read from its frozen config: what 'a round' means here."""
+    cfg = runfolder.frozen_config(folder)
+    train, imp = cfg["train"], cfg["imp"]
+    rates = ", ".join(f"{k} {100 * v:g}%" for k, v in (imp.get("layer_rates") or {}).items())
+    stop = (f"early stopping after {train['patience']} validations without a lower validation "
+            f"loss (weights of the lowest kept)" if train.get("early_stopping")
+            else "no early stopping (accuracy at early stop read from the best validation point)")
+    return (f"{train['arch']}, {imp['scope']} pruning of {100 * imp['prune_rate']:g}% per round"
+            + (f" ({rates})" if rates else "") + f", {train['optimizer']} lr "
+            f"{train['learning_rate']:g}, batch {train['batch_size']}, at most "
+            f"{train['epochs']} epochs per round, validation every "
+            f"{train.get('eval_every') or 'epoch'}{' steps' if train.get('eval_every') else ''}"
+            f", {stop}; rewind to {imp['rewind']}; controls: "
+            f"{', '.join(imp.get('controls') or []) or 'none'}.")
+
+
+def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: str = "",
+          timing: dict[str, list[float]] | None = None, wall: float | None = None,
+          source: str = "lottery experiment") -> dict[str, list[str]]:
+    """Write RESULTS.md and its PNG beside it; returns the verdict lines by arm."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = {label: aggregate(by_seed) for label, by_seed in folders.items()}
+    said = {label: verdicts(series) for label, series in results.items()}
+    png = path.with_suffix(".png")
+    figure(results).write_image(png, scale=1)
+    parts = [f"# {name}\n",
+             "Iterative magnitude pruning (winning tickets) against the same masks with a fresh "
+             "initialisation (random reinit) and random masks of the same per-layer sparsity "
+             "(random prune). Every number is measured at the **early-stop point** of its round: "
+             "the validation step of lowest validation loss. Tickets are chosen on validation "
+             "only; test accuracy is reported, never selected on. Differences are paired by seed. "
+             f"Made by `{source}`.\n", f"![Figure 4 pair]({png.name})\n"]
+    if notes:
+        parts.append(notes.strip() + "\n")
+    for label, series in results.items():
+        seeds = sorted(folders[label])
+        parts.append(f"## {label}\n\nProtocol: {protocol(folders[label][seeds[0]])} Seeds: "
+                     f"{', '.join(map(str, seeds))}.\n")
+        parts.append("\n".join(f"- {line}" for line in said[label]) + "\n")
+        parts.append("At early stop, mean ± std over seeds:\n\n" + _early_stop_table(series)
+                     + "\n")
+        parts.append(_difference_table(series))
+    lines = [f"{label}: {len(s)} job(s), {sum(s) / 60:.1f} min of job time"
+             for label, s in (timing or {}).items() if s]
+    if wall:
+        lines.append(f"whole experiment: {wall / 60:.1f} min wall time on {os.cpu_count()} "
+                     f"CPU cores")
+    if lines:
+        parts.append("## Wall time\n\n" + "\n".join(f"- {t}" for t in lines) + "\n")
+    runfolder.atomic_write(path, "\n".join(p for p in parts if p))
+    return said

@@ -1,0 +1,127 @@
+"""The paper's protocol: early-stop point per round, late rewinding as OpenLTH does it, controls'
+true starting points, paired significance and the verdicts built from it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lottery_engine import data as data_lib
+from lottery_engine import imp, runfolder, significance, writeup
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def stepped_run(tmp_path_factory):
+    """Validation every 3 steps, no early stopping, late rewinding to step 5, one control."""
+    cfg = tiny_config(train__epochs=3, train__eval_every=3, imp__rewind="step:5",
+                      imp__controls=["random_reinit", "random_prune"])
+    run_dir = tmp_path_factory.mktemp("stepped") / "run"
+    imp.run(cfg, run_dir)
+    batches = -(-len(data_lib.load(cfg.data, cfg.run.seed).y_train) // cfg.train.batch_size)
+    return cfg, run_dir, batches
+
+
+def test_early_stop_point_is_the_logged_minimum_of_validation_loss(stepped_run):
+    cfg, run_dir, batches = stepped_run
+    for name, records in runfolder.series(run_dir).items():
+        for record in records:
+            curve = record["val_curve"]
+            steps = [point[0] for point in curve]
+            assert steps == sorted(set(steps)) and steps[-1] == record["start_step"] + \
+                record["steps"], name
+            lowest = min(curve, key=lambda point: point[1])
+            assert record["early_stop_step"] == lowest[0]
+            assert record["early_stop_val_loss"] == pytest.approx(lowest[1])
+            assert 0 <= record["early_stop_test_accuracy"] <= 1
+            if record["early_stop_step"] == steps[-1]:  # the end is the best point
+                assert record["early_stop_test_accuracy"] == record["test_accuracy"]
+    # validation every 3 steps and at each epoch end
+    total = cfg.train.epochs * batches
+    first = runfolder.read_rounds(run_dir)[0]
+    assert [p[0] for p in first["val_curve"]] == [
+        s for s in range(1, total + 1) if s % 3 == 0 or s % batches == 0]
+    assert len(first["history"]["val_loss"]) == cfg.train.epochs
+
+
+def test_late_rewinding_trains_the_remaining_steps_in_round_zeros_order(stepped_run):
+    cfg, run_dir, batches = stepped_run
+    total = cfg.train.epochs * batches
+    for name, records in runfolder.series(run_dir).items():
+        for record in records:
+            start = 0 if record["round"] == 0 else 5
+            assert (record["start_step"], record["steps"]) == (start, total - start), name
+    # the first epoch of a later round is the rest of round 0's first epoch
+    assert runfolder.read_rounds(run_dir)[1]["val_curve"][0][0] == 6
+
+
+def test_early_stopping_stops_after_patience_validations(tmp_path):
+    cfg = tiny_config(train__epochs=6, train__eval_every=2, train__early_stopping=True,
+                      train__patience=2, imp__num_rounds=0)
+    record = imp.run(cfg, tmp_path / "run")[0]
+    curve = record["val_curve"]
+    if record["stopped_early"]:
+        best = [p[0] for p in curve].index(record["early_stop_step"])
+        assert len(curve) - 1 - best == 2  # exactly `patience` validations after the best
+    # the model kept is the best point's: its val accuracy is the early-stop one
+    assert record["val_accuracy"] == record["early_stop_val_accuracy"]
+    assert record["test_accuracy"] == record["early_stop_test_accuracy"]
+
+
+def test_control_files_store_what_each_control_started_from(stepped_run):
+    cfg, run_dir, _ = stepped_run
+    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), run_dir)
+    trainer.model.load_weights(run_dir / runfolder.REWIND)
+    rewind_point = trainer.model.get_layer("dense_1").kernel.numpy()
+    fresh = trainer.fresh_init(imp.seed_for(cfg.run.seed, 1, imp._REINIT_SEED_OFFSET))
+    fresh_dense_1 = trainer.manager.rewind_kernels(fresh)["dense_1"]
+    with np.load(run_dir / runfolder.mask_file(1)) as ticket, \
+            np.load(runfolder.control_dir(run_dir, "random_reinit") / runfolder.mask_file(1)) \
+            as reinit, \
+            np.load(runfolder.control_dir(run_dir, "random_prune") / runfolder.mask_file(1)) \
+            as prune:
+        np.testing.assert_array_equal(ticket["init_dense_1"], rewind_point)
+        np.testing.assert_array_equal(prune["init_dense_1"], rewind_point)
+        np.testing.assert_array_equal(reinit["init_dense_1"], fresh_dense_1)
+        assert not np.array_equal(reinit["init_dense_1"], rewind_point)
+
+
+def test_confidence_interval_and_p_value_match_a_hand_computation():
+    # differences 2, 1, 0.5, 2, 1 points: mean 1.3, sd sqrt(1.8 / 4) = 0.67082, sem 0.3;
+    # t(0.975, 4) = 2.776445 -> half width 0.832934; t = 1.3 / 0.3 = 4.3333, p = 0.012318
+    ticket = [0.90, 0.91, 0.89, 0.92, 0.90]
+    control = [0.88, 0.90, 0.885, 0.90, 0.89]
+    result = significance.paired(ticket, control)
+    assert result.n == 5 and result.mean == pytest.approx(0.013)
+    assert result.low == pytest.approx(0.013 - 0.00832934, abs=1e-7)
+    assert result.high == pytest.approx(0.013 + 0.00832934, abs=1e-7)
+    assert result.p == pytest.approx(0.012318, abs=2e-6)
+    assert result.significant
+    assert result.text() == "+1.30 points (95% CI +0.47 to +2.13, p = 0.012, n = 5)"
+    spanning = significance.paired([0.90, 0.91, 0.89], [0.91, 0.89, 0.89])
+    assert spanning.low < 0 < spanning.high and not spanning.significant
+    single = significance.paired([0.9], [0.8])
+    assert math.isnan(single.low) and not single.significant
+
+
+def _cells(means: list[list[float]], remaining: list[float]) -> list[writeup.Cell]:
+    return [writeup.Cell(r, remaining[r], accs, [100.0 * (r + 1)] * len(accs), 0)
+            for r, accs in enumerate(means)]
+
+
+def test_verdicts_quote_the_paired_numbers_only():
+    remaining = [1.0, 0.5, 0.1]
+    series = {"imp": _cells([[0.90, 0.91, 0.90], [0.90, 0.91, 0.905], [0.87, 0.88, 0.875]],
+                            remaining),
+              "random_reinit": _cells([[0.90, 0.91, 0.90], [0.90, 0.905, 0.91],
+                                       [0.80, 0.82, 0.81]], remaining)}
+    lines = writeup.verdicts(series)
+    assert lines[2].startswith("Tickets first fall more than 1 point below dense at round 2 "
+                               "(10.00% of the weights left)")
+    beat = next(line for line in lines if line.startswith("Ticket beats random reinit"))
+    assert "at round 2 (10.00% down to 10.00% of the weights left)" in beat
+    diff = significance.paired(series["imp"][2].accuracy, series["random_reinit"][2].accuracy)
+    assert diff.text() in beat
