@@ -153,8 +153,9 @@ def _experiment_queued(exp, args: argparse.Namespace) -> int:
         while True:
             jobs = experiments.statuses(root, experiment_id)
             done = sum(j["state"] in queue.FINISHED for j in jobs)
-            sys.stderr.write(f"\r{_bar(int(1000 * experiments.fraction_done(jobs)), 1000)} "
-                             f"{done}/{len(jobs)} jobs finished ")
+            fraction = experiments.fraction_done(jobs)
+            sys.stderr.write(f"\r{_bar(done, len(jobs))} jobs finished, "
+                             f"{100 * fraction:.0f}% of the work ")
             sys.stderr.flush()
             if experiments.finished(jobs):
                 break

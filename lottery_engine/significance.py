@@ -34,7 +34,7 @@ class Paired:
         """'+1.23 points (95% CI +0.40 to +2.06, p = 0.012)' — the form verdicts quote."""
         head = f"{scale * self.mean:+.2f}{unit}"
         if self.n < 2:
-            return head + " (one seed: no interval)"
+            return head + " (one seed: no interval, no significance claimed)"
         return (f"{head} (95% CI {scale * self.low:+.2f} to {scale * self.high:+.2f}, "
                 f"p = {_p_text(self.p)}, n = {self.n})")
 

@@ -139,7 +139,7 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
             continue
         if last.n < 2:
             lines.append(f"Ticket minus {name} at {_pct(imp[len(diffs)].remaining)} left: "
-                         f"{last.text()}; one seed, so no significance is claimed.")
+                         f"{last.text()}.")
             continue
         lines.append(f"Ticket beats {name} significantly (95% CI above 0) at "
                      f"{_range(imp, wins)}"
@@ -237,6 +237,19 @@ def _difference_table(series: dict[str, list[Cell]]) -> str:
             "t-test; n.s.: the interval spans 0):\n\n" + "\n".join(lines) + "\n")
 
 
+def epochs_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
+    """Epochs trained (a control's round 0 is the ticket's) and what the epoch cap allows."""
+    trained = budget = 0
+    for by_seed in folders.values():
+        for folder in by_seed.values():
+            cap = runfolder.frozen_config(folder)["train"]["epochs"]
+            for name, records in runfolder.series(folder).items():
+                counted = [r for r in records if name == "imp" or r["round"] > 0]
+                trained += sum(r["epochs"] for r in counted)
+                budget += cap * len(counted)
+    return trained, budget
+
+
 def protocol(folder: Path) -> str:
     """One arm's protocol, read from its frozen config: what 'a round' means here."""
     cfg = runfolder.frozen_config(folder)
@@ -283,6 +296,11 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
         parts.append(_difference_table(series))
     lines = [f"{label}: {len(s)} job(s), {sum(s) / 60:.1f} min of job time"
              for label, s in (timing or {}).items() if s]
+    trained, budget = epochs_trained(folders)
+    if budget:
+        lines.append(f"epochs trained, over every series, round and seed: {trained:,} of the "
+                     f"{budget:,} that training every round to its cap would take "
+                     f"({100 * trained / budget:.0f}%)")
     if wall:
         lines.append(f"whole experiment: {wall / 60:.1f} min wall time on {os.cpu_count()} "
                      f"CPU cores")
