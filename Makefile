@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python benchmarks/round_overhead.py
 	$(BIN)/python benchmarks/queue_latency.py
 	$(BIN)/python benchmarks/run_page.py
+	$(BIN)/python benchmarks/experiment_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,9 +1,9 @@
 """Series-epochs per minute of one small experiment: one worker at all threads vs one single-thread
 worker per core, side by side in one run.
 
-    python benchmarks/experiment_throughput.py [--seeds 2] [--limit 12000] [--epochs 2]
+    python benchmarks/experiment_throughput.py [--seeds 2] [--limit 0] [--epochs 3]
 
-The experiment: LeNet-300-100 on Fashion-MNIST (a subset), one pruning round, the random reinit
+The experiment: LeNet-300-100 on Fashion-MNIST (all of it by default), one pruning round, the random reinit
 control, early stopping off so both ways train exactly the same steps. Each way submits it to a
 fresh queue home and starts its workers through `lottery experiment --workers N --threads T`; wall
 time is from submission to the last job's end, TensorFlow start-up included. A series-epoch is one
@@ -39,19 +39,22 @@ def series_epochs(home: Path) -> int:
 def measure(spec: Path, workers: int, threads: int, work: Path) -> tuple[float, int]:
     home = work / f"home-{workers}x{threads}"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lottery_engine.cli", "experiment", "--config",
-                    str(spec), "--home", str(home), "--workers", str(workers), "--threads",
-                    str(threads), "--results", str(work / f"results-{workers}x{threads}.md")],
-                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run([sys.executable, "-m", "lottery_engine.cli", "experiment", "--config",
+                           str(spec), "--home", str(home), "--workers", str(workers),
+                           "--threads", str(threads), "--results",
+                           str(work / f"results-{workers}x{threads}.md")],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    if done.returncode:
+        raise SystemExit(f"the experiment failed:\n{done.stderr[-2000:]}")
     return time.perf_counter() - start, series_epochs(home)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=12000, help="train + val images")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
+    parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,11 +64,11 @@ def main() -> None:
             "name: throughput\nruns:\n  - label: LeNet-300-100\n"
             f"    config: {ROOT / 'configs' / 'fashion_lenet_300_100.yaml'}\n"
             f"    seeds: {list(range(args.seeds))}\n"
-            f"    set: ['data.limit_total={args.limit}', 'imp.num_rounds=1', "
+            f"    set: ['data.limit_total={args.limit or 'null'}', 'imp.num_rounds=1', "
             f"'train.epochs={args.epochs}', 'train.early_stopping=false', "
             f"'imp.controls=[random_reinit]']\n")
-        print(f"{args.seeds} jobs (seeds), {args.limit} images, {args.epochs} epochs, 1 pruning "
-              f"round, ticket + random reinit; {cores} cores")
+        print(f"{args.seeds} jobs (seeds), {args.limit or 'all'} images, {args.epochs} epochs, "
+              f"1 pruning round, ticket + random reinit; {cores} cores")
         rows = []
         for workers, threads in ((1, cores), (cores, 1)):
             seconds, epochs = measure(spec, workers, threads, work)
