@@ -55,13 +55,19 @@ class Cell:
         return statistics.stdev(self.accuracy) if len(self.accuracy) > 1 else 0.0
 
 
+def _series_order(name: str) -> tuple[int, str]:
+    """Ticket first, then the controls in their usual order, then anything else."""
+    order = ("imp",) + CONTROLS
+    return (order.index(name) if name in order else len(order), name)
+
+
 def aggregate(folders: dict[int, Path]) -> dict[str, list[Cell]]:
     """Per series, the rounds every seed has finished, seeds in the same order for every series
     (so cells pair by position)."""
     seeds = sorted(folders)
     by_seed = [runfolder.series(folders[s]) for s in seeds]
     out: dict[str, list[Cell]] = {}
-    for name in by_seed[0]:
+    for name in sorted(by_seed[0], key=_series_order):
         rounds = min(len(s.get(name, [])) for s in by_seed)
         cells = []
         for r in range(rounds):
@@ -113,9 +119,10 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
     """The statements the write-up makes, each quoting the numbers behind it."""
     imp = series["imp"]
     dense = imp[0]
-    lines = [f"Dense network: test accuracy at early stop {100 * dense.mean:.2f}% "
-             f"(± {100 * dense.sd:.2f}, {len(dense.accuracy)} seed(s)), early-stop iteration "
-             f"{statistics.fmean(dense.iteration):,.0f}."]
+    spread = (f"± {100 * dense.sd:.2f} over {len(dense.accuracy)} seeds"
+              if len(dense.accuracy) > 1 else "one seed")
+    lines = [f"Dense network: test accuracy at early stop {100 * dense.mean:.2f}% ({spread}), "
+             f"early-stop iteration {statistics.fmean(dense.iteration):,.0f}."]
     trained = [(name, c) for name, cells in series.items() for c in cells
                if name == "imp" or c.round > 0]  # a control's round 0 is the ticket's
     stopped = sum(c.stopped_early for _, c in trained)
