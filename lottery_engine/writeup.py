@@ -107,12 +107,21 @@ def _pct(fraction: float) -> str:
     return f"{100 * fraction:.2f}%" if fraction >= 0.01 else f"{100 * fraction:.3f}%"
 
 
-def _range(cells: list[Cell], rounds: list[int]) -> str:
-    if not rounds:
+def _rounds_text(cells: list[Cell], rounds: list[int]) -> str:
+    """Rounds as contiguous spans with the weights left, e.g. 'rounds 12–18 (6.95% to 1.85% of
+    the weights left) and round 3 (51.28% left)'; 'no round' when empty."""
+    spans: list[list[int]] = []
+    for r in sorted(rounds):
+        if spans and r == spans[-1][-1] + 1:
+            spans[-1].append(r)
+        else:
+            spans.append([r])
+    parts = [f"rounds {s[0]}–{s[-1]} ({_pct(cells[s[0]].remaining)} to "
+             f"{_pct(cells[s[-1]].remaining)} of the weights left)" if len(s) > 1 else
+             f"round {s[0]} ({_pct(cells[s[0]].remaining)} left)" for s in spans]
+    if not parts:
         return "no round"
-    first, last = cells[min(rounds)], cells[max(rounds)]
-    span = f"rounds {first.round}–{last.round}" if first is not last else f"round {first.round}"
-    return f"{span} ({_pct(first.remaining)} down to {_pct(last.remaining)} of the weights left)"
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 
 def verdicts(series: dict[str, list[Cell]]) -> list[str]:
@@ -149,8 +158,8 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
                          f"{last.text()}.")
             continue
         lines.append(f"Ticket beats {name} significantly (95% CI above 0) at "
-                     f"{_range(imp, wins)}"
-                     + (f"; {name} is significantly better at {_range(imp, losses)}"
+                     f"{_rounds_text(imp, wins)}, of {len(diffs)} pruning rounds"
+                     + (f"; {name} is significantly better at {_rounds_text(imp, losses)}"
                         if losses else "")
                      + f". At the sparsest round ({_pct(imp[len(diffs)].remaining)} left): "
                      f"{last.text()}.")

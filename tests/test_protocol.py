@@ -122,6 +122,9 @@ def test_verdicts_quote_the_paired_numbers_only():
     assert lines[2].startswith("Tickets first fall more than 1 point below dense at round 2 "
                                "(10.00% of the weights left)")
     beat = next(line for line in lines if line.startswith("Ticket beats random reinit"))
-    assert "at round 2 (10.00% down to 10.00% of the weights left)" in beat
+    assert "at round 2 (10.00% left), of 2 pruning rounds" in beat
+    spans = writeup._rounds_text(series["imp"] * 3, [1, 2, 3, 5])
+    assert spans == ("rounds 1–3 (50.00% to 100.00% of the weights left) and round 5 "
+                     "(10.00% left)")
     diff = significance.paired(series["imp"][2].accuracy, series["random_reinit"][2].accuracy)
     assert diff.text() in beat
