@@ -36,13 +36,14 @@ class Paired:
         if self.n < 2:
             return head + " (one seed: no interval, no significance claimed)"
         return (f"{head} (95% CI {scale * self.low:+.2f} to {scale * self.high:+.2f}, "
-                f"p = {_p_text(self.p)}, n = {self.n})")
+                f"p {p_text(self.p)}, n = {self.n})")
 
 
-def _p_text(p: float) -> str:
+def p_text(p: float) -> str:
+    """'= 0.012', '< 0.001' or '= n/a'."""
     if math.isnan(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+        return "= n/a"
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def paired(a: list[float], b: list[float]) -> Paired:

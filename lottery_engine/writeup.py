@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from . import runfolder
 from .report import SERIES_COLOURS, SERIES_DASH
-from .significance import Paired, paired
+from .significance import Paired, p_text, paired
 
 SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
                 "random_prune": "random prune"}
@@ -246,7 +246,7 @@ def _difference_table(series: dict[str, list[Cell]]) -> str:
             mark = "" if d[i].significant else " (n.s.)"
             row += [f"{100 * d[i].mean:+.2f}{mark}",
                     f"{100 * d[i].low:+.2f} to {100 * d[i].high:+.2f}",
-                    d[i].text().split("p = ")[1].split(",")[0]]
+                    p_text(d[i].p).removeprefix("= ")]
         lines.append("| " + " | ".join(row) + " |")
     return ("Ticket minus control, test accuracy at early stop in points, paired by seed "
             "(95% CI from the t distribution, n − 1 degrees of freedom; p from the paired "
