@@ -46,6 +46,12 @@ def p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
+def half_width(values: list[float]) -> float:
+    """Half the 95% confidence interval of the mean of `values` (t, n - 1 degrees of freedom)."""
+    n = len(values)
+    return stats.t.ppf(0.5 + LEVEL / 2, n - 1) * statistics.stdev(values) / math.sqrt(n)
+
+
 def paired(a: list[float], b: list[float]) -> Paired:
     """Difference a − b paired by position (seed)."""
     if len(a) != len(b) or not a:
@@ -55,6 +61,6 @@ def paired(a: list[float], b: list[float]) -> Paired:
     if n < 2:
         return Paired(n, mean, math.nan, math.nan, math.nan)
     sem = statistics.stdev(diffs) / math.sqrt(n)
-    half = stats.t.ppf(0.5 + LEVEL / 2, n - 1) * sem
+    half = half_width(diffs)
     p = float(2 * stats.t.sf(abs(mean / sem), n - 1)) if sem > 0 else math.nan  # paired t-test
     return Paired(n, mean, mean - half, mean + half, p)

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from . import runfolder
 from .report import SERIES_COLOURS, SERIES_DASH
-from .significance import Paired, p_text, paired
+from .significance import Paired, half_width, p_text, paired
 
 SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
                 "random_prune": "random prune"}
@@ -174,8 +174,6 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
 def figure(results: dict[str, dict[str, list[Cell]]]) -> go.Figure:
     """The Figure 4 pair per arm: test accuracy at early stop and early-stop iteration, both
     against weights remaining (log x); bands are the 95% interval of the mean over seeds."""
-    from scipy import stats
-
     fig = make_subplots(rows=2, cols=len(results), subplot_titles=list(results),
                         shared_xaxes=True, vertical_spacing=0.08)
     for col, series in enumerate(results.values(), start=1):
@@ -186,8 +184,7 @@ def figure(results: dict[str, dict[str, list[Cell]]]) -> go.Figure:
                 means = [statistics.fmean(v) for v in values]
                 n = len(values[0])
                 if n > 1:
-                    half = [stats.t.ppf(0.975, n - 1) * statistics.stdev(v) / n ** 0.5
-                            for v in values]
+                    half = [half_width(v) for v in values]
                     fig.add_trace(go.Scatter(
                         x=x + x[::-1], y=[m + h for m, h in zip(means, half)]
                         + [m - h for m, h in zip(means, half)][::-1], fill="toself",
