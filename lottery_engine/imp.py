@@ -129,7 +129,10 @@ class Trainer:
         test steps in place: no re-tracing per round (it cost 0.6-1.0 s each)."""
         if self._initial_optimizer is None:
             self.listener.phase_started("compiling the training step")
-            models.compile_model(self.fit_model, self.cfg.train, self.data.num_classes)
+            batches = self._batches_per_epoch()
+            chunk = training.steps_per_execution(batches, self.cfg.train.eval_every,
+                                                 rewind_step(self.cfg, batches))
+            models.compile_model(self.fit_model, self.cfg.train, self.data.num_classes, chunk)
             self._initial_optimizer = models.optimizer_state(self.fit_model)
         else:
             models.reset_optimizer(self.fit_model, self._initial_optimizer)
@@ -140,11 +143,14 @@ class Trainer:
             self._train = (tf.constant(self.inputs["train"]), tf.constant(self.data.y_train))
         return self._train
 
+    def _batches_per_epoch(self) -> int:
+        return -(-len(self.data.y_train) // self.cfg.train.batch_size)
+
     def schedule(self, round_index: int, series: str) -> training.Schedule:
         """Round 0 trains steps 0..T and keeps the rewind point; every later round and control
         starts at the rewind step k and trains k..T, continuing round 0's data order (OpenLTH)."""
         train = self.cfg.train
-        batches = -(-len(self.data.y_train) // train.batch_size)
+        batches = self._batches_per_epoch()
         k = rewind_step(self.cfg, batches)
         first = round_index == 0 and series == "imp"
         return training.Schedule(train.batch_size, batches, train.epochs,

@@ -103,14 +103,16 @@ def split_frozen(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
     return extractor, keras.Model(head_inputs, x, name="head")
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig, num_classes: int) -> None:
+def compile_model(model: keras.Model, cfg: TrainConfig, num_classes: int,
+                  steps_per_execution: int = 1) -> None:
     """Compile with a fresh optimizer: IMP rounds never carry optimizer state over."""
     if cfg.optimizer == "adam":
         optimizer = keras.optimizers.Adam(cfg.learning_rate)
     else:
         optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9)
     loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution)
 
 
 def optimizer_state(model: keras.Model) -> list[np.ndarray]:
