@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RAY := $(VENV)/.ray-installed
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: setup test run quickstart experiment bench screenshots clean
+.PHONY: setup test run ray-local quickstart experiment bench screenshots clean
 
 setup: $(STAMP)
 
@@ -16,11 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: setup
+$(RAY): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,ray]'
+	touch $(RAY)
+
+test: setup $(RAY)
 	$(BIN)/python -m pytest -q
 
 run: setup
 	$(BIN)/python -m app.serve --home runs --host $(HOST) --port $(PORT)
+
+ray-local: setup $(RAY)
+	$(BIN)/python -m jobs.ray_local --nodes 2 --home runs
 
 quickstart: setup
 	$(BIN)/lottery run --config configs/quickstart.yaml --out runs/quickstart
@@ -32,12 +40,13 @@ experiment: setup
 screenshots: setup
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py
 
-bench: setup
+bench: setup $(RAY)
 	$(BIN)/python benchmarks/mask_overhead.py
 	$(BIN)/python benchmarks/round_overhead.py
 	$(BIN)/python benchmarks/queue_latency.py
 	$(BIN)/python benchmarks/run_page.py
 	$(BIN)/python benchmarks/experiment_throughput.py
+	$(BIN)/python benchmarks/ray_fanout.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -130,7 +130,15 @@ def state_text(status: dict) -> str:
     """The state as a user reads it: a running job asked to stop is 'cancelling…'."""
     if status.get("state") == queue.RUNNING and status.get("cancel_requested"):
         return "cancelling…"
+    if status.get("state") == queue.QUEUED and status.get("waiting"):
+        return f"queued: {status['waiting']}"
     return status.get("state", "")
+
+
+def node_text(status: dict) -> str:
+    """Where a job runs or ran: its Ray node (short id and address), or '' for a local job."""
+    node = status.get("node")
+    return f"{node['id'][:8]} ({node['ip']})" if node else ""
 
 
 def round_text(status: dict) -> str:
@@ -191,6 +199,7 @@ def job_rows(jobs: list[dict], search: str = "", states: list[str] | None = None
             "ticket round": status.get("ticket_round"),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(status["submitted"])),
             "elapsed": duration(elapsed(status)), "worker": status.get("worker") or "",
+            "node": node_text(status),
             "tags": ", ".join(tags), "error": status.get("error", ""),
         })
     return rows

@@ -21,7 +21,7 @@ import secrets
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from filelock import FileLock
 
@@ -203,8 +203,12 @@ def update(job_id: str, root: Path, **fields: Any) -> dict:
         return status
 
 
-def claim(worker_id: str, pid: int, root: Path, lease: float = DEFAULT_LEASE) -> str | None:
-    """Take the oldest queued job, or a running one whose heartbeat is older than `lease`."""
+def claim(worker_id: str, pid: int, root: Path, lease: float = DEFAULT_LEASE,
+          unable: Callable[[Path], str | None] | None = None) -> str | None:
+    """Take the oldest queued job, or a running one whose heartbeat is older than `lease`.
+
+    `unable(job folder)` says why this worker cannot run a job (None: it can); such a job stays
+    as it is, with the reason in its status as `waiting` for the dashboard to show."""
     with _lock(root):
         now = time.time()
         for status in list_jobs(root):
@@ -212,6 +216,12 @@ def claim(worker_id: str, pid: int, root: Path, lease: float = DEFAULT_LEASE) ->
                      and now - status.get("heartbeat", 0) > lease)
             if status["state"] == QUEUED or stale:
                 path = root / status["id"]
+                reason = unable(path) if unable else None
+                if reason:
+                    if status.get("waiting") != reason:
+                        _write_status(path, status | {"waiting": reason})
+                    continue
+                status.pop("waiting", None)
                 status |= {"state": RUNNING, "worker": worker_id, "pid": pid,
                            "heartbeat": now, "claimed": now,
                            "started": status.get("started", now),

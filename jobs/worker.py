@@ -57,16 +57,18 @@ class ProgressWriter(Listener):
         done = sum(self._units(r) for r in range(s["round"])) + self.series_index + in_series
         return min(done / total, 1.0)
 
-    def _write(self, force: bool = False) -> None:
+    def _write(self, force: bool = False) -> bool:
+        """Write progress.json unless it was written under half a second ago; True if written."""
         now = time.time()
         if not force and now - self.last_write < 0.5:
-            return
+            return False
         self.last_write = now
         elapsed = now - self.started
         fraction = self._fraction_done()
         eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
         runfolder.write_json(self.path / PROGRESS, self.state | {
             "fraction_done": fraction, "elapsed": elapsed, "eta": eta})
+        return True
 
     def phase_started(self, phase):
         self.state["phase"] = phase
@@ -128,6 +130,32 @@ def _limit_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def run_job(job: Path, device: str, threads: int | None,
+            writer: type[ProgressWriter] = ProgressWriter) -> None:
+    """Run or resume the job in folder `job` in this process (a worker's child, a Ray task)."""
+    from lottery_engine import config as config_lib
+    from lottery_engine import quiet_import
+
+    quiet_import.tensorflow()
+    _limit_threads(threads)
+    from lottery_engine import pipeline
+
+    cfg = config_lib.load(job / runfolder.CONFIG)
+    if device != "auto":
+        cfg.run.device = "cpu" if device == "cpu" else "gpu:0"
+    pipeline.execute(cfg, job, writer(job, cfg.imp.num_rounds, cfg.train.epochs,
+                                      len(cfg.imp.controls)))
+
+
+def log_failure(job: Path) -> None:
+    """The traceback of the exception being handled, into the run's log when the disk allows."""
+    try:
+        with open(job / runfolder.LOG, "a") as f:
+            f.write(traceback.format_exc())
+    except OSError:
+        traceback.print_exc()
+
+
 def run_child(path: str, device: str, errors: Connection, threads: int | None = None) -> None:
     """The child's whole life: run or resume the job in `path`, exit 0, 1 (failed) or 3.
 
@@ -137,27 +165,12 @@ def run_child(path: str, device: str, errors: Connection, threads: int | None = 
     _device_env(device)
     job = Path(path)
     try:
-        from lottery_engine import config as config_lib
-        from lottery_engine import quiet_import
-
-        quiet_import.tensorflow()
-        _limit_threads(threads)
-        from lottery_engine import pipeline
-
-        cfg = config_lib.load(job / runfolder.CONFIG)
-        if device != "auto":
-            cfg.run.device = "cpu" if device == "cpu" else "gpu:0"
-        writer = ProgressWriter(job, cfg.imp.num_rounds, cfg.train.epochs, len(cfg.imp.controls))
-        pipeline.execute(cfg, job, writer)
+        run_job(job, device, threads)
     except RunCancelled:
         sys.exit(EXIT_CANCELLED)
     except BaseException as exc:  # noqa: BLE001 - everything a job does wrong is reported
         errors.send(describe(exc, job))
-        try:
-            with open(job / runfolder.LOG, "a") as f:
-                f.write(traceback.format_exc())
-        except OSError:
-            traceback.print_exc()
+        log_failure(job)
         sys.exit(1)
 
 
@@ -271,6 +284,26 @@ class Worker:
         log.info("experiment %s: its last job ended; writing its write-up (log: %s)", group,
                  log_path)
 
+    def record_end(self, job_id: str, state: str, error: str | None) -> str:
+        """Write how a job ended (with its last progress) and start an experiment's write-up
+        when it was the experiment's last job; returns `state`."""
+        job = self.root / job_id
+        progress = runfolder.read_json(job / PROGRESS, {})
+        ticket = runfolder.read_json(job / runfolder.TICKET_JSON, {})
+        if state == queue.DONE and "round" in ticket:
+            progress["ticket_round"] = ticket["round"]
+        try:
+            queue.update(job_id, self.root, **progress)
+            final = queue.finish(job_id, self.root, state, error)
+        except OSError as exc:
+            raise queue.JobError(f"job {job_id} ended {state}"
+                                 + (f" ({error})" if error else "")
+                                 + f", but that cannot be recorded: {describe(exc, job)}. "
+                                 f"This worker stops.") from None
+        log.info("job %s: %s%s", job_id, state, f" ({error})" if error else "")
+        self._experiment_write_up(final)
+        return state
+
     def run(self, job_id: str) -> str:
         """Run one claimed job in a child process; returns the state it ended in."""
         job = self.root / job_id
@@ -292,21 +325,7 @@ class Worker:
                     self.child.join()
                     return queue.get(job_id, self.root)["state"]
             state, error = _outcome(self.child.exitcode, _received(errors))
-            progress = runfolder.read_json(job / PROGRESS, {})
-            ticket = runfolder.read_json(job / runfolder.TICKET_JSON, {})
-            if state == queue.DONE and "round" in ticket:
-                progress["ticket_round"] = ticket["round"]
-            try:
-                queue.update(job_id, self.root, **progress)
-                final = queue.finish(job_id, self.root, state, error)
-            except OSError as exc:
-                raise queue.JobError(f"job {job_id} ended {state}"
-                                     + (f" ({error})" if error else "")
-                                     + f", but that cannot be recorded: {describe(exc, job)}. "
-                                     f"This worker stops.") from None
-            log.info("job %s: %s%s", job_id, state, f" ({error})" if error else "")
-            self._experiment_write_up(final)
-            return state
+            return self.record_end(job_id, state, error)
         finally:
             errors.close()
             if self.child.is_alive():  # the worker itself is being stopped: hand the job back

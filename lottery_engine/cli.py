@@ -198,6 +198,13 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    if args.ray:
+        if args.once or args.device != "auto":
+            raise config_lib.ConfigError("--ray: --once and --device are for local workers; on a cluster "
+                              "each job's run.device says what it asks Ray for.")
+        from jobs import ray_worker
+
+        return ray_worker.main(args.home, args.ray, args.max_jobs, args.lease, args.threads)
     from jobs import worker
 
     return worker.main(args.home, args.device, args.once, args.lease, args.threads)
@@ -247,6 +254,11 @@ def _add_queue_commands(sub) -> None:
                         "cores); one-thread workers, one per core, finish experiments sooner")
     worker.add_argument("--lease", type=float, default=30.0,
                         help="seconds without heartbeat after which a running job is resumed")
+    worker.add_argument("--ray", metavar="ADDRESS",
+                        help="run jobs on the Ray cluster at ADDRESS (host:port, or auto) "
+                             "instead of in child processes; needs the [ray] extra")
+    worker.add_argument("--max-jobs", type=int, default=4,
+                        help="with --ray: jobs running on the cluster at once (default 4)")
     worker.set_defaults(func=_cmd_worker)
 
     submit = sub.add_parser("submit", help="queue a run for a worker",
