@@ -39,11 +39,11 @@ def cluster():
     started.stop()
 
 
-def _dispatcher(home: Path, address: str, max_jobs: int = 2) -> subprocess.Popen:
+def _dispatcher(home: Path, address: str, max_jobs: int = 2, *args: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     log = open(home / f"ray-worker-{time.monotonic_ns()}.out", "w")
     return subprocess.Popen([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
-                             str(home), "--ray", address, "--max-jobs", str(max_jobs)],
+                             str(home), "--ray", address, "--max-jobs", str(max_jobs), *args],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -121,6 +121,29 @@ def test_cancel_reaches_the_remote_job(cluster, tmp_path):
         assert len(runfolder.read_rounds(home / job_id)) < 9
     finally:
         stop(dispatcher)
+
+
+def test_a_dead_dispatchers_job_is_taken_over_after_the_lease(cluster, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    text = tiny_yaml("orphan", rounds=3, epochs=3, limit=400)
+    job_id = queue.submit(text, home)
+    first = _dispatcher(home, cluster.address, 1, "--lease", "3")
+    second = None
+    try:
+        wait_for(lambda: queue.get(job_id, home).get("rounds_done", 0) >= 1, timeout=300)
+        first.kill()  # SIGKILL: no hand-back; Ray ends the tasks of a driver that is gone
+        first.wait()
+        second = _dispatcher(home, cluster.address, 1, "--lease", "3")
+        final = wait_state(home, job_id, timeout=400)
+        assert final["state"] == queue.DONE and final["resumed"] == 1, final
+    finally:
+        for proc in (first, second):
+            if proc:
+                stop(proc)
+    keys = [(r["round"], r["series"]) for r in runfolder.read_rounds(home / job_id)]
+    assert len(keys) == len(set(keys)) == 4
+    assert _numbers(home / job_id) == _numbers(_local_run(text, tmp_path / "local"))
 
 
 def test_a_job_whose_node_dies_resumes_on_another_with_the_same_rounds(cluster, tmp_path):

@@ -1,0 +1,97 @@
+"""Numbers for docs/SCALE.md: what one dispatcher pays per job as a cluster grows.
+
+    python benchmarks/queue_scale.py [--jobs 100 1000]
+
+- The queue home's lock: the time of one heartbeat and one claim (every status.json is read under
+  the lock) with N jobs in the home, on this machine's disk.
+- Streaming volume: the bytes a Ray task sends back per pruning round (the round's weights file,
+  the masks of the ticket and two controls, the record), for LeNet-300-100 and VGG16 at 128x128
+  with a frozen base (built without downloading weights; file sizes do not depend on the values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from jobs import queue  # noqa: E402
+from lottery_engine import config as config_lib  # noqa: E402
+
+JOB = """
+run: {name: scale, seed: 0, device: cpu}
+data: {source: bundled, name: digits, image_size: [8, 8], channels: 1}
+train: {arch: lenet, epochs: 1}
+"""
+
+
+def lock_costs(n: int, work: Path) -> tuple[float, float]:
+    """Median ms of a heartbeat and of a claim (nothing claimable but the last job) among n."""
+    home = work / f"home-{n}"
+    home.mkdir()
+    ids = [queue.submit(JOB, home) for _ in range(n)]
+    for job_id in ids[:-1]:
+        queue.update(job_id, home, state=queue.DONE)
+    claimed = queue.claim("bench", os.getpid(), home)
+    beats, claims = [], []
+    for _ in range(20):
+        t = time.perf_counter()
+        queue.heartbeat(claimed, home, "bench", {"round": 1})
+        beats.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        queue.claim("other", os.getpid(), home)  # finds nothing: reads every status
+        claims.append(time.perf_counter() - t)
+    return 1000 * statistics.median(beats), 1000 * statistics.median(claims)
+
+
+def round_bytes(arch: str, size: int, channels: int, classes: int, work: Path) -> dict[str, int]:
+    """Bytes of what one pruning round adds to a run folder (ticket weights, three mask files)."""
+    import numpy as np
+
+    from lottery_engine import quiet_import
+
+    quiet_import.tensorflow()
+    from lottery_engine import masks, models
+
+    cfg = config_lib.loads(f"""
+run: {{name: {arch}, seed: 0, device: cpu}}
+data: {{source: bundled, name: digits, image_size: [{size}, {size}], channels: {channels}}}
+train: {{arch: {arch}, weights: none, epochs: 1}}
+""")
+    model = models.build(cfg.train, (size, size, channels), classes)
+    manager = masks.MaskManager(model, cfg.prunable)
+    weights, mask = work / f"{arch}.weights.h5", work / f"{arch}.npz"
+    model.save_weights(weights)
+    manager.save(mask)
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    return {"weights": weights.stat().st_size, "masks": 3 * mask.stat().st_size,
+            "params": model.count_params(), "trainable": trainable}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[100, 1000])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for n in args.jobs:
+            beat, claim = lock_costs(n, work)
+            print(f"{n:5d} jobs in the home: heartbeat {beat:6.2f} ms, claim {claim:7.2f} ms "
+                  f"(median of 20)")
+        for arch, size, channels in (("lenet_300_100", 28, 1), ("vgg16", 128, 3)):
+            b = round_bytes(arch, size, channels, 2, work)
+            print(f"{arch} at {size}x{size}: {b['params']:,} parameters ({b['trainable']:,} "
+                  f"trainable); per round {b['weights'] / 1e6:.1f} MB of weights + "
+                  f"{b['masks'] / 1e6:.1f} MB of masks (ticket and two controls)")
+
+
+if __name__ == "__main__":
+    main()
