@@ -46,7 +46,9 @@ bench: setup $(RAY)
 	$(BIN)/python benchmarks/queue_latency.py
 	$(BIN)/python benchmarks/run_page.py
 	$(BIN)/python benchmarks/experiment_throughput.py
+	$(BIN)/python benchmarks/steps_per_call.py
 	$(BIN)/python benchmarks/ray_fanout.py
+	$(BIN)/python benchmarks/queue_scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

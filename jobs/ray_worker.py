@@ -179,14 +179,19 @@ class RayWorker(Worker):
         self.last_beat = 0.0
 
     def _unable(self, job: Path) -> str | None:
+        """Why no node of the cluster can run this job (None: one can, now or once free)."""
         try:
-            device = _device(job)
+            asks = task_options(_device(job), self.threads)
         except (OSError, config_lib.ConfigError):
-            return None  # let it be claimed and fail with the engine's message
-        if device.startswith("gpu") and not _ray().cluster_resources().get("GPU"):
-            return ("no node of the Ray cluster has a GPU; add a GPU node or set run.device "
-                    "to cpu")
-        return None
+            return None  # claimed, it fails with the config's own message
+        nodes = [n["Resources"] for n in _ray().nodes() if n["Alive"]]
+        if any(n.get("CPU", 0) >= asks["num_cpus"] and n.get("GPU", 0) >= asks["num_gpus"]
+               for n in nodes):
+            return None
+        if asks["num_gpus"]:
+            return "no node of the Ray cluster has a GPU; add a GPU node or set run.device to cpu"
+        return (f"no node of the Ray cluster has {asks['num_cpus']} CPUs (--threads); start the "
+                f"worker with fewer threads or add bigger nodes")
 
     def serve(self, once: bool = False) -> None:
         log.info("worker %s serving %s on the Ray cluster at %s, up to %d jobs at once",
@@ -217,7 +222,11 @@ class RayWorker(Worker):
 
     def _start(self, job_id: str, attempt: int) -> None:
         job = self.root / job_id
-        device = "gpu" if _device(job).startswith("gpu") else "cpu"
+        try:
+            device = "gpu" if _device(job).startswith("gpu") else "cpu"
+        except (OSError, config_lib.ConfigError) as exc:
+            self.record_end(job_id, queue.FAILED, describe(exc, job))
+            return
         options = task_options(device, self.threads)
         stream = self.task.options(**options).remote(streaming.snapshot(job), device,
                                                      self.threads)
@@ -235,8 +244,13 @@ class RayWorker(Worker):
                     remote.node = message["node"]
                     log.info("job %s: running on node %s (%s)", job_id, remote.node["id"][:8],
                              remote.node["ip"])
-                for change in message.get("files", ()):
-                    streaming.apply(job, change)
+                try:
+                    for change in message.get("files", ()):
+                        streaming.apply(job, change)
+                except OSError as exc:
+                    ray.cancel(remote.stream, force=True)
+                    return self._end(job_id, queue.FAILED, "its run folder cannot be written: "
+                                     + describe(exc, job))
                 if "end" in message:
                     return self._end(job_id, *message["end"])
         except StopIteration:
@@ -283,6 +297,8 @@ class RayWorker(Worker):
                                                                    remote.attempt}
             if remote.node:
                 progress["node"] = remote.node
+            else:
+                progress["phase"] = "waiting for a Ray node with the resources it asks for"
             try:
                 owned = queue.heartbeat(job_id, self.root, self.id, progress) is not None
             except OSError as exc:

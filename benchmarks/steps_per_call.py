@@ -1,0 +1,69 @@
+"""How much does running 30 training steps per call of the compiled step save? The engine's way
+(Keras' steps_per_execution, chosen by `training.steps_per_execution`) against one step per call,
+on the same run, side by side in one process with one TensorFlow thread (as experiment workers).
+
+    python benchmarks/steps_per_call.py [--epochs 3] [--arch lenet_300_100]
+
+The run: configs/fashion_<arch>.yaml (Fashion-MNIST, validation every 300 steps), round 0 and one
+pruning round, no controls, no early stopping, so both ways train the same steps. Prints seconds
+per epoch (validation included) and whether the two runs' records are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lottery_engine import quiet_import  # noqa: E402
+
+quiet_import.tensorflow()
+import tensorflow as tf  # noqa: E402
+
+from lottery_engine import config as config_lib  # noqa: E402
+from lottery_engine import pipeline, runfolder, training  # noqa: E402
+
+KEYS = ("round", "val_accuracy", "test_accuracy", "early_stop_step", "global_sparsity")
+
+
+def one_run(config: Path, epochs: int, folder: Path) -> tuple[float, list[tuple]]:
+    cfg = config_lib.load(config, [f"train.epochs={epochs}", "train.early_stopping=false",
+                                   "imp.num_rounds=1", "imp.controls=[]", "report.html=false"])
+    start = time.perf_counter()
+    pipeline.execute(cfg, folder)
+    records = runfolder.read_rounds(folder)
+    per_epoch = (time.perf_counter() - start) / sum(r["epochs"] for r in records)
+    return per_epoch, [tuple(r[k] for k in KEYS) for r in records]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--arch", default="lenet_300_100", choices=["lenet_300_100", "lenet"])
+    args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    config = ROOT / "configs" / f"fashion_{args.arch}.yaml"
+    chosen = training.steps_per_execution
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for way in ("one step per call", "engine"):
+            training.steps_per_execution = chosen if way == "engine" else (lambda *_: 1)
+            results[way] = one_run(config, args.epochs, Path(tmp) / way.replace(" ", "-"))
+    training.steps_per_execution = chosen
+    one, engine = results["one step per call"], results["engine"]
+    print(f"{args.arch}, {args.epochs} epochs x 2 rounds, one thread, validation every 300 steps")
+    print(f"one step per call: {one[0]:.2f} s/epoch; engine ({chosen(900, 300, 0)} steps per "
+          f"call): {engine[0]:.2f} s/epoch; ratio {one[0] / engine[0]:.2f}x")
+    print(f"identical records: {one[1] == engine[1]}")
+
+
+if __name__ == "__main__":
+    main()
