@@ -151,6 +151,16 @@ def _device(job: Path) -> str:
     return config_lib.load(job / runfolder.CONFIG).run.device
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once on a head that does not answer (ray.init would retry for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError("expected HOST:PORT or auto")
+    socket.create_connection((host, int(port)), timeout).close()
+
+
 @dataclass
 class _Remote:
     """A job running on the cluster, as the dispatcher tracks it."""
@@ -168,8 +178,9 @@ class RayWorker(Worker):
                  lease: float = queue.DEFAULT_LEASE, poll: float = 0.2, beat: float = 1.0):
         ray = _ray()
         try:
+            _check_reachable(address)
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             raise queue.JobError(f"--ray {address}: cannot join the Ray cluster ({exc}). Start "
                                  "one with `make ray-local` or `ray start --head`.") from None
         super().__init__(root, "ray", lease, poll, beat, threads or 1)

@@ -7,6 +7,7 @@ on the same config. The node-loss test kills a node's raylet, so it runs last.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -171,3 +172,16 @@ def test_a_job_whose_node_dies_resumes_on_another_with_the_same_rounds(cluster, 
     local = _local_run(text, tmp_path / "local")
     assert _numbers(home / job_id) == _numbers(local)
     _same_masks(home / job_id, local)
+
+
+def test_an_unreachable_head_is_a_one_line_error(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+                           str(tmp_path), "--ray", f"127.0.0.1:{port}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: --ray 127.0.0.1:{port}: cannot join the Ray cluster ([Errno 111] Connection "
+        "refused). Start one with `make ray-local` or `ray start --head`.")
