@@ -127,7 +127,7 @@ def test_cancel_reaches_the_remote_job(cluster, tmp_path):
 def test_a_dead_dispatchers_job_is_taken_over_after_the_lease(cluster, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    text = tiny_yaml("orphan", rounds=3, epochs=3, limit=400)
+    text = tiny_yaml("orphan", rounds=2, epochs=3, limit=400)
     job_id = queue.submit(text, home)
     first = _dispatcher(home, cluster.address, 1, "--lease", "3")
     second = None
@@ -143,19 +143,19 @@ def test_a_dead_dispatchers_job_is_taken_over_after_the_lease(cluster, tmp_path)
             if proc:
                 stop(proc)
     keys = [(r["round"], r["series"]) for r in runfolder.read_rounds(home / job_id)]
-    assert len(keys) == len(set(keys)) == 4
+    assert len(keys) == len(set(keys)) == 3
     assert _numbers(home / job_id) == _numbers(_local_run(text, tmp_path / "local"))
 
 
 def test_a_job_whose_node_dies_resumes_on_another_with_the_same_rounds(cluster, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    text = tiny_yaml("survivor", rounds=4, epochs=3, limit=400)
+    text = tiny_yaml("survivor", rounds=3, epochs=3, limit=400)
     job_id = queue.submit(text, home)
     dispatcher = _dispatcher(home, cluster.address, max_jobs=1)
     try:
         # mid-round, after at least one finished round
-        status = wait_for(lambda: (s := queue.get(job_id, home)).get("rounds_done", 0) >= 2
+        status = wait_for(lambda: (s := queue.get(job_id, home)).get("rounds_done", 0) >= 1
                           and s.get("batches") and s.get("node") and s, timeout=300)
         lost = status["node"]["id"]
         rounds_before = len(runfolder.read_rounds(home / job_id))
