@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,14 +67,16 @@ class LocalCluster:
         os.kill(self.raylet_pids()[node_id], signal.SIGKILL)
 
     def stop(self) -> None:
+        """Stop Ray and remove its session files (logs, sockets) from the temp dir."""
         subprocess.run([_ray_bin(), "stop", "--force"], capture_output=True)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def start(nodes: int = 2, cpus: int = 1, head_cpus: int = 0, dashboard: bool = False,
-          temp_dir: Path | None = None, object_store: int = 200_000_000) -> LocalCluster:
+          object_store: int = 200_000_000) -> LocalCluster:
     """A head (with `head_cpus` CPUs, 0: it only coordinates) and `nodes` worker nodes of `cpus`
     CPUs each, all on 127.0.0.1. The temp dir is short because Ray's socket paths must be."""
-    temp = temp_dir or Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     port = _free_port()
     common = ["--node-ip-address", HOST, "--object-store-memory", str(object_store),
               "--disable-usage-stats"]

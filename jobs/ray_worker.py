@@ -39,7 +39,8 @@ from lottery_engine.events import RunCancelled
 from lottery_engine.faults import describe
 
 from . import queue, streaming
-from .worker import PROGRESS, WORKERS, ProgressWriter, Worker, log_failure, run_job
+from .worker import (PROGRESS, WORKERS, ProgressWriter, Worker, device_env, log_failure,
+                     run_job)
 
 log = logging.getLogger("lottery.ray")
 ATTEMPTS = 5  # node losses a job survives before it is marked failed
@@ -107,8 +108,7 @@ def run_remote(changes: list[streaming.Change], device: str, threads: int):
     `changes`, runs the engine and yields {"files": [...]} as the folder changes, then
     {"end": [state, error]}. Ends (cancelled, or its dispatcher gone) stop the engine first."""
     yield {"node": _node()}
-    if device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    device_env(device)
     folder = Path(tempfile.mkdtemp(prefix="lottery-job-"))
     stop, out = threading.Event(), SimpleQueue()
     engine = threading.Thread(target=_engine, args=(folder, device, threads, stop, out),
@@ -176,7 +176,7 @@ class RayWorker(Worker):
 
     def __init__(self, root: Path, address: str, max_jobs: int, threads: int = 1,
                  lease: float = queue.DEFAULT_LEASE, poll: float = 0.2, beat: float = 1.0):
-        ray = _ray()
+        self.ray = ray = _ray()
         try:
             _check_reachable(address)
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -195,7 +195,7 @@ class RayWorker(Worker):
             asks = task_options(_device(job), self.threads)
         except (OSError, config_lib.ConfigError):
             return None  # claimed, it fails with the config's own message
-        nodes = [n["Resources"] for n in _ray().nodes() if n["Alive"]]
+        nodes = [n["Resources"] for n in self.ray.nodes() if n["Alive"]]
         if any(n.get("CPU", 0) >= asks["num_cpus"] and n.get("GPU", 0) >= asks["num_gpus"]
                for n in nodes):
             return None
@@ -246,8 +246,7 @@ class RayWorker(Worker):
 
     def _receive(self, job_id: str) -> None:
         """Apply what the job's task has sent; end, retry or fail the job when its task ends."""
-        ray = _ray()
-        remote, job = self.running[job_id], self.root / job_id
+        ray, remote, job = self.ray, self.running[job_id], self.root / job_id
         try:
             while remote.stream.next_ready():
                 message = ray.get(next(remote.stream))
@@ -288,15 +287,14 @@ class RayWorker(Worker):
                              f"its Ray task was lost {ATTEMPTS} times (last: {why}); the "
                              "finished rounds are kept and a new submission of the job resumes "
                              "after them")
-        done = len(runfolder.read_rounds(self.root / job_id))
-        log.warning("job %s: its Ray task was lost (%s); resuming after its %d finished "
-                    "round records on another node", job_id, why, done)
+        log.warning("job %s: its Ray task was lost (%s); resuming after its last finished round "
+                    "on another node", job_id, why)
         self.running.pop(job_id)
         self._start(job_id, remote.attempt + 1)
 
     def _beat_all(self) -> None:
         """Heartbeat every running job with its streamed progress; pass cancels on to Ray."""
-        ray, now = _ray(), time.time()
+        ray, now = self.ray, time.time()
         self.last_beat = now
         try:
             self._announce(", ".join(sorted(self.running)) or None)
@@ -327,9 +325,8 @@ class RayWorker(Worker):
 
     def _hand_back(self) -> None:
         """The dispatcher is stopping: stop its tasks and put their jobs back in the queue."""
-        ray = _ray()
         for job_id, remote in self.running.items():
-            ray.cancel(remote.stream, force=True)
+            self.ray.cancel(remote.stream, force=True)
             try:
                 queue.update(job_id, self.root, state=queue.QUEUED, worker=None)
             except OSError as exc:

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from multiprocessing.connection import Connection
 
@@ -114,7 +115,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _device_env(device: str) -> None:
+def device_env(device: str) -> None:
+    """Hide the GPUs from a CPU job, or show it only its own; before TensorFlow is imported."""
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     elif device.startswith("gpu:"):
@@ -131,7 +133,7 @@ def _limit_threads(threads: int | None) -> None:
 
 
 def run_job(job: Path, device: str, threads: int | None,
-            writer: type[ProgressWriter] = ProgressWriter) -> None:
+            writer: Callable[..., ProgressWriter] = ProgressWriter) -> None:
     """Run or resume the job in folder `job` in this process (a worker's child, a Ray task)."""
     from lottery_engine import config as config_lib
     from lottery_engine import quiet_import
@@ -162,7 +164,7 @@ def run_child(path: str, device: str, errors: Connection, threads: int | None = 
     A failure's one-line reason goes to the parent through `errors`, a pipe, because the disk
     may be the very thing that failed; the traceback goes to the run's log when it can."""
     _die_with_parent()
-    _device_env(device)
+    device_env(device)
     job = Path(path)
     try:
         run_job(job, device, threads)

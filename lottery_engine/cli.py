@@ -200,8 +200,9 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     if args.ray:
         if args.once or args.device != "auto":
-            raise config_lib.ConfigError("--ray: --once and --device are for local workers; on a cluster "
-                              "each job's run.device says what it asks Ray for.")
+            raise config_lib.ConfigError("--ray: --once and --device are for local workers; on "
+                                         "a cluster each job's run.device says what it asks "
+                                         "Ray for.")
         from jobs import ray_worker
 
         return ray_worker.main(args.home, args.ray, args.max_jobs, args.lease, args.threads)

@@ -17,13 +17,11 @@ import numpy as np
 import pytest
 
 from app import lab
-from jobs import queue
+from jobs import queue, ray_local
 from lottery_engine import runfolder
 
 from .conftest import ROOT
 from .jobs_helpers import stop, tiny_yaml, wait_for, wait_state
-
-ray_local = pytest.importorskip("jobs.ray_local")
 
 
 @pytest.fixture(scope="module")

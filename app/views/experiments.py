@@ -78,8 +78,8 @@ def experiment_view() -> None:
     st.progress(fraction, text=f"{done} of {len(jobs)} jobs finished · {100 * fraction:.0f}%")
     st.dataframe([{"arm": j["label"], "seed": j["seed"], "state": lab.state_text(j),
                    "progress": lab.progress_fraction(j), "now": lab.progress_text(j),
-                   "worker": j.get("worker") or "", "node": lab.node_text(j), "elapsed": lab.duration(lab.elapsed(j)),
-                   "error": j.get("error", "")} for j in jobs], hide_index=True,
+                   "worker": j.get("worker") or "", "node": lab.node_text(j),
+                   "elapsed": lab.duration(lab.elapsed(j)), "error": j.get("error", "")} for j in jobs], hide_index=True,
                  column_config={"progress": st.column_config.ProgressColumn(
                      "progress", min_value=0.0, max_value=1.0)})
     folders = lab.experiment_folders(root, jobs)
