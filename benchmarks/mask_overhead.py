@@ -27,6 +27,7 @@ from lottery_engine import data as data_lib  # noqa: E402
 from lottery_engine import imp, models  # noqa: E402
 from lottery_engine.config import PRUNABLE_LAYERS, DataConfig, TrainConfig  # noqa: E402
 from lottery_engine.masks import MaskManager, magnitude_prune  # noqa: E402
+from lottery_engine.prunable import select  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -59,7 +60,7 @@ def epoch_times(design: str, x, y, epochs: int, batch_size: int) -> list[float]:
     prunable = PRUNABLE_LAYERS["lenet"]
     callbacks: list[keras.callbacks.Callback] = []
     if design == "engine":
-        manager = MaskManager(model, prunable)
+        manager = MaskManager(model, select(model, prunable))
         manager.prune(0.8, "global", {})
         manager.rewind()
     elif design == "callback":
@@ -70,7 +71,7 @@ def epoch_times(design: str, x, y, epochs: int, batch_size: int) -> list[float]:
         for kernel, mask in pairs:
             kernel.assign(kernel * mask)
         callbacks.append(RemaskEveryBatch(pairs))
-    models.compile_model(model, TrainConfig(), 10)
+    models.compile_model(model, TrainConfig(), False)
     timer = EpochTimer()
     model.fit(x, y, batch_size=batch_size, epochs=epochs + 1, verbose=0, shuffle=True,
               callbacks=callbacks + [timer])

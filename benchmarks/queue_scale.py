@@ -59,7 +59,7 @@ def round_bytes(arch: str, size: int, channels: int, classes: int, work: Path) -
     from lottery_engine import quiet_import
 
     quiet_import.tensorflow()
-    from lottery_engine import masks, models
+    from lottery_engine import masks, models, prunable
 
     cfg = config_lib.loads(f"""
 run: {{name: {arch}, seed: 0, device: cpu}}
@@ -67,7 +67,7 @@ data: {{source: bundled, name: digits, image_size: [{size}, {size}], channels: {
 train: {{arch: {arch}, weights: none, epochs: 1}}
 """)
     model = models.build(cfg.train, (size, size, channels), classes)
-    manager = masks.MaskManager(model, cfg.prunable)
+    manager = masks.MaskManager(model, prunable.select(model, cfg.imp.prunable_layers))
     weights, mask = work / f"{arch}.weights.h5", work / f"{arch}.npz"
     model.save_weights(weights)
     manager.save(mask)

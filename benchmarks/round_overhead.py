@@ -33,7 +33,7 @@ CONFIG = {
 
 
 def recompile_every_round(self) -> None:
-    models.compile_model(self.fit_model, self.cfg.train, self.data.num_classes)
+    models.compile_model(self.fit_model, self.cfg.train, self.logits)
 
 
 def one_run(rounds: int, folder: Path) -> tuple[float, list[float]]:

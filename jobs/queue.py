@@ -26,7 +26,7 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from lottery_engine import config as config_lib
-from lottery_engine import runfolder, validation
+from lottery_engine import keras_file, runfolder, validation
 from lottery_engine.faults import UserError, describe
 
 STATUS = "status.json"
@@ -137,6 +137,7 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
     staging = root / f".staging-{job_id}"
     try:
         staging.mkdir()
+        cfg = keras_file.pin(cfg, staging)  # a user's model travels in the job folder
         runfolder.atomic_write(staging / runfolder.CONFIG, config_lib.to_yaml(cfg))
         runfolder.write_json(staging / STATUS, {
             "id": job_id, "name": cfg.run.name, "state": QUEUED, "submitted": time.time(),
@@ -152,7 +153,12 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
 
 
 def _data_label(data: config_lib.DataConfig) -> str:
-    return f"folder {Path(data.data_dir).name}" if data.source == "folder" else data.name
+    """What the runs table shows: the dataset's name, or the source and its folder or file."""
+    if data.source == "folder":
+        return f"folder {Path(data.data_dir).name}"
+    if data.source in ("arrays", "csv"):
+        return f"{data.source} {Path(data.path).name}"
+    return data.name
 
 
 MAX_TAGS, MAX_TAG, MAX_NOTES = 20, 40, 10_000

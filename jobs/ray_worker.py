@@ -148,7 +148,7 @@ def task_options(device: str, threads: int) -> dict[str, Any]:
 
 
 def _device(job: Path) -> str:
-    return config_lib.load(job / runfolder.CONFIG).run.device
+    return config_lib.load_run(job).run.device
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -142,7 +142,7 @@ def run_job(job: Path, device: str, threads: int | None,
     _limit_threads(threads)
     from lottery_engine import pipeline
 
-    cfg = config_lib.load(job / runfolder.CONFIG)
+    cfg = config_lib.load_run(job)
     if device != "auto":
         cfg.run.device = "cpu" if device == "cpu" else "gpu:0"
     pipeline.execute(cfg, job, writer(job, cfg.imp.num_rounds, cfg.train.epochs,

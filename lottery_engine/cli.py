@@ -71,6 +71,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from . import imp, pipeline
 
     imp.check_device(cfg.run.device)
+    _check_user_model(cfg)
     print(f"run folder: {out}", flush=True)
     summary = pipeline.execute(cfg, out, ProgressBar(cfg))
     ticket = summary["ticket"]
@@ -211,10 +212,21 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return worker.main(args.home, args.device, args.once, args.lease, args.threads)
 
 
+def _check_user_model(cfg: config_lib.Config) -> None:
+    """A user's model is loaded and checked against the data before anything is written."""
+    if cfg.train.arch in config_lib.USER_ARCHS:
+        quiet_import.tensorflow()
+        from . import model_summary
+
+        model_summary.summarize(cfg)
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     from jobs import queue
 
-    job_id = queue.submit(config_lib.load(args.config, args.set), args.home)
+    cfg = config_lib.load(args.config, args.set)
+    _check_user_model(cfg)
+    job_id = queue.submit(cfg, args.home)
     print(job_id)
     return 0
 

@@ -23,13 +23,17 @@ import yaml
 from . import yaml_text
 from .faults import UserError
 
-ARCHS = ("lenet", "lenet_300_100", "vgg16")
+BUILTIN_ARCHS = ("lenet", "lenet_300_100", "vgg16")
+USER_ARCHS = ("file", "factory")  # the user's own network: a .keras file, or package.module:function
+ARCHS = BUILTIN_ARCHS + USER_ARCHS
+INITS = ("file", "fresh")  # a .keras file's own weights as θ0, or its layers re-initialised
+LOSSES = ("auto", "logits", "probabilities")  # auto: read from the output layer's activation
 PRUNABLE_LAYERS = {
     "lenet": ["conv_1", "conv_2", "dense_1", "dense_2", "output"],
     "lenet_300_100": ["dense_1", "dense_2", "output"],
     "vgg16": ["fc1", "fc2", "output"],
 }
-SOURCES = ("bundled", "folder", "keras")
+SOURCES = ("bundled", "folder", "keras", "arrays", "csv")
 BUNDLED = ("digits",)
 KERAS_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 SCOPES = ("global", "layerwise")
@@ -64,12 +68,18 @@ class DataConfig:
     limit_total: int | None = None
     train_split: float = 0.7
     val_split: float = 0.2
+    path: str | None = None  # the .npz (source arrays) or .csv (source csv) file
+    label: str | None = None  # the label column of a csv
 
 
 @dataclass
 class TrainConfig:
     arch: str = "lenet"
     weights: str = "none"  # "imagenet" when arch is vgg16 and weights is not given, as in Keras
+    model_file: str | None = None  # arch file: a Keras 3 .keras file (in a run folder: its copy)
+    factory: str | None = None  # arch factory: "package.module:function"
+    init: str = "file"  # arch file/factory: θ0 is the model's weights (file) or re-drawn (fresh)
+    loss: str = "auto"  # auto: logits or probabilities as the output layer's activation says
     epochs: int = 2
     batch_size: int = 64
     learning_rate: float = 1.2e-3
@@ -119,11 +129,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @property
-    def prunable(self) -> list[str]:
-        """The layers IMP prunes: `imp.prunable_layers`, else all of the architecture's."""
-        return self.imp.prunable_layers or PRUNABLE_LAYERS[self.train.arch]
 
 
 def did_you_mean(word: str, options: list[str]) -> str:
@@ -217,6 +222,17 @@ def load(path: str | Path, overrides: list[str] | None = None,
         raise ConfigError(f"{where}: expected a mapping with sections run, data, ..., got "
                           f"{type(raw).__name__}.")
     return from_dict(apply_overrides(raw, overrides or []), check_files)
+
+
+def load_run(run_dir: str | Path, check_files: bool = True) -> Config:
+    """A run folder's frozen config. Its model file is a copy inside the folder, stored by bare
+    name (user_model.pin), so the folder can move to another machine or a Ray node."""
+    from . import keras_file, validation
+
+    cfg = keras_file.inside(load(Path(run_dir) / "config.yaml", check_files=False), run_dir)
+    if check_files:
+        validation.check_local_files(cfg)
+    return cfg
 
 
 def loads(text: str, check_files: bool = True) -> Config:

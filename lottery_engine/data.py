@@ -1,8 +1,9 @@
-"""Datasets: load a source into uint8 images, then make the seeded, stratified splits.
+"""Datasets: load a source into arrays, then make the seeded, stratified splits.
 
 Images stay uint8 (H, W, C) all the way to the model, whose first layer rescales each batch: a float
-copy of a large set is never made. A source is a function returning a `Pool`; new sources (image
-folders, keras.datasets) plug into `SOURCES` without touching the split logic.
+copy of a large set is never made. The user's own arrays or table (user_data) may have rows of any
+shape. A source is a function returning a `Pool`; new sources plug into `SOURCES` without touching
+the split logic.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from . import image_folder
+from . import image_folder, user_data
 from .config import DataConfig
 from .image_folder import Progress
 from .keras_cache import keras_home
@@ -24,18 +25,34 @@ from .keras_cache import keras_home
 
 @dataclass
 class Pool:
-    """Everything a source yields; `x_test`/`y_test` only when the source has an official test split."""
+    """Everything a source yields: the pool the run splits, and the val and test parts where the
+    source gives them whole (keras.datasets' official test split, a .npz file's x_val, x_test)."""
 
     x: np.ndarray
     y: np.ndarray
     class_names: list[str]
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The parts the source gives whole, so they are not split off the pool."""
+        return tuple(part for part, y in (("val", self.y_val), ("test", self.y_test))
+                     if y is not None)
+
+    def arrays(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """The arrays that `part`'s split indices point into: the source's own part, else the
+        pool."""
+        x, y = {"val": (self.x_val, self.y_val), "test": (self.x_test, self.y_test)}.get(
+            part, (None, None))
+        return (self.x, self.y) if y is None else (x, y)
 
 
 @dataclass
 class Split:
-    """Row indices into the pool (and its official test part) for each split."""
+    """Row indices for each part: into the pool, or into the part the source gives whole."""
 
     train: np.ndarray
     val: np.ndarray
@@ -58,8 +75,9 @@ class Dataset:
         return len(self.class_names)
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example: (H, W, C) for images, any rank for the user's arrays."""
+        return tuple(self.x_train.shape[1:])
 
 
 def resize_images(images: np.ndarray, size: list[int], channels: int) -> np.ndarray:
@@ -130,23 +148,43 @@ def _keras(cfg: DataConfig, progress: Progress | None) -> Pool:
                 resize(x_test), y_test.reshape(-1).astype(np.int64))
 
 
-SOURCES: dict[str, Callable[[DataConfig, Progress | None], Pool]] = {"bundled": _bundled, "folder": _folder,
-                                                     "keras": _keras}
+def _user(cfg: DataConfig, progress: Progress | None) -> Pool:
+    """A .npz (source arrays) or .csv (source csv) file: its val and test parts stay whole."""
+    data = user_data.load(cfg)
+    x, y = data.x, data.y
+    return Pool(x["train"], y["train"], data.class_names, x.get("test"), y.get("test"),
+                x.get("val"), y.get("val"))
 
 
-def split_labels(y: np.ndarray, official_test: bool, cfg: DataConfig, seed: int) -> Split:
-    """Stratified train/val/test indices of labels `y`, fixed by the seed; `limit_total`
-    subsamples first. With an official test split, `test` indexes that split, which stays whole.
+SOURCES: dict[str, Callable[[DataConfig, Progress | None], Pool]] = {
+    "bundled": _bundled, "folder": _folder, "keras": _keras, "arrays": _user, "csv": _user}
+
+
+def split_labels(y: np.ndarray, cfg: DataConfig, seed: int, given: tuple[str, ...] = ()) -> Split:
+    """Stratified indices into the pool's labels `y` for the parts not `given` whole by the
+    source, fixed by the seed; `limit_total` subsamples the pool first. A given part's indices
+    are left empty here (make_split fills them). The parts keep the ratios of the config:
+
+    - nothing given: train_split, val_split and the rest for test;
+    - test given (keras.datasets, a file's x_test): train and val as train_split : val_split;
+    - val given (a file's x_val): train and test as train_split : 1 - train_split - val_split;
+    - both given: all of the pool trains.
+
     Labels are all it needs, so the validator runs it before any image is loaded."""
     indices = np.arange(len(y))
     if cfg.limit_total is not None and cfg.limit_total < len(indices):
         indices, _ = train_test_split(indices, train_size=cfg.limit_total,
                                       stratify=y, random_state=seed)
-    if official_test:
-        val_share = cfg.val_split / (cfg.train_split + cfg.val_split)
-        train, val = train_test_split(indices, test_size=val_share,
-                                      stratify=y[indices], random_state=seed)
-        return Split(np.sort(train), np.sort(val), np.array([], dtype=np.int64))
+    parts = {"val": np.array([], dtype=np.int64), "test": np.array([], dtype=np.int64)}
+    shares = {"val": cfg.val_split, "test": 1.0 - cfg.train_split - cfg.val_split}
+    split_off = [part for part in parts if part not in given]
+    if len(split_off) < 2:
+        for part in split_off:  # at most one
+            share = shares[part] / (cfg.train_split + shares[part])
+            indices, rest = train_test_split(indices, test_size=share,
+                                             stratify=y[indices], random_state=seed)
+            parts[part] = np.sort(rest)
+        return Split(np.sort(indices), **parts)
     train, rest = train_test_split(indices, train_size=cfg.train_split,
                                    stratify=y[indices], random_state=seed)
     val_share = cfg.val_split / (1.0 - cfg.train_split)
@@ -156,10 +194,10 @@ def split_labels(y: np.ndarray, official_test: bool, cfg: DataConfig, seed: int)
 
 
 def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:
-    """The run's split of a loaded pool (its official test split, if any, is the test part)."""
-    split = split_labels(pool.y, pool.y_test is not None, cfg, seed)
-    if pool.y_test is not None:
-        split.test = np.arange(len(pool.y_test))
+    """The run's split of a loaded pool; a part the source gives whole is all of that part."""
+    split = split_labels(pool.y, cfg, seed, pool.given)
+    for part in pool.given:
+        setattr(split, part, np.arange(len(pool.arrays(part)[1])))
     return split
 
 
@@ -171,13 +209,16 @@ def load(cfg: DataConfig, seed: int, split: Split | None = None,
          progress: Progress | None = None) -> Dataset:
     """Load the configured data; pass a saved `split` to restore a run's exact partition.
 
-    Splits are gathered from the pool in uint8 (a memmapped folder cache stays uint8 too)."""
+    Splits are gathered from the pool in its own dtype (a memmapped folder cache stays uint8 too),
+    then made what the model gets (user_data.feature_array)."""
     pool = load_pool(cfg, progress)
     split = split or make_split(pool, cfg, seed)
-    x_test, y_test = (pool.x_test, pool.y_test) if pool.y_test is not None else (pool.x, pool.y)
-    return Dataset(gather(pool.x, split.train), pool.y[split.train], gather(pool.x, split.val),
-                   pool.y[split.val], gather(x_test, split.test), y_test[split.test],
-                   pool.class_names, split)
+    arrays = {}
+    for part in ("train", "val", "test"):
+        x, y = pool.arrays(part)
+        rows = getattr(split, part)
+        arrays |= {f"x_{part}": user_data.feature_array(gather(x, rows)), f"y_{part}": y[rows]}
+    return Dataset(**arrays, class_names=pool.class_names, split=split)
 
 
 def gather(images: np.ndarray, rows: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -188,11 +229,13 @@ def gather(images: np.ndarray, rows: np.ndarray, chunk: int = 256) -> np.ndarray
         return images[rows]
     out = np.empty((len(rows), *images.shape[1:]), dtype=images.dtype)
     row_bytes = images[0].nbytes
+    base = images.offset % mmap.ALLOCATIONGRANULARITY  # where the array starts in the mapping
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
         out[start:start + chunk] = images[part]
-        first = (int(part.min()) * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-        mapping.madvise(mmap.MADV_DONTNEED, first, (int(part.max()) + 1) * row_bytes - first)
+        first = (base + int(part.min()) * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        mapping.madvise(mmap.MADV_DONTNEED, first,
+                        base + (int(part.max()) + 1) * row_bytes - first)
     return out
 
 

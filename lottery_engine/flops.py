@@ -1,62 +1,100 @@
-"""FLOPs per layer, read from the layers' real shapes (never hard-coded).
+"""FLOPs per kernel, read from the layers' real shapes (never hard-coded), for any Keras model.
 
-Dense: 2·in·out·density. Conv2D: 2·kH·kW·inC·outC·outH·outW·density. A nested model (a frozen base)
-counts the dense FLOPs of its own conv and dense layers. Pooling and activations are not counted.
+A kernel applied at P output positions costs 2·size·P: Dense 2·in·out (times the positions of a
+sequence), Conv 2·kH·kW·inC·outC·outH·outW, a transposed conv at each input position, depthwise
+and separable kernels likewise; masked kernels count at their density. A frozen nested model (a
+pretrained base) counts as one entry with its dense FLOPs. Pooling, activations, normalisation and
+attention's non-kernel matmuls are not counted.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+
 import keras
+from keras import layers
+
+from .prunable import Kernel, all_kernels
+
+log = logging.getLogger("lottery")
+
+_TRANSPOSED = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)
 
 
-def _layer_flops(layer: keras.layers.Layer) -> int:
-    if isinstance(layer, keras.layers.Dense):
-        fan_in, fan_out = layer.kernel.shape
-        return 2 * int(fan_in) * int(fan_out)
-    if isinstance(layer, keras.layers.Conv2D):
-        kh, kw, cin, cout = (int(s) for s in layer.kernel.shape)
-        _, out_h, out_w, _ = layer.output.shape
-        return 2 * kh * kw * cin * cout * int(out_h) * int(out_w)
-    return 0
+def _shape(layer: keras.layers.Layer, which: str) -> tuple | None:
+    """The layer's (first) symbolic input or output shape; None where it was never traced."""
+    try:
+        return tuple(getattr(layer, which).shape)
+    except (AttributeError, ValueError):
+        nodes = getattr(layer, "_inbound_nodes", [])
+        tensors = getattr(nodes[0], f"{which}_tensors", None) if nodes else None
+        return tuple(tensors[0].shape) if tensors else None
+
+
+def _einsum_positions(layer: keras.layers.Layer, out: tuple) -> int:
+    """Output positions of an EinsumDense: its output size over the kernel's output dims."""
+    spec = layer.equation.split("->")
+    kernel_letters = spec[0].split(",")[1].replace("...", "")
+    out_letters = spec[1].replace("...", "")
+    dims = dict(zip(out_letters, out[len(out) - len(out_letters):]))
+    kernel_out = math.prod(int(dims[c]) for c in out_letters if c in kernel_letters)
+    return math.prod(int(d) for d in out[1:]) // max(kernel_out, 1)
+
+
+def _positions(layer: keras.layers.Layer) -> int:
+    shape = _shape(layer, "input" if isinstance(layer, _TRANSPOSED) else "output")
+    if shape is None or any(d is None for d in shape[1:]):
+        log.warning("FLOPs: layer %s has no traced shape; counted at one position", layer.name)
+        return 1
+    if isinstance(layer, layers.EinsumDense):
+        return _einsum_positions(layer, shape)
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        return math.prod(int(d) for d in shape[2:])
+    return math.prod(int(d) for d in shape[1:-1])
+
+
+def kernel_flops(kernel: Kernel) -> int:
+    """Dense FLOPs of one kernel for one input example."""
+    size = math.prod(int(d) for d in kernel.variable.shape)
+    return 2 * size * _positions(kernel.layer)
 
 
 def model_flops(model: keras.Model) -> int:
-    """Dense FLOPs of every conv and dense layer, nested models included."""
-    total = 0
-    for layer in model.layers:
-        total += model_flops(layer) if isinstance(layer, keras.Model) else _layer_flops(layer)
-    return total
+    """Dense FLOPs of every conv and dense kernel, nested models included."""
+    return sum(kernel_flops(k) for k in all_kernels(model))
+
+
+def _frozen_bases(model: keras.Model) -> list[str]:
+    return [layer.name for layer in model.layers
+            if isinstance(layer, keras.Model) and not layer.trainable]
 
 
 def layer_flops(model: keras.Model, densities: dict[str, float],
                 include_frozen_base: bool = False, base_flops: int | None = None
                 ) -> dict[str, int]:
-    """FLOPs of each top-level counted layer at the given mask densities (1.0 where not pruned);
-    `base_flops` replaces the computed figure of a frozen base (the plan's override)."""
-    out = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
+    """FLOPs of each kernel at the given mask densities (1.0 where not pruned); a frozen base is
+    one entry, counted only with `include_frozen_base`, and `base_flops` replaces its computed
+    figure (the plan's override)."""
+    bases = _frozen_bases(model)
+    out: dict[str, int] = {}
+    for kernel in all_kernels(model):
+        base = kernel.path.split("/")[0]
+        if base in bases and "/" in kernel.path:
             if include_frozen_base:
-                out[layer.name] = base_flops or model_flops(layer)
+                out[base] = base_flops or out.get(base, 0) + kernel_flops(kernel)
             continue
-        dense = _layer_flops(layer)
-        if dense:
-            out[layer.name] = int(round(dense * densities.get(layer.name, 1.0)))
+        out[kernel.name] = int(round(kernel_flops(kernel) * densities.get(kernel.name, 1.0)))
     return out
 
 
 def flops_until(model: keras.Model, name: str) -> tuple[int, bool]:
-    """Dense FLOPs of the conv and dense layers up to and including `name` (nested models too),
-    and whether `name` was found; the cost of computing that layer's output for one input."""
+    """Dense FLOPs of the conv and dense kernels up to and including layer `name` (nested models
+    too), and whether `name` was found; the cost of computing that layer's output for one input."""
     total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            inner, found = flops_until(layer, name)
-            total += inner
-            if found:
-                return total, True
-        else:
-            total += _layer_flops(layer)
-            if layer.name == name:
-                return total, True
+    kernels = all_kernels(model)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        total += sum(kernel_flops(k) for k in kernels if k.layer is layer)
+        if layer.name == name:
+            return total, True
     return total, False

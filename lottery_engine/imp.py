@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import data as data_lib
-from . import features, flops, metrics, models, runfolder, training
-from .config import Config, ConfigError, rewind_step, to_yaml
+from . import features, flops, keras_file, metrics, models, prunable, runfolder, training
+from .config import BUILTIN_ARCHS, Config, ConfigError, rewind_step, to_yaml
 from .events import Listener
 from .masks import MaskManager, load_masks, random_masks_like
 
@@ -71,7 +71,13 @@ class Trainer:
     def __post_init__(self) -> None:
         keras.utils.set_random_seed(self.cfg.run.seed)
         self.model = self._build()
-        self.manager = MaskManager(self.model, self.cfg.prunable)
+        models.check_input(self.model, self.data.input_shape)
+        models.check_output(self.model, self.data.num_classes)
+        self.logits = models.is_logits(self.model, self.cfg.train.loss)
+        kernels = prunable.select(self.model, self.cfg.imp.prunable_layers)
+        self.layer_rates = prunable.expand_rates(self.model, list(kernels),
+                                                 self.cfg.imp.layer_rates)
+        self.manager = MaskManager(self.model, kernels)
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
         self._initial_optimizer: list[np.ndarray] | None = None
         self._train: tuple[tf.Tensor, tf.Tensor] | None = None
@@ -100,7 +106,9 @@ class Trainer:
         inference time is the base's time, measured once, plus the head's, measured per round.
         """
         data = self.data
-        parts = models.split_frozen(self.model) if self.cfg.train.feature_cache else None
+        # a user's graph need not be a chain of layers, which split_frozen assumes
+        cacheable = self.cfg.train.feature_cache and self.cfg.train.arch in BUILTIN_ARCHS
+        parts = models.split_frozen(self.model) if cacheable else None
         self.fit_model, self.base_ms = self.model, 0.0
         self.inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
         if parts is None:
@@ -111,14 +119,14 @@ class Trainer:
                        for name, x in self.inputs.items()}
         self.base_ms = metrics.inference_ms_per_sample(extractor, data.x_val[:32])
 
-    def _build(self) -> keras.Model:
-        return models.build(self.cfg.train, self.data.input_shape, self.data.num_classes)
+    def _build(self, fresh: bool = False) -> keras.Model:
+        return models.build(self.cfg.train, self.data.input_shape, self.data.num_classes, fresh)
 
     def fresh_init(self, seed: int) -> list[np.ndarray]:
         """Rewind weights with every trainable weight newly initialised (random_reinit); frozen
         weights (a pretrained base, fixed preprocessing) keep their values."""
         keras.utils.set_random_seed(seed)
-        fresh = self._build().get_weights()
+        fresh = self._build(fresh=True).get_weights()
         trainable = {id(v) for v in self.model.trainable_weights}
         return [new if id(v) in trainable else old for v, new, old in
                 zip(self.model.weights, fresh, self.manager.rewind_weights)]
@@ -132,7 +140,7 @@ class Trainer:
             batches = self._batches_per_epoch()
             chunk = training.steps_per_execution(batches, self.cfg.train.eval_every,
                                                  rewind_step(self.cfg, batches))
-            models.compile_model(self.fit_model, self.cfg.train, self.data.num_classes, chunk)
+            models.compile_model(self.fit_model, self.cfg.train, self.logits, chunk)
             self._initial_optimizer = models.optimizer_state(self.fit_model)
         else:
             models.reset_optimizer(self.fit_model, self._initial_optimizer)
@@ -167,7 +175,7 @@ class Trainer:
         result = training.train_round(
             self.fit_model, self._train_tensors(), self.cfg.run.seed, schedule, self.listener,
             round_index, lambda: training.loss_and_accuracy(self.fit_model, self.inputs["val"],
-                                                            self.data.y_val))
+                                                            self.data.y_val, self.logits))
         if schedule.snapshot_step and result.snapshot is None:
             ended = "stopped early after" if result.stopped_early else "ended after"
             raise ConfigError(f"imp.rewind: {self.cfg.imp.rewind} is past the end of round 0 "
@@ -180,9 +188,9 @@ class Trainer:
             final = self.fit_model.get_weights()
             self.fit_model.set_weights(result.best_weights)
             val = {"val_accuracy": training.loss_and_accuracy(
-                self.fit_model, self.inputs["val"], self.data.y_val)[1]}
+                self.fit_model, self.inputs["val"], self.data.y_val, self.logits)[1]}
             test = {"test_accuracy": training.loss_and_accuracy(
-                self.fit_model, self.inputs["test"], self.data.y_test)[1]}
+                self.fit_model, self.inputs["test"], self.data.y_test, self.logits)[1]}
             self.fit_model.set_weights(final)
         best = next(point for point in result.curve if point[0] == result.best_step)
         return {"early_stop_step": result.best_step, "early_stop_val_loss": best[1],
@@ -191,10 +199,10 @@ class Trainer:
 
     def evaluate(self, round_index: int, series: str, result: training.RoundTraining) -> dict:
         report = self.manager.report()
-        val = metrics.classification_metrics(
-            self.data.y_val, metrics.predict_proba(self.fit_model, self.inputs["val"]), "val")
-        test = metrics.classification_metrics(
-            self.data.y_test, metrics.predict_proba(self.fit_model, self.inputs["test"]), "test")
+        val = metrics.classification_metrics(self.data.y_val, metrics.predict_proba(
+            self.fit_model, self.inputs["val"], logits=self.logits), "val")
+        test = metrics.classification_metrics(self.data.y_test, metrics.predict_proba(
+            self.fit_model, self.inputs["test"], logits=self.logits), "test")
         densities = {n: 1.0 - s for n, s in report["layer_sparsity"].items()}
         per_layer_flops = flops.layer_flops(self.model, densities,
                                             self.cfg.flops.include_frozen_base,
@@ -273,6 +281,8 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     listener = listener or Listener()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    frozen = keras_file.pin(cfg, run_dir)  # the config as the folder keeps it
+    cfg = keras_file.inside(frozen, run_dir)
     setup_runtime(cfg.run.device)
     listener.phase_started("loading data")
     records = runfolder.read_rounds(run_dir)
@@ -283,9 +293,10 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     else:
         records = []
         (run_dir / runfolder.ROUNDS).unlink(missing_ok=True)
-        _frozen_config(run_dir, cfg)
+        _frozen_config(run_dir, frozen)
         dataset = data_lib.load(cfg.data, cfg.run.seed, progress=listener.work_progress)
         data_lib.save_split(dataset.split, split_path)
+        runfolder.write_json(run_dir / runfolder.CLASSES, dataset.class_names)
     listener.phase_started("building the model")
     trainer = Trainer(cfg, dataset, run_dir, listener)
     if records:
@@ -300,7 +311,7 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
         if records and records[-1]["global_sparsity"] >= imp.target_sparsity:
             break
         if round_index > 0:
-            manager.prune(imp.prune_rate, imp.scope, imp.layer_rates)
+            manager.prune(imp.prune_rate, imp.scope, trainer.layer_rates)
             manager.rewind()
         result = trainer.train(round_index, "imp")
         if result.snapshot is not None:

@@ -15,10 +15,15 @@ import numpy as np
 
 
 class MaskConstraint(keras.constraints.Constraint):
-    def __init__(self, mask: keras.Variable):
-        self.mask = mask
+    """The kernel's own constraint (a user's max-norm, non-neg), if any, then the mask: a pruned
+    weight is exactly 0 whatever the constraint does."""
+
+    def __init__(self, mask: keras.Variable, inner: keras.constraints.Constraint | None = None):
+        self.mask, self.inner = mask, inner
 
     def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
         return w * keras.ops.cast(self.mask, w.dtype)
 
 
@@ -99,27 +104,26 @@ class MaskManager:
     every round ≥ 1 starts from: θ0, or an early point of round 0 (late resetting).
     """
 
-    def __init__(self, model: keras.Model, prunable: list[str]):
+    def __init__(self, model: keras.Model, kernels: dict[str, keras.Variable]):
         self.model = model
-        self.layers = {name: model.get_layer(name) for name in prunable}
-        self.masks = {name: np.ones(layer.kernel.shape, dtype=np.float32)
-                      for name, layer in self.layers.items()}
+        self.variables = kernels
+        self.masks = {name: np.ones(kernel.shape, dtype=np.float32)
+                      for name, kernel in kernels.items()}
         self._variables = {}
-        for name, layer in self.layers.items():
-            variable = keras.Variable(self.masks[name], trainable=False, name=f"mask_{name}")
-            layer.kernel.constraint = MaskConstraint(variable)
+        for i, (name, kernel) in enumerate(kernels.items()):
+            variable = keras.Variable(self.masks[name], trainable=False, name=f"mask_{i}")
+            kernel.constraint = MaskConstraint(variable, getattr(kernel, "constraint", None))
             self._variables[name] = variable
         self.rewind_weights: list[np.ndarray] = [w.copy() for w in model.get_weights()]
 
     def kernels(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(layer.kernel.numpy()) for name, layer in self.layers.items()}
+        return {name: np.asarray(kernel.numpy()) for name, kernel in self.variables.items()}
 
     def rewind_kernels(self, weights: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The kernel of each prunable layer in `weights` (default: the rewind point)."""
         weights = self.rewind_weights if weights is None else weights
         index = {id(v): i for i, v in enumerate(self.model.weights)}
-        return {name: weights[index[id(layer.kernel)]]
-                for name, layer in self.layers.items()}
+        return {name: weights[index[id(kernel)]] for name, kernel in self.variables.items()}
 
     def set_masks(self, masks: dict[str, np.ndarray]) -> None:
         for name, mask in masks.items():
@@ -128,8 +132,8 @@ class MaskManager:
 
     def apply(self) -> None:
         """Zero the pruned kernel entries of the model's current weights."""
-        for name, layer in self.layers.items():
-            layer.kernel.assign(layer.kernel.numpy() * self.masks[name])
+        for name, kernel in self.variables.items():
+            kernel.assign(kernel.numpy() * self.masks[name])
 
     def rewind(self, weights: list[np.ndarray] | None = None) -> None:
         """Put every weight back to the rewind point (or `weights`), then apply the masks."""

@@ -9,9 +9,17 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score
 
 
-def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, classes), also for a single sigmoid output."""
+def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256,
+                  logits: bool = False) -> np.ndarray:
+    """Class probabilities (N, classes), also for a single sigmoid output; a model that ends in
+    `logits` has them turned into probabilities first (softmax, or sigmoid for one unit)."""
     out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    if logits:
+        if out.shape[1] == 1:
+            out = 1.0 / (1.0 + np.exp(-out))
+        else:
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
     if out.shape[1] == 1:
         out = np.concatenate([1.0 - out, out], axis=1)
     return out

@@ -10,7 +10,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from .config import TrainConfig
+from . import user_model
+from .config import ConfigError, TrainConfig
 from .keras_cache import vgg16_weights_path
 
 def _head(num_classes: int) -> layers.Dense:
@@ -73,12 +74,71 @@ def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "n
     return keras.Model(inputs, _head(num_classes)(x), name="vgg16_head")
 
 
-def build(cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+def build(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
+          fresh: bool = False) -> keras.Model:
+    """The configured network at θ0; `fresh` redraws a user file's weights (built-ins and
+    factories are always drawn under the caller's seed)."""
     if cfg.arch == "lenet":
         return lenet(input_shape, num_classes)
     if cfg.arch == "lenet_300_100":
         return lenet_300_100(input_shape, num_classes)
-    return vgg16(input_shape, num_classes, cfg.weights)
+    if cfg.arch == "vgg16":
+        return vgg16(input_shape, num_classes, cfg.weights)
+    return user_model.build(cfg, input_shape, num_classes, fresh)
+
+
+def _output_layer(model: keras.Model) -> keras.layers.Layer:
+    """The layer that makes the model's (single) output, looked up through nested models."""
+    if len(model.outputs) != 1:
+        raise ConfigError(f"train.model_file: {model.name} has {len(model.outputs)} outputs; "
+                          f"IMP here needs one classification output.")
+    layer = model.outputs[0]._keras_history.operation
+    return _output_layer(layer) if isinstance(layer, keras.Model) else layer
+
+
+def _activation_name(layer: keras.layers.Layer) -> str:
+    if isinstance(layer, layers.Softmax):
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", "linear") if activation is not None else "linear"
+
+
+def is_logits(model: keras.Model, loss: str = "auto") -> bool:
+    """Whether the model outputs logits: `train.loss` when it says so, else the output layer's
+    activation (softmax/sigmoid: probabilities; none or linear: logits)."""
+    if loss != "auto":
+        return loss == "logits"
+    layer = _output_layer(model)
+    name = _activation_name(layer)
+    if name in ("softmax", "sigmoid"):
+        return False
+    if name == "linear":
+        return True
+    raise ConfigError(f"train.loss: the output layer '{layer.name}' ends in {name}, neither "
+                      f"logits nor probabilities; set train.loss: logits or probabilities.")
+
+
+def check_input(model: keras.Model, example_shape: tuple[int, ...]) -> None:
+    """The data's examples must have the shape the model takes (None in the model: any size)."""
+    wanted = tuple(model.inputs[0].shape[1:])
+    fits = len(wanted) == len(example_shape) and all(
+        w is None or w == s for w, s in zip(wanted, example_shape))
+    if len(model.inputs) != 1 or not fits:
+        raise ConfigError(
+            f"data.path: each example has shape {tuple(example_shape)}, but the model "
+            f"{model.name} takes {'several inputs' if len(model.inputs) != 1 else wanted}; "
+            f"reshape the data or change the model's Input.")
+
+
+def check_output(model: keras.Model, num_classes: int) -> None:
+    """One unit for two classes (binary) or one unit per class; anything else cannot be scored."""
+    units = model.outputs[0].shape[-1]
+    if units != num_classes and not (units == 1 and num_classes == 2) or \
+            len(model.outputs[0].shape) != 2:
+        raise ConfigError(
+            f"train.model_file: the model's output has shape {tuple(model.outputs[0].shape)}, "
+            f"but the data has {num_classes} classes; end the model in Dense({num_classes})"
+            f"{' or Dense(1) (binary)' if num_classes == 2 else ''}.")
 
 
 def split_frozen(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
@@ -103,15 +163,22 @@ def split_frozen(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
     return extractor, keras.Model(head_inputs, x, name="head")
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig, num_classes: int,
+def compile_model(model: keras.Model, cfg: TrainConfig, logits: bool,
                   steps_per_execution: int = 1) -> None:
-    """Compile with a fresh optimizer: IMP rounds never carry optimizer state over."""
+    """Compile with a fresh optimizer: IMP rounds never carry optimizer state over. One output
+    unit is binary cross-entropy, N units sparse categorical, from logits where the model ends
+    in them."""
     if cfg.optimizer == "adam":
         optimizer = keras.optimizers.Adam(cfg.learning_rate)
     else:
         optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9)
-    loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+    if model.outputs[0].shape[-1] == 1:
+        loss = keras.losses.BinaryCrossentropy(from_logits=logits)
+        accuracy = keras.metrics.BinaryAccuracy("accuracy", threshold=0.0 if logits else 0.5)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+        accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy],
                   steps_per_execution=steps_per_execution)
 
 

@@ -27,6 +27,7 @@ SUMMARY = "sparsity_vs_accuracy.json"
 SPLIT = "split.npz"
 REWIND = "rewind.weights.h5"
 LOG = "log.txt"
+CLASSES = "classes.json"  # class index -> name (a csv's string labels in sorted order)
 TICKET_MODEL = "winning_ticket_model.keras"
 TICKET_MASK = "winning_ticket_mask.npz"
 TICKET_JSON = "winning_ticket.json"
@@ -208,7 +209,9 @@ def ticket_zip(run_dir: Path) -> bytes:
     run_dir = Path(run_dir)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in (TICKET_MODEL, TICKET_MASK, TICKET_JSON, CONFIG):
+        for name in (TICKET_MODEL, TICKET_MASK, TICKET_JSON, CONFIG, CLASSES):
+            if name == CLASSES and not (run_dir / name).is_file():
+                continue  # runs from before class names were kept
             archive.write(run_dir / name, name)
     return buffer.getvalue()
 

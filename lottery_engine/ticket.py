@@ -16,7 +16,7 @@ import numpy as np
 
 from . import config as config_lib
 from . import data as data_lib
-from . import metrics, models, runfolder
+from . import metrics, models, prunable, runfolder
 from .faults import UserError
 from .masks import load_masks
 
@@ -44,7 +44,7 @@ def _compressed_bytes(weights: list[np.ndarray]) -> int:
 def make(run_dir: Path) -> dict:
     """Save `winning_ticket_model.keras` and its mask, verify them, write `winning_ticket.json`."""
     run_dir = Path(run_dir)
-    cfg = config_lib.load(run_dir / runfolder.CONFIG)
+    cfg = config_lib.load_run(run_dir)
     best = select_round(runfolder.read_rounds(run_dir), cfg.imp.select_metric)
     dataset = data_lib.load(cfg.data, cfg.run.seed,
                             data_lib.load_split(run_dir / runfolder.SPLIT))
@@ -52,20 +52,22 @@ def make(run_dir: Path) -> dict:
     model = models.build(cfg.train, dataset.input_shape, dataset.num_classes)
     model.load_weights(run_dir / runfolder.weights_file(best["round"]))
     masks = load_masks(run_dir / runfolder.mask_file(best["round"]))
+    kernels = {k.name: k.variable for k in prunable.all_kernels(model)}
     for name, mask in masks.items():
-        kernel = model.get_layer(name).kernel
-        kernel.assign(kernel.numpy() * mask)
+        kernels[name].assign(kernels[name].numpy() * mask)
     model_path = run_dir / runfolder.TICKET_MODEL
     model.save(model_path)
     shutil.copyfile(run_dir / runfolder.mask_file(best["round"]), run_dir / runfolder.TICKET_MASK)
 
     reloaded = keras.saving.load_model(model_path, safe_mode=True)
-    val = metrics.classification_metrics(dataset.y_val,
-                                         metrics.predict_proba(reloaded, dataset.x_val), "val")
+    logits = models.is_logits(reloaded, cfg.train.loss)
+    val = metrics.classification_metrics(
+        dataset.y_val, metrics.predict_proba(reloaded, dataset.x_val, logits=logits), "val")
     weights = reloaded.get_weights()
     summary = {
         "round": best["round"],
         "select_metric": cfg.imp.select_metric,
+        "output": "logits" if logits else "probabilities",
         "global_sparsity": best["global_sparsity"],
         "remaining_prunable": best["remaining_prunable"],
         "logged_val_accuracy": best["val_accuracy"],

@@ -2,20 +2,23 @@
 
 `validate` checks every value of a Config (types, ranges with upper bounds, exact choices), then,
 with `check_files`, what the config points at on this machine: the data folder (exists, readable,
-two or more classes), splits that leave every class in every part, weight and metrics files.
+two or more classes) or data file (user_data.check), splits that leave every class in every part,
+weight and metrics files.
 Each failure is one ConfigError naming the key, the value and what to do. Nothing here imports
 TensorFlow; the devices a run asks for are checked where the run starts (imp.check_device).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import reprlib
 from pathlib import Path
 from typing import Any
 
-from .config import (ARCHS, BUNDLED, CONTROLS, KERAS_DATASETS, OPTIMIZERS, PRUNABLE_LAYERS,
-                     SCOPES, SELECT_METRICS, SOURCES, Config, ConfigError, did_you_mean)
+from .config import (ARCHS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES, OPTIMIZERS,
+                     PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, Config, ConfigError,
+                     did_you_mean)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
 MAX_NAME = 100
@@ -32,7 +35,9 @@ MAX_FLOPS = 10**16
 
 _DEVICE_RE = re.compile(r"cpu|gpu|auto|gpu:\d{1,4}")
 _REWIND_RE = re.compile(r"init|epoch:\d{1,9}|step:\d{1,10}")
+FILE_SOURCES = {"arrays": ".npz", "csv": ".csv"}  # the user's own data: the suffix of data.path
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_FACTORY_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 _short.maxlist = _short.maxdict = 6
@@ -116,25 +121,40 @@ def _check_data(cfg: Config) -> None:
         _choice("data.name", data.name, BUNDLED)
     elif data.source == "keras":
         _choice("data.name", data.name, KERAS_DATASETS)
-    elif not isinstance(data.data_dir, str) or not data.data_dir:
-        fail("data.data_dir", data.data_dir, "source 'folder' needs the path of an image folder")
-    else:
+    elif data.source == "folder":
+        if not isinstance(data.data_dir, str) or not data.data_dir:
+            fail("data.data_dir", data.data_dir, "source 'folder' needs the path of an image folder")
         _path("data.data_dir", data.data_dir, optional=False)
-    size = data.image_size
-    if (not isinstance(size, list) or len(size) != 2
-            or not all(_is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
-        fail("data.image_size", size, f"expected [height, width], integers in 8..{MAX_IMAGE_SIZE}")
-    _choice("data.channels", data.channels, (1, 3))
+    else:
+        if not isinstance(data.path, str) or not data.path:
+            fail("data.path", data.path,
+                 f"source '{data.source}' needs the path of a {FILE_SOURCES[data.source]} file")
+        _path("data.path", data.path, optional=False)
+    if data.source == "csv" and (not isinstance(data.label, str) or not data.label.strip()
+                                 or len(data.label) > MAX_PATH):
+        fail("data.label", data.label, "source 'csv' needs the name of its label column")
+    if data.source not in FILE_SOURCES:  # the user's arrays keep their own shape
+        size = data.image_size
+        if (not isinstance(size, list) or len(size) != 2
+                or not all(_is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
+            fail("data.image_size", size,
+                 f"expected [height, width], integers in 8..{MAX_IMAGE_SIZE}")
+        _choice("data.channels", data.channels, (1, 3))
     if data.limit_total is not None:
         _int_in("data.limit_total", data.limit_total, 20, MAX_LIMIT_TOTAL)
     _fraction("data.train_split", data.train_split)
     _fraction("data.val_split", data.val_split)
-    # keras datasets keep their official test split, so train and val may share all of train
+    # keras datasets keep their official test split, so train and val may share all of train;
+    # so may a .npz with x_test (check_splits refuses 1 when it has none)
     total = data.train_split + data.val_split
-    if total > 1 or (total == 1 and data.source != "keras"):
-        fail("data.val_split", data.val_split,
-             f"train_split + val_split must be below 1 to leave a test split "
-             f"(train_split is {data.train_split})")
+    if total > 1 or (total == 1 and data.source not in ("keras", "arrays")):
+        _leave_test(data)
+
+
+def _leave_test(data: Any, why: str = "") -> None:
+    fail("data.val_split", data.val_split,
+         f"train_split + val_split must be below 1 to leave a test split "
+         f"(train_split is {data.train_split}){why}")
 
 
 def _check_train(cfg: Config) -> None:
@@ -146,8 +166,9 @@ def _check_train(cfg: Config) -> None:
         fail("train.weights", train.weights, "allowed: none, imagenet, or the path of a .h5 file")
     if train.arch != "vgg16" and train.weights != "none":
         fail("train.weights", train.weights, "only vgg16 takes pretrained weights; use none")
-    if train.arch == "vgg16" and data.channels != 3:
+    if train.arch == "vgg16" and data.source not in FILE_SOURCES and data.channels != 3:
         fail("data.channels", data.channels, "vgg16 needs 3 channels")
+    _check_user_model(cfg)
     _int_in("train.epochs", train.epochs, 1, MAX_EPOCHS)
     _int_in("train.batch_size", train.batch_size, 1, MAX_BATCH)
     if not _is_number(train.learning_rate) or not 0 < train.learning_rate <= 10:
@@ -160,8 +181,44 @@ def _check_train(cfg: Config) -> None:
     _int_in("train.patience", train.patience, 1, MAX_PATIENCE)
 
 
+def _check_user_model(cfg: Config) -> None:
+    """arch file / factory and their keys; the file itself is read in check_local_files."""
+    train = cfg.train
+    if train.arch == "file":
+        _path("train.model_file", train.model_file, optional=False)
+        if not train.model_file.endswith(".keras"):
+            fail("train.model_file", train.model_file,
+                 "expected a Keras 3 .keras file (save it with model.save('model.keras'))")
+    elif train.model_file is not None:
+        fail("train.model_file", train.model_file, "only train.arch: file takes a model file")
+    if train.arch == "factory":
+        if not isinstance(train.factory, str) or not _FACTORY_RE.fullmatch(train.factory):
+            fail("train.factory", train.factory,
+                 "expected package.module:function, called as function(input_shape, "
+                 "num_classes) and returning an uncompiled Keras model")
+    elif train.factory is not None:
+        fail("train.factory", train.factory, "only train.arch: factory takes a factory")
+    _choice("train.init", train.init, INITS)
+    if train.init == "fresh" and train.arch != "file":
+        fail("train.init", train.init, "fresh re-draws a model file's weights; only "
+             "train.arch: file has weights of its own (use file)")
+    _choice("train.loss", train.loss, LOSSES)
+
+
+def _check_patterns(key: str, patterns: list, known: list[str] | None, arch: str) -> None:
+    """Layer names or globs; each must match one of the `known` layers of a built-in
+    architecture (a user model's layers are only known once it is loaded: the engine checks)."""
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip():
+            fail(key, pattern, "expected a layer name or glob pattern such as block*/conv*")
+        if known is not None and not fnmatch.filter(known, pattern):
+            raise ConfigError(f"{key}: {pattern!r} matches no prunable layer of {arch}."
+                              f"{did_you_mean(pattern, known)} Prunable: {', '.join(known)}.")
+
+
 def _check_imp(cfg: Config) -> None:
-    imp, arch_layers = cfg.imp, PRUNABLE_LAYERS[cfg.train.arch]
+    imp = cfg.imp
+    known = PRUNABLE_LAYERS.get(cfg.train.arch)
     _fraction("imp.prune_rate", imp.prune_rate)
     _int_in("imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
     _fraction("imp.target_sparsity", imp.target_sparsity, open_high=False)
@@ -170,16 +227,14 @@ def _check_imp(cfg: Config) -> None:
         layers = imp.prunable_layers
         if not isinstance(layers, list) or not layers or len(set(map(str, layers))) != len(layers):
             fail("imp.prunable_layers", layers,
-                 f"expected a list of distinct layers drawn from {', '.join(arch_layers)}")
-        for layer in layers:
-            _choice("imp.prunable_layers", layer, tuple(arch_layers))
+                 "expected a list of distinct layer names or glob patterns")
+        _check_patterns("imp.prunable_layers", layers, known, cfg.train.arch)
+        if known is not None:
+            known = [name for name in known if any(fnmatch.fnmatchcase(name, p) for p in layers)]
     if not isinstance(imp.layer_rates, dict):
         fail("imp.layer_rates", imp.layer_rates, "expected a mapping layer: rate")
     for layer, rate in imp.layer_rates.items():
-        if layer not in cfg.prunable:
-            raise ConfigError(
-                f"imp.layer_rates.{layer}: not a prunable layer of {cfg.train.arch}."
-                f"{did_you_mean(str(layer), cfg.prunable)} Prunable: {', '.join(cfg.prunable)}.")
+        _check_patterns(f"imp.layer_rates.{layer}", [layer], known, cfg.train.arch)
         _fraction(f"imp.layer_rates.{layer}", rate)
     if not isinstance(imp.rewind, str) or not _REWIND_RE.fullmatch(imp.rewind):
         fail("imp.rewind", imp.rewind,
@@ -228,43 +283,72 @@ def validate(cfg: Config, check_files: bool = True) -> None:
 
 # --- what the config points at on this machine -------------------------------------------------
 
-def _labels(cfg: Config) -> tuple[Any, list[str]]:
-    """Class labels of the configured pool (train part for keras) and the class names."""
+def class_labels(cfg: Config) -> tuple[Any, list[str], dict[str, Any]]:
+    """Class labels of the pool the run splits (train part for keras), the class names, and the
+    labels of each part the source gives whole (None where not read: keras' official test)."""
     import numpy as np
 
+    if cfg.data.source in FILE_SOURCES:
+        from . import user_data
+
+        labels, classes = user_data.check(cfg.data)
+        return labels.pop("train"), classes, labels
     if cfg.data.source == "folder":
         from . import image_folder
 
         listing = image_folder.list_folder(Path(cfg.data.data_dir))
-        return np.array(listing.label_indices), listing.classes
+        return np.array(listing.label_indices), listing.classes, {}
     counts = CLASS_COUNTS[(cfg.data.source, cfg.data.name)]
-    return np.repeat(np.arange(len(counts)), counts), [str(c) for c in range(len(counts))]
+    given = {"test": None} if cfg.data.source == "keras" else {}
+    return np.repeat(np.arange(len(counts)), counts), [str(c) for c in range(len(counts))], given
+
+
+def _missing_class(labels: Any, classes: list[str]) -> str | None:
+    missing = sorted(set(range(len(classes))) - set(labels.tolist()))
+    return classes[missing[0]] if missing else None
 
 
 def check_splits(cfg: Config) -> None:
     """Refuse a limit_total / train_split / val_split that leaves a class out of a split part:
-    the split is computed on the labels alone, exactly as the run will make it."""
+    the split is computed on the labels alone, exactly as the run will make it. A val or test
+    part that a data file gives whole must hold every class too."""
     from . import data as data_lib
 
-    labels, classes = _labels(cfg)
-    official_test = cfg.data.source == "keras"
-    what = (f"{len(labels):,} images in {len(classes)} classes"
-            + (f", limit_total {cfg.data.limit_total:,}" if cfg.data.limit_total else ""))
+    labels, classes, given = class_labels(cfg)
+    data = cfg.data
+    if "test" not in given and data.train_split + data.val_split >= 1:  # a .npz without x_test
+        _leave_test(data, f"; {Path(data.path).name} has no x_test to test on")
+    _check_given(given, classes, data.path)
+    unit = "rows" if data.source in FILE_SOURCES else "images"
+    what = (f"{len(labels):,} {unit} in {len(classes)} classes"
+            + (f", limit_total {data.limit_total:,}" if data.limit_total else ""))
     fix = "raise data.limit_total or the split fractions"
     try:
-        split = data_lib.split_labels(labels, official_test, cfg.data, cfg.run.seed)
+        split = data_lib.split_labels(labels, data, cfg.run.seed, tuple(given))
     except ValueError as exc:
         raise ConfigError(f"data.train_split / data.val_split: cannot split {what} so that "
                           f"every class is in every part ({' '.join(str(exc).split())}); "
                           f"{fix}.") from None
-    parts = {"train": ("data.train_split", split.train), "val": ("data.val_split", split.val)}
-    if not official_test:
-        parts["test"] = ("data.train_split + data.val_split", split.test)
+    parts = {"train": ("data.train_split", split.train), "val": ("data.val_split", split.val),
+             "test": ("data.train_split + data.val_split", split.test)}
     for part, (key, rows) in parts.items():
-        missing = sorted(set(range(len(classes))) - set(labels[rows].tolist()))
-        if missing:
-            raise ConfigError(f"{key}: with {what}, the {part} part ({len(rows)} images) would "
-                              f"hold no example of class {classes[missing[0]]!r}; {fix}.")
+        if part in given:
+            continue
+        absent = _missing_class(labels[rows], classes)
+        if absent is not None:
+            raise ConfigError(f"{key}: with {what}, the {part} part ({len(rows)} {unit}) would "
+                              f"hold no example of class {absent!r}; {fix}.")
+
+
+def _check_given(given: dict[str, Any], classes: list[str], path: str | None) -> None:
+    """A val or test part that a data file gives whole must hold every class, as split-off
+    parts must (keras' official test parts, not read here, do)."""
+    for part, labels in given.items():
+        absent = None if labels is None else _missing_class(labels, classes)
+        if absent is not None:
+            raise ConfigError(f"data.path: y_{part} of {Path(path).name} holds no example of "
+                              f"class {absent!r}; every part needs every class, so add some or "
+                              f"leave x_{part}, y_{part} out to split {part} off x_train.")
 
 
 def _check_hybrid_metrics(path_text: str) -> None:
@@ -290,6 +374,10 @@ def check_local_files(cfg: Config) -> None:
     from .keras_cache import vgg16_weights_path
 
     check_splits(cfg)
+    if cfg.train.arch == "file":
+        from . import keras_file
+
+        keras_file.check_safe(Path(cfg.train.model_file))
     if cfg.train.arch == "vgg16":
         vgg16_weights_path(cfg.train.weights)
     if cfg.report.compare_with_hybrid_pipeline:

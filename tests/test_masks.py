@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from lottery_engine import models
+from lottery_engine import models, prunable
 from lottery_engine.config import PRUNABLE_LAYERS, TrainConfig
 from lottery_engine.masks import MaskManager, magnitude_prune, random_masks_like, sparsity_report
 
@@ -78,7 +78,9 @@ def test_random_masks_keep_per_layer_counts():
 def lenet():
     keras.utils.set_random_seed(1)
     model = models.build(TrainConfig(arch="lenet"), (16, 16, 1), 10)
-    return model, MaskManager(model, PRUNABLE_LAYERS["lenet"])
+    kernels = prunable.select(model, None)
+    assert list(kernels) == PRUNABLE_LAYERS["lenet"]
+    return model, MaskManager(model, kernels)
 
 
 def test_rewind_restores_theta0_under_the_mask_and_every_other_parameter(lenet):
@@ -87,7 +89,7 @@ def test_rewind_restores_theta0_under_the_mask_and_every_other_parameter(lenet):
     model.set_weights([w + 1.0 for w in theta0])  # as if trained
     manager.prune(0.5, "global", {})
     manager.rewind()
-    kernels = {id(manager.layers[n].kernel): n for n in manager.layers}
+    kernels = {id(variable): n for n, variable in manager.variables.items()}
     for variable, w0 in zip(model.weights, theta0):
         now = variable.numpy()
         name = kernels.get(id(variable))
@@ -103,7 +105,7 @@ def test_pruned_weights_stay_exactly_zero_through_adam_training(lenet):
     model, manager = lenet
     manager.prune(0.7, "global", {})
     manager.rewind()
-    models.compile_model(model, TrainConfig(learning_rate=0.01), 10)
+    models.compile_model(model, TrainConfig(learning_rate=0.01), False)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, size=(128, 16, 16, 1)).astype("uint8")
     y = rng.integers(0, 10, size=128)
@@ -120,7 +122,7 @@ def test_saved_masks_hold_mask_and_init_keys(lenet, tmp_path):
     manager.prune(0.2, "layerwise", {})
     manager.save(tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz") as f:
-        assert sorted(f.files) == sorted([f"mask_{n}" for n in manager.layers]
-                                         + [f"init_{n}" for n in manager.layers])
+        assert sorted(f.files) == sorted([f"mask_{n}" for n in manager.variables]
+                                         + [f"init_{n}" for n in manager.variables])
         np.testing.assert_array_equal(f["mask_dense_1"], manager.masks["dense_1"])
         np.testing.assert_array_equal(f["init_dense_1"], manager.rewind_kernels()["dense_1"])

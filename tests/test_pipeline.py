@@ -188,7 +188,7 @@ def test_rounds_reuse_the_traced_train_step_with_a_fresh_optimizer(tmp_path):
 
 def test_a_reset_optimizer_trains_exactly_as_a_recompiled_one(tmp_path, tiny_run, monkeypatch):
     def recompile_every_round(self):  # the former way: a new optimizer object per round
-        imp.models.compile_model(self.fit_model, self.cfg.train, self.data.num_classes)
+        imp.models.compile_model(self.fit_model, self.cfg.train, self.logits)
 
     monkeypatch.setattr(imp.Trainer, "_fresh_optimizer", recompile_every_round)
     cfg = tiny_config(imp__controls=["random_reinit", "random_prune"])

@@ -145,6 +145,34 @@ def test_a_dead_dispatchers_job_is_taken_over_after_the_lease(cluster, tmp_path)
     assert _numbers(home / job_id) == _numbers(_local_run(text, tmp_path / "local"))
 
 
+def test_a_user_model_job_runs_on_a_node_with_its_model_in_the_run_folder(cluster, tmp_path):
+    from lottery_engine import config as config_lib
+    from lottery_engine.masks import load_masks
+
+    from . import user_models
+
+    home = tmp_path / "home"
+    home.mkdir()
+    user_models.functional_model().save(tmp_path / "net.keras")
+    cfg = config_lib.from_dict({
+        "run": {"name": "user-on-ray", "seed": 4},
+        "data": {"source": "arrays",
+                 "path": str(user_models.save_digits_npz(tmp_path / "digits.npz", 300))},
+        "train": {"arch": "file", "model_file": str(tmp_path / "net.keras"), "epochs": 1},
+        "imp": {"num_rounds": 1}})
+    job_id = queue.submit(cfg, home)
+    (tmp_path / "net.keras").unlink()  # the job's copy is all a node may use
+    dispatcher = _dispatcher(home, cluster.address, max_jobs=1)
+    try:
+        final = wait_state(home, job_id, timeout=400)
+    finally:
+        stop(dispatcher)
+    assert final["state"] == queue.DONE and final.get("node"), final
+    assert list(load_masks(home / job_id / runfolder.mask_file(1))) == [
+        "conv", "block/conv", "hidden", "logits"]
+    assert (home / job_id / runfolder.TICKET_MODEL).is_file()
+
+
 def test_a_job_whose_node_dies_resumes_on_another_with_the_same_rounds(cluster, tmp_path):
     home = tmp_path / "home"
     home.mkdir()

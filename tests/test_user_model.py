@@ -1,0 +1,152 @@
+"""The user's own network: a .keras file or a factory, on the user's .npz, through the whole run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from lottery_engine import config as config_lib
+from lottery_engine import imp, keras_file, pipeline, prunable, runfolder
+from lottery_engine.config import ConfigError
+from lottery_engine.masks import load_masks
+from tests import user_models
+
+KERNELS = ["conv", "block/conv", "hidden", "logits"]
+
+
+def user_config(model_file: Path, data: Path, **train) -> config_lib.Config:
+    return config_lib.from_dict({
+        "run": {"name": "user", "seed": 5},
+        "data": {"source": "arrays", "path": str(data)},
+        "train": {"arch": "file", "model_file": str(model_file), "epochs": 2, "batch_size": 32,
+                  **train},
+        "imp": {"prune_rate": 0.3, "num_rounds": 2},
+    })
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("user")
+    user_models.functional_model().save(folder / "net.keras")
+    return folder / "net.keras", user_models.save_digits_npz(folder / "digits.npz")
+
+
+@pytest.fixture(scope="module")
+def user_run(files, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "user"
+    pipeline.execute(user_config(*files), run_dir)
+    return run_dir
+
+
+def test_exactly_the_dense_and_conv_kernels_are_pruned_names_qualified_where_ambiguous(files):
+    model = keras.saving.load_model(files[0])
+    assert list(prunable.select(model, None)) == KERNELS
+    assert list(prunable.select(model, ["block/*", "log*"])) == ["block/conv", "logits"]
+    with pytest.raises(ConfigError, match=r"imp.prunable_layers: 'blk\*' matches no prunable "
+                                          r"layer of this model. Prunable layers: conv, block/conv"):
+        prunable.select(model, ["blk*"])
+
+
+def test_a_user_model_runs_two_rounds_from_an_npz(files, user_run):
+    records = runfolder.read_rounds(user_run)
+    assert [r["round"] for r in records] == [0, 1, 2]
+    masks = load_masks(user_run / runfolder.mask_file(2))
+    assert list(masks) == KERNELS
+    assert records[2]["global_sparsity"] == pytest.approx(1 - 0.7 ** 2, abs=1e-3)
+    assert set(records[2]["layer_flops"]) == set(KERNELS)
+    assert records[2]["layer_flops"]["block/conv"] < records[0]["layer_flops"]["block/conv"]
+    # the model travels in the folder, named by content: nothing depends on the original path
+    frozen = config_lib.load_run(user_run)
+    assert Path(frozen.train.model_file).parent == user_run
+    assert Path(frozen.train.model_file).name == keras_file.content_name(files[0])
+
+
+def test_theta0_is_the_files_weights(files, user_run):
+    original = keras.saving.load_model(files[0])
+    model = keras.saving.load_model(files[0])
+    model.load_weights(user_run / runfolder.REWIND)
+    for saved, theirs in zip(model.get_weights(), original.get_weights()):
+        np.testing.assert_array_equal(saved, theirs)
+
+
+def test_the_ticket_is_a_plain_keras_model_with_exact_zeros_and_its_constraint(user_run):
+    ticket = runfolder.read_json(user_run / runfolder.TICKET_JSON)
+    assert ticket["output"] == "logits"
+    assert ticket["reloaded_val_accuracy"] == pytest.approx(ticket["logged_val_accuracy"],
+                                                            abs=1e-6)
+    model = keras.saving.load_model(user_run / runfolder.TICKET_MODEL)  # no custom objects
+    masks = load_masks(user_run / runfolder.TICKET_MASK)
+    kernels = {k.name: k.variable.numpy() for k in prunable.all_kernels(model)}
+    for name, mask in masks.items():
+        assert mask.min() == 0.0
+        assert np.all(kernels[name][mask == 0] == 0.0)
+    norms = np.sqrt((kernels["hidden"] ** 2).sum(axis=0))
+    assert norms.max() <= 0.5 + 1e-5  # the user's max-norm still holds after pruning
+
+
+def test_init_fresh_is_reproducible_and_not_the_files_weights(files):
+    from lottery_engine import data as data_lib
+
+    cfg = user_config(*files, init="fresh")
+    dataset = data_lib.load(cfg.data, cfg.run.seed)
+    weights = [imp.Trainer(cfg, dataset, Path("unused")).manager.rewind_weights
+               for _ in range(2)]
+    original = keras.saving.load_model(files[0]).get_weights()
+    for a, b, c in zip(*weights, original):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, c) for a, c in zip(weights[0], original))
+
+
+def test_a_lambda_layer_is_refused_in_one_line_before_anything_is_written(tmp_path, files):
+    user_models.lambda_model().save(tmp_path / "lam.keras")
+    with pytest.raises(ConfigError) as caught:
+        user_config(tmp_path / "lam.keras", files[1])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("train.model_file: layer 'halve' of lam.keras is a Lambda layer")
+
+
+def test_data_that_does_not_fit_the_model_is_refused_before_a_run_folder_exists(tmp_path, files):
+    from lottery_engine import cli
+
+    np.savez(tmp_path / "rows.npz", x_train=np.zeros((60, 12), np.float32),
+             y_train=np.arange(60) % 3)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(config_lib.to_yaml(user_config(files[0], files[1])).replace(
+        str(files[1]), str(tmp_path / "rows.npz")))
+    out = tmp_path / "run"
+    assert cli.main(["run", "--config", str(cfg), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_a_factory_model_with_a_registered_custom_layer(tmp_path, files):
+    cfg = config_lib.from_dict({
+        "run": {"name": "factory", "seed": 1},
+        "data": {"source": "arrays", "path": str(files[1])},
+        "train": {"arch": "factory", "factory": "tests.user_models:factory", "epochs": 1},
+        "imp": {"num_rounds": 1, "controls": ["random_reinit"]},
+    })
+    summary = pipeline.execute(cfg, tmp_path / "run")
+    assert list(load_masks(tmp_path / "run" / runfolder.mask_file(1))) == ["dense", "out"]
+    assert summary["ticket"]["output"] == "probabilities"
+    model = keras.saving.load_model(tmp_path / "run" / runfolder.TICKET_MODEL)
+    assert isinstance(model.get_layer("gain"), user_models.Gain)
+
+
+def test_find_ticket_on_an_in_memory_model(tmp_path):
+    from lottery_engine import find_ticket
+
+    x, y = user_models.digits(300)
+    result = find_ticket(user_models.functional_model(seed=9), (x, y), out=tmp_path / "nb",
+                         num_rounds=1, epochs=1, prune_rate=0.5, seed=2)
+    assert [r["round"] for r in result.records] == [0, 1]
+    assert result.ticket_path.is_file()
+    kernel = result.model.get_layer("hidden").kernel.numpy()
+    assert np.mean(kernel == 0) > 0.3
+    with pytest.raises(ConfigError, match=r"find_ticket\(name=...\): ambiguous"):
+        find_ticket(user_models.functional_model(), (x, y), out=tmp_path / "x", name="a")
+    with pytest.raises(ConfigError, match=r"unknown setting. Did you mean 'num_rounds'"):
+        find_ticket(user_models.functional_model(), (x, y), out=tmp_path / "y", num_round=2)

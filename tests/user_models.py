@@ -1,0 +1,67 @@
+"""Users' own networks and data for the tests: a functional model with a nested block saved as
+.keras, a factory with a registered custom layer, and digits as an .npz (8x8, no resizing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+
+def functional_model(seed: int = 3) -> keras.Model:
+    """Conv + BatchNorm, a nested Sequential block, Dropout, a max-norm Dense and a logits head."""
+    keras.utils.set_random_seed(seed)
+    block = keras.Sequential([layers.Conv2D(8, 3, padding="same", activation="relu", name="conv"),
+                              layers.MaxPooling2D(2, name="pool")], name="block")
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Rescaling(1 / 16, name="scale")(inputs)
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.ReLU(name="relu")(x)
+    x = block(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.1, name="drop")(x)
+    x = layers.Dense(32, activation="relu", kernel_constraint=keras.constraints.MaxNorm(0.5),
+                     name="hidden")(x)
+    return keras.Model(inputs, layers.Dense(10, name="logits")(x), name="user_net")
+
+
+def lambda_model() -> keras.Model:
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Lambda(lambda t: t / 16.0, name="halve")(inputs)
+    return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(x)))
+
+
+@keras.saving.register_keras_serializable(package="lottery_tests")
+class Gain(layers.Layer):
+    """A custom layer with a weight of its own: one learned gain per feature."""
+
+    def build(self, input_shape):
+        self.gain = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gain")
+
+    def call(self, x):
+        return x * self.gain
+
+
+def factory(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """`train.factory: tests.user_models:factory`."""
+    return keras.Sequential([keras.Input(input_shape), layers.Flatten(), Gain(name="gain"),
+                             layers.Dense(24, activation="relu", name="dense"),
+                             layers.Dense(num_classes, activation="softmax", name="out")],
+                            name="factory_net")
+
+
+def digits(limit: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (N, 8, 8, 1) float32 in 0..16 and integer labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images[:limit, :, :, None].astype(np.float32), d.target[:limit].astype(np.int64)
+
+
+def save_digits_npz(path: Path, limit: int = 400) -> Path:
+    x, y = digits(limit)
+    np.savez(path, x_train=x, y_train=y)
+    return path
