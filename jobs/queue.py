@@ -13,6 +13,7 @@ recorded.
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import os
@@ -133,6 +134,8 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
     else:
         validation.validate(cfg)
     root = home(root)
+    cfg = copy.deepcopy(cfg)
+    config_lib.absolute_paths(cfg)
     job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     staging = root / f".staging-{job_id}"
     try:

@@ -182,7 +182,8 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
     run_dir = Path(args.run) if args.run else None
     if run_dir and not (run_dir / runfolder.SPLIT).is_file():
         raise config_lib.ConfigError(f"--run {run_dir}: not a run folder with finished rounds.")
-    cfg = config_lib.load(args.config or run_dir / runfolder.CONFIG, args.set)
+    cfg = (config_lib.load(args.config, args.set) if args.config
+           else config_lib.load_run(run_dir, overrides=args.set))
     out = Path(args.out) if args.out else (
         run_dir / runfolder.HYBRID if run_dir
         else runfolder.new_run_dir(runs_home(cfg), f"hybrid-{cfg.run.name}"))

@@ -224,12 +224,14 @@ def load(path: str | Path, overrides: list[str] | None = None,
     return from_dict(apply_overrides(raw, overrides or []), check_files)
 
 
-def load_run(run_dir: str | Path, check_files: bool = True) -> Config:
+def load_run(run_dir: str | Path, check_files: bool = True,
+             overrides: list[str] | None = None) -> Config:
     """A run folder's frozen config. Its model file is a copy inside the folder, stored by bare
     name (user_model.pin), so the folder can move to another machine or a Ray node."""
     from . import keras_file, validation
 
-    cfg = keras_file.inside(load(Path(run_dir) / "config.yaml", check_files=False), run_dir)
+    cfg = keras_file.inside(load(Path(run_dir) / "config.yaml", overrides, check_files=False),
+                            run_dir)
     if check_files:
         validation.check_local_files(cfg)
     return cfg
@@ -269,6 +271,19 @@ def _copy_section(node: Any, item: str, key: str) -> dict:
     if not isinstance(node, dict):
         raise ConfigError(f"--set {item}: {key} is not a section.")
     return dict(node)
+
+
+def absolute_paths(cfg: Config) -> None:
+    """Make every file and folder a validated config names absolute, in place: a queued job is
+    read by a worker in another working directory (or on another node) and must find the same
+    files."""
+    for section, key in (("data", "data_dir"), ("data", "path"), ("train", "model_file"),
+                         ("report", "hybrid_pipeline_metrics_path")):
+        part = getattr(cfg, section)
+        if getattr(part, key):
+            setattr(part, key, str(Path(getattr(part, key)).resolve()))
+    if cfg.train.weights.endswith(".h5"):
+        cfg.train.weights = str(Path(cfg.train.weights).resolve())
 
 
 def to_yaml(cfg: Config) -> str:

@@ -87,13 +87,12 @@ def one_arm(name: str, cfg: config_lib.Config, seeds: list[int]
 
 
 def member(cfg: config_lib.Config, label: str, seed: int) -> config_lib.Config:
-    """An arm's config for one seed: named after the arm, data path made absolute so a queued
-    job reads the same folder whatever the worker's working directory."""
+    """An arm's config for one seed: named after the arm, paths made absolute so a queued job
+    reads the same files whatever the worker's working directory."""
     cfg.run.seed = seed
     cfg.run.name = f"{label} seed {seed}"[:100]
-    if cfg.data.data_dir:
-        cfg.data.data_dir = str(Path(cfg.data.data_dir).resolve())
     validation.validate(cfg)
+    config_lib.absolute_paths(cfg)
     return cfg
 
 

@@ -21,6 +21,7 @@ SERIES_DASH = {"imp": "solid", "random_reinit": "dash", "random_prune": "dot"}
 SERIES_LABELS = {"imp": "ticket", "random_reinit": "random reinit",
                  "random_prune": "random prune"}
 DENSE = "#7F7F7F"  # the dense baseline
+TICK_CHARS = 24  # the most of a layer name an axis label keeps (after its '…')
 RUN_COLOURS = ["#E64B35", "#3C5488", "#00A087", "#F39B7F", "#8491B4", "#91D1C2", "#DC0000",
                "#7E6148", "#B09C85", "#4DBBD5"]  # one per run when several are compared
 # x axes a user can choose: title, value of a record, log scale
@@ -95,13 +96,50 @@ def remaining_weights(records: list[dict], ticket_round: int | None = None) -> g
     return _keep_view(fig, "remaining")
 
 
+def _tail(name: str, width: int) -> str:
+    """`name`, or at most its last `width` characters, starting after a '/' where that costs
+    less than half of them (a whole path segment reads better than a cut one)."""
+    if len(name) <= width + 1:
+        return name
+    tail = name[-width:]
+    cut = tail.find("/")
+    if name[-width - 1] != "/" and 0 <= cut < width // 2:
+        tail = tail[cut + 1:]
+    return tail
+
+
+def _label(name: str, names: list[str], width: int) -> str:
+    """The shortest tail of `name`, from `width` characters on, that no other name ends with."""
+    while True:
+        tail = _tail(name, width)
+        if tail == name:
+            return name
+        if sum(other.endswith(tail) for other in names) == 1:
+            return f"…{tail}"
+        width += 1
+
+
+def tick_labels(names: list[str], width: int = TICK_CHARS) -> list[str]:
+    """Short axis labels for layer names, which can be long qualified paths such as
+    `encoder/block_3/conv_2:depthwise`: the tail tells layers apart (their shared prefix does
+    not), made as long as it takes to name one layer only, so labels never clash."""
+    return [_label(name, names, width) for name in names]
+
+
 def layer_heatmap(records: list[dict]) -> go.Figure:
-    """Per-layer sparsity, rounds × layers."""
+    """Per-layer sparsity, rounds × layers, under the model's own layer names: short tails on
+    the axis, the full name in the hover."""
     layers = list(records[0]["layer_sparsity"]) if records else []
     z = [[100.0 * r["layer_sparsity"][name] for name in layers] for r in records]
+    full = [html_lib.escape(name) for name in layers]  # names are the user's: plain text
     fig = go.Figure(go.Heatmap(z=z, x=layers, y=[f"round {r['round']}" for r in records],
+                               customdata=[full] * len(records),
+                               hovertemplate="%{customdata}<br>%{y}: %{z:.1f}% pruned"
+                                             "<extra></extra>",
                                colorscale="Reds", zmin=0, zmax=100,
                                colorbar={"title": "sparsity %"}))
+    fig.update_xaxes(tickmode="array", tickvals=layers,
+                     ticktext=[html_lib.escape(label) for label in tick_labels(layers)])
     fig.update_layout(title="Per-layer sparsity", yaxis={"autorange": "reversed"})
     return _keep_view(fig, "heatmap")
 

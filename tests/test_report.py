@@ -18,6 +18,25 @@ def test_figures_hold_every_round(tiny_run):
     assert f"round {ticket['round']}" in remaining.layout.annotations[0].text
 
 
+def test_heatmap_shortens_long_layer_names_on_its_axis_only():
+    names = ["encoder/block_3/conv_2:depthwise", "head/block_3/conv_2:depthwise",
+             "stage_1/block_12/unit_3/conv_2:kernel", "output"]
+    records = [{"round": r, "layer_sparsity": dict.fromkeys(names, 0.2 * r)} for r in (0, 1)]
+    heat = report.layer_heatmap(records)
+    assert list(heat.data[0].x) == list(heat.layout.xaxis.tickvals) == names  # the data
+    assert list(heat.layout.xaxis.ticktext) == [  # tails shared by two layers grow to a '/'
+        "encoder/block_3/conv_2:depthwise", "head/block_3/conv_2:depthwise",
+        "…unit_3/conv_2:kernel", "output"]
+    assert heat.data[0].customdata[1][0] == names[0]  # the full name in the hover
+    assert "%{customdata}" in heat.data[0].hovertemplate
+    assert report.tick_labels(["encoder/block_3/conv_2:depthwise", "conv_1"]) == [
+        "…block_3/conv_2:depthwise", "conv_1"]  # the tail, up to a '/', 24 characters at most
+    twins = ["backbone/tower_left/block_1/conv_2:kernel",
+             "backbone/tower_right/block_1/conv_2:kernel"]
+    assert report.tick_labels(twins) == ["…tower_left/block_1/conv_2:kernel",
+                                         "…tower_right/block_1/conv_2:kernel"]  # never clash
+
+
 def test_markdown_table_has_a_row_per_round(tiny_run):
     table = (tiny_run / runfolder.REPORT_MD).read_text().splitlines()
     assert table[0].startswith("| round | sparsity %")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import keras
@@ -150,3 +152,39 @@ def test_find_ticket_on_an_in_memory_model(tmp_path):
         find_ticket(user_models.functional_model(), (x, y), out=tmp_path / "x", name="a")
     with pytest.raises(ConfigError, match=r"unknown setting. Did you mean 'num_rounds'"):
         find_ticket(user_models.functional_model(), (x, y), out=tmp_path / "y", num_round=2)
+
+
+def test_a_csv_with_string_labels_keeps_its_class_names_in_the_run_and_the_ticket(tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    names = np.array(["virginica", "setosa", "versicolor"])[iris.target]
+    rows = ["a,b,c,d,species"] + [",".join(f"{v:.1f}" for v in x) + f",{label}"
+                                  for x, label in zip(iris.data, names)]
+    (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
+    keras.utils.set_random_seed(0)
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                      keras.layers.Dense(3, activation="softmax")]).save(tmp_path / "mlp.keras")
+    cfg = config_lib.from_dict({
+        "data": {"source": "csv", "path": str(tmp_path / "iris.csv"), "label": "species"},
+        "train": {"arch": "file", "model_file": str(tmp_path / "mlp.keras"), "epochs": 2,
+                  "batch_size": 16},
+        "imp": {"num_rounds": 1}})
+    pipeline.execute(cfg, tmp_path / "run")
+    classes = ["setosa", "versicolor", "virginica"]
+    assert runfolder.read_json(tmp_path / "run" / runfolder.CLASSES) == classes
+    with zipfile.ZipFile(io.BytesIO(runfolder.ticket_zip(tmp_path / "run"))) as archive:
+        assert archive.read(runfolder.CLASSES) == (tmp_path / "run" / runfolder.CLASSES).read_bytes()
+
+
+def test_a_queued_user_model_is_copied_into_its_job_folder(tmp_path, files, monkeypatch):
+    from jobs import queue
+
+    monkeypatch.chdir(files[0].parent)
+    cfg = user_config(Path(files[0].name), Path(files[1].name))  # relative to this folder
+    job_id = queue.submit(cfg, tmp_path)
+    frozen = (tmp_path / job_id / runfolder.CONFIG).read_text()
+    assert f"model_file: {keras_file.content_name(files[0])}\n" in frozen
+    assert f"path: {files[1]}\n" in frozen  # made absolute where it was submitted
+    assert config_lib.load_run(tmp_path / job_id).train.model_file == str(
+        tmp_path / job_id / keras_file.content_name(files[0]))

@@ -1,0 +1,126 @@
+"""The user's own model and data on the Launch page, checked without TensorFlow in the dashboard.
+
+An upload is kept in the queue home by content hash (`models/<sha256[:16]>.keras`,
+`data/<sha256[:16]>.npz|.csv`): the same bytes give the same file, so a config that names it means
+one content, and `queue.submit` can copy the model into the job folder. Whether a model fits its
+data (input shape, classes, logits or probabilities, what is prunable) is only known once Keras has
+loaded it, so the page asks `python -m lottery_engine.model_summary` in a subprocess and caches its
+answer by the config text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from streamlit.typing import UploadedFile
+
+from app.lab import plain
+from lottery_engine import config as config_lib
+from lottery_engine import runfolder, validation
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS, DATA = "models", "data"
+SUFFIX_SOURCES = {suffix: source for source, suffix in validation.FILE_SOURCES.items()}
+SUMMARY_TIMEOUT = 300.0  # seconds: a large model on a busy machine loads slowly, but not this
+FACTORY_REFUSAL = ("train.arch: factory runs your own Python code, which the dashboard does not "
+                   "do; submit it from a shell: lottery submit --config FILE.")
+
+
+def save_bytes(data: bytes, folder: Path, suffix: str) -> Path:
+    """`folder/<sha256[:16]><suffix>`, written atomically once: a rerun or a second upload of
+    the same bytes finds the file already there and never rewrites a file a job may be copying."""
+    path = Path(folder).resolve() / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runfolder.atomic_write(path, data)
+    return path
+
+
+def saved_upload(upload: UploadedFile, folder: Path, suffix: str) -> Path:
+    """An upload's file (see save_bytes), hashed once per upload rather than on every rerun."""
+    saved = st.session_state.setdefault("_saved_uploads", {})
+    path = saved.get(upload.file_id)
+    if path is None or not path.is_file():
+        path = saved[upload.file_id] = save_bytes(upload.getvalue(), folder, suffix)
+    return path
+
+
+def saved_model(upload: UploadedFile, home: Path) -> Path:
+    return saved_upload(upload, Path(home) / MODELS, ".keras")
+
+
+def saved_data(upload: UploadedFile, home: Path) -> tuple[str, Path]:
+    """(data.source, saved file) of a data upload, by its suffix; a name the uploader should not
+    have let through is read as an .npz, so the engine refuses it in its own words."""
+    source = SUFFIX_SOURCES.get(Path(upload.name).suffix.lower(), "arrays")
+    return source, saved_upload(upload, Path(home) / DATA, validation.FILE_SOURCES[source])
+
+
+def needs_summary(cfg: config_lib.Config) -> bool:
+    """A user's model or data: only Keras can tell whether they fit each other."""
+    return cfg.train.arch in config_lib.USER_ARCHS or cfg.data.source in validation.FILE_SOURCES
+
+
+def _stamps(cfg: config_lib.Config) -> tuple:
+    """Size and mtime of the files the config names: a file edited in place (a path typed into
+    the YAML tab) is summarised again although the config text is the same."""
+    paths = [p for p in (cfg.train.model_file, cfg.data.path) if p]
+    return tuple((p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths)
+
+
+class SummaryFailed(RuntimeError):
+    """The subprocess ended without its JSON line; raised, so that st.cache_data keeps no entry
+    and the next try asks again."""
+
+
+@st.cache_data(max_entries=64, show_spinner="Loading the model with Keras to summarise it…")
+def _summary_json(config_text: str, stamps: tuple) -> dict[str, Any]:
+    """model_summary's answer for a config (`stamps` only keys the cache)."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "lottery_engine.model_summary"],
+                                input=config_text, capture_output=True, text=True, cwd=ROOT,
+                                timeout=SUMMARY_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise SummaryFailed(f"took more than {SUMMARY_TIMEOUT:.0f} s") from None
+    lines = result.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
+        raise SummaryFailed(tail[0]) from None
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise SummaryFailed(f"unexpected answer {lines[-1][:200]}")
+    return answer
+
+
+def summary(cfg: config_lib.Config) -> dict[str, Any] | None:
+    """The model summary of a config with the user's model or data (None for built-ins). A model
+    the run would refuse raises ConfigError in model_summary's words, so nothing is queued; so
+    does a factory, whose code the dashboard never runs."""
+    if cfg.train.arch == "factory":
+        raise config_lib.ConfigError(FACTORY_REFUSAL)
+    if not needs_summary(cfg):
+        return None
+    try:
+        answer = _summary_json(config_lib.to_yaml(cfg), _stamps(cfg))
+    except SummaryFailed as exc:
+        raise config_lib.ConfigError(f"train.arch: the model could not be built to check it "
+                                     f"against the data ({exc}).") from None
+    if not answer["ok"]:
+        raise config_lib.ConfigError(answer["error"])
+    return answer
+
+
+def show_summary(answer: dict[str, Any]) -> None:
+    """What the run will do to the model: its layers with parameters and prune rates."""
+    st.caption(f"Model {plain(answer['model'])}: {answer['parameters']:,} parameters, "
+               f"{answer['prunable_weights']:,} of them prunable; input "
+               f"{tuple(answer['input_shape'])}, {answer['classes']} classes, output "
+               f"{answer['output']}.")
+    st.dataframe(answer["layers"], hide_index=True)

@@ -1,0 +1,143 @@
+"""The Launch page with the user's own model and data, through Streamlit's AppTest.
+
+Uploads go through AppTest's own file_uploader (`set_value((name, bytes, mime))`), so the page
+saves, summarises (a real `python -m lottery_engine.model_summary` subprocess) and queues exactly as
+it does for a browser upload. Only the test imports Keras, to make the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import keras
+import pytest
+import yaml
+from keras import layers
+from streamlit.testing.v1 import AppTest
+
+from app import user_files
+from jobs import queue
+from lottery_engine import runfolder
+
+from .test_app import app
+from .user_models import lambda_model, save_digits_npz
+
+OWN_MODEL, OWN_DATA = "my own model (.keras)", "my own data (.npz / .csv)"
+
+
+def keras_bytes(model: keras.Model, folder: Path) -> bytes:
+    path = folder / f"{model.name}.keras"
+    model.save(path)
+    return path.read_bytes()
+
+
+def small_model(classes: int = 10) -> keras.Model:
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, name="conv")(inputs)
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, layers.Dense(classes, name="out")(x), name="small")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, bytes]:
+    """A model that fits 10-class 8x8x1 digits, one with 3 outputs, one with a Lambda, the data."""
+    folder = tmp_path_factory.mktemp("user_files")
+    keras.utils.set_random_seed(0)
+    return {"small": keras_bytes(small_model(), folder),
+            "three": keras_bytes(small_model(3), folder),
+            "lambda": keras_bytes(lambda_model(), folder),
+            "digits": save_digits_npz(folder / "digits.npz", limit=300).read_bytes()}
+
+
+def choose_own(at: AppTest, model: bytes, data: bytes) -> AppTest:
+    """Pick "my own model" and "my own data" and upload both, as a user does in the browser."""
+    next(s for s in at.selectbox if s.label == "Architecture").set_value(OWN_MODEL)
+    at.radio[0].set_value(OWN_DATA)
+    at.run()
+    at.file_uploader(key="model_upload").set_value(("mine.keras", model, "application/zip"))
+    at.file_uploader(key="data_upload").set_value(("digits.npz", data, "application/zip"))
+    return at.run()
+
+
+def test_an_uploaded_model_is_summarised_then_queued_with_its_file(files, tmp_path,
+                                                                    monkeypatch):
+    at = choose_own(app(tmp_path, monkeypatch), files["small"], files["digits"])
+    assert not at.exception and not at.error
+    model_column = at.columns[0]
+    rows = model_column.dataframe[0].value.to_dict("records")
+    assert rows == [
+        {"layer": "conv", "type": "Conv2D", "parameters": 40,
+         "pruned": "conv: 20% per round (global)"},
+        {"layer": "out", "type": "Dense", "parameters": 1450,
+         "pruned": "out: 20% per round (global)"}]
+    caption = model_column.caption[0].value
+    assert "1,490 parameters" in caption and "1,476 of them prunable" in caption
+    assert "output logits" in caption and "10 classes" in caption
+    assert queue.list_jobs(tmp_path) == []  # shown before anything is queued
+
+    saved = tmp_path / "models" / f"{hashlib.sha256(files['small']).hexdigest()[:16]}.keras"
+    assert saved.read_bytes() == files["small"]
+    at.button[0].click().run()
+    assert not at.error and len(at.dataframe) == 1  # the summary once, above the button
+    jobs = queue.list_jobs(tmp_path)
+    assert len(jobs) == 1 and jobs[0]["id"] in at.success[0].value
+    frozen = yaml.safe_load((tmp_path / jobs[0]["id"] / runfolder.CONFIG).read_text())
+    assert frozen["train"]["arch"] == "file"
+    assert (tmp_path / jobs[0]["id"] / frozen["train"]["model_file"]).read_bytes() == \
+        files["small"]
+    assert frozen["data"]["source"] == "arrays"
+    assert Path(frozen["data"]["path"]).parent == (tmp_path / "data").resolve()
+
+
+def test_a_refused_model_is_explained_next_to_it_and_nothing_is_queued(files, tmp_path,
+                                                                       monkeypatch):
+    at = choose_own(app(tmp_path, monkeypatch), files["lambda"], files["digits"])
+    refusal = at.columns[0].error[0].value  # under the model's uploader
+    assert "train.model_file: layer 'halve'" in refusal and "Lambda" in refusal
+    at.button[0].click().run()
+    assert len(at.error) == 1 and queue.list_jobs(tmp_path) == []
+
+    at.file_uploader(key="model_upload").set_value(("three.keras", files["three"],
+                                                    "application/zip")).run()
+    refusal = at.columns[0].error[0].value  # model_summary's own refusal, from the subprocess
+    assert "train.model_file: the model's output has shape (None, 3)" in refusal
+    assert "10 classes" in refusal and not at.columns[0].dataframe
+    at.button[0].click().run()
+    assert len(at.error) == 1 and queue.list_jobs(tmp_path) == []
+
+
+def yaml_config(train: dict, data_path: Path) -> str:
+    return yaml.safe_dump({"run": {"name": "pasted"},
+                           "data": {"source": "arrays", "path": str(data_path)},
+                           "train": {"epochs": 1, **train}, "imp": {"num_rounds": 1}})
+
+
+def test_yaml_tab_refuses_a_factory_and_summarises_a_model_file(files, tmp_path, monkeypatch):
+    data = user_files.save_bytes(files["digits"], tmp_path / "mine", ".npz")
+    model = user_files.save_bytes(files["small"], tmp_path / "mine", ".keras")
+    at = app(tmp_path, monkeypatch)
+    factory = {"arch": "factory", "factory": "tests.user_models:factory"}
+    at.text_area(key="yaml_text").set_value(yaml_config(factory, data)).run()
+    at.button[1].click().run()
+    assert len(at.error) == 1 and "\n" not in at.error[0].value
+    assert at.error[0].value.startswith("Not queued: train.arch: factory runs your own")
+    assert "lottery submit --config FILE" in at.error[0].value
+    assert queue.list_jobs(tmp_path) == []
+
+    at.text_area(key="yaml_text").set_value(
+        yaml_config({"arch": "file", "model_file": str(model)}, data)).run()
+    at.button[1].click().run()
+    assert not at.error
+    assert [r["layer"] for r in at.dataframe[0].value.to_dict("records")] == ["conv", "out"]
+    assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["pasted"]
+
+
+def test_an_upload_is_saved_once_by_content(tmp_path):
+    first = user_files.save_bytes(b"same bytes", tmp_path / "models", ".keras")
+    again = user_files.save_bytes(b"same bytes", tmp_path / "models", ".keras")
+    other = user_files.save_bytes(b"other bytes", tmp_path / "models", ".keras")
+    assert first == again != other
+    assert first.name == f"{hashlib.sha256(b'same bytes').hexdigest()[:16]}.keras"
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
+        [first.name, other.name])  # no temporary file left behind
