@@ -24,8 +24,8 @@ from .config import ConfigError
 _KERNELS: list[tuple[type, list[tuple[str, str]]]] = [
     (layers.SeparableConv1D, [("depthwise_kernel", ":depthwise"), ("pointwise_kernel", ":pointwise")]),
     (layers.SeparableConv2D, [("depthwise_kernel", ":depthwise"), ("pointwise_kernel", ":pointwise")]),
-    (layers.DepthwiseConv1D, [("depthwise_kernel", "")]),
-    (layers.DepthwiseConv2D, [("depthwise_kernel", "")]),
+    (layers.DepthwiseConv1D, [("kernel", "")]),  # Keras 3 names the depthwise kernel `kernel`
+    (layers.DepthwiseConv2D, [("kernel", "")]),
     (layers.Dense, [("kernel", "")]),
     (layers.EinsumDense, [("kernel", "")]),
     (layers.Conv1D, [("kernel", "")]),
