@@ -39,6 +39,8 @@ STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 FINISHED = (DONE, FAILED, CANCELLED)
 DEFAULT_LEASE = 30.0
 _ID_RE = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+# a run folder made outside the queue (lottery run, find_ticket) by runfolder.new_run_dir
+_RUN_RE = re.compile(r"[A-Za-z0-9._-]{1,40}-\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 class JobError(UserError, ValueError):
@@ -61,7 +63,7 @@ def _lock(root: Path) -> FileLock:
 
 
 def job_dir(root: Path, job_id: str) -> Path:
-    if not isinstance(job_id, str) or not _ID_RE.fullmatch(job_id):
+    if not isinstance(job_id, str) or not (_ID_RE.fullmatch(job_id) or _RUN_RE.fullmatch(job_id)):
         raise JobError(f"job id {job_id!r}: not a job id (they look like 20261125-120000-a1b2c3).")
     path = Path(root) / job_id
     if not path.is_dir():
@@ -91,6 +93,8 @@ def read_status(path: Path) -> dict[str, Any]:
         status = json.loads((path / STATUS).read_bytes())
         reason = _broken_reason(status, path)
     except FileNotFoundError:
+        if runfolder.is_complete(path):
+            return _outside_run(path)
         status, reason = {}, "status.json is missing"
     except (OSError, ValueError) as exc:
         status, reason = {}, f"status.json cannot be read ({describe(exc)})"
@@ -192,10 +196,31 @@ def annotate(job_id: str, root: str | Path | None = None, *, name: str | None = 
     return update(job_id, root, **fields)
 
 
+def _outside_run(path: Path) -> dict[str, Any]:
+    """The status of a finished run folder that no worker ran (`lottery run`, a notebook's
+    find_ticket): listed like a finished job, so its pages, compare and download work."""
+    frozen = runfolder.frozen_config(path)
+    train, imp = frozen.get("train") or {}, frozen.get("imp") or {}
+    data = config_lib.DataConfig(**{k: v for k, v in (frozen.get("data") or {}).items()
+                                    if k in ("source", "name", "data_dir", "path")})
+    finished = (path / runfolder.SUMMARY).stat().st_mtime
+    return {"id": path.name, "name": runfolder.run_name(path), "state": DONE,
+            "submitted": (path / runfolder.CONFIG).stat().st_mtime, "finished": finished,
+            "num_rounds": imp.get("num_rounds"), "epochs": train.get("epochs"),
+            "arch": train.get("arch"), "data": _data_label(data), "notes": "", "tags": [],
+            "outside_queue": True}
+
+
+def _listed(path: Path) -> bool:
+    """A job folder, or a finished run folder made outside the queue in the home."""
+    return path.is_dir() and bool(_ID_RE.fullmatch(path.name) or (
+        _RUN_RE.fullmatch(path.name) and runfolder.is_complete(path)))
+
+
 def list_jobs(root: str | Path | None = None) -> list[dict]:
     """Every job's status, oldest first; read without the lock."""
     root = home(root)
-    jobs = [read_status(p) for p in root.iterdir() if _ID_RE.fullmatch(p.name) and p.is_dir()]
+    jobs = [read_status(p) for p in root.iterdir() if _listed(p)]
     return sorted(jobs, key=lambda j: j["submitted"])
 
 

@@ -138,16 +138,25 @@ def test_a_factory_model_with_a_registered_custom_layer(tmp_path, files):
     assert isinstance(model.get_layer("gain"), user_models.Gain)
 
 
-def test_find_ticket_on_an_in_memory_model(tmp_path):
+def test_find_ticket_on_an_in_memory_model_lands_in_the_dashboard(tmp_path, monkeypatch):
+    from jobs import queue
     from lottery_engine import find_ticket
+    from tests.test_app import app, figures
 
+    monkeypatch.setenv("LOTTERY_HOME", str(tmp_path / "home"))
     x, y = user_models.digits(300)
-    result = find_ticket(user_models.functional_model(seed=9), (x, y), out=tmp_path / "nb",
-                         num_rounds=1, epochs=1, prune_rate=0.5, seed=2)
+    result = find_ticket(user_models.functional_model(seed=9), (x, y), num_rounds=1, epochs=1,
+                         prune_rate=0.5, seed=2)
+    assert result.run_dir.parent == tmp_path / "home"
     assert [r["round"] for r in result.records] == [0, 1]
     assert result.ticket_path.is_file()
     kernel = result.model.get_layer("hidden").kernel.numpy()
     assert np.mean(kernel == 0) > 0.3
+    [listed] = queue.list_jobs(tmp_path / "home")  # a finished run folder in the home
+    assert (listed["id"], listed["state"], listed["name"]) == (
+        result.run_dir.name, queue.DONE, "user_net")
+    at = app(tmp_path / "home", monkeypatch, "views/run.py", job=listed["id"])
+    assert not at.exception and len(figures(at)) >= 4
     with pytest.raises(ConfigError, match=r"find_ticket\(name=...\): ambiguous"):
         find_ticket(user_models.functional_model(), (x, y), out=tmp_path / "x", name="a")
     with pytest.raises(ConfigError, match=r"unknown setting. Did you mean 'num_rounds'"):
