@@ -11,9 +11,11 @@ Faults: a job whose node dies (its task or raylet killed, the machine gone) is s
 what its run folder holds, i.e. after its last finished round, on a node that is alive; the rounds
 it then produces equal an uninterrupted run's because the engine is deterministic per seed.
 Cancel reaches the task through `ray.cancel`; the engine stops at its next batch boundary. A job
-that needs a GPU the cluster has not got stays queued with the reason. A dispatcher that dies
-stops heartbeating; Ray ends its tasks (they belong to it) and any worker takes the jobs over
-after the lease, as with a local worker.
+that needs a GPU the cluster has not got stays queued with the reason. A streamed change that
+cannot be applied (the run folder not writable, a path that leads out of it) fails its job alone,
+with the reason. Only a job folder's regular files are shipped: never what a link points at. A
+dispatcher that dies stops heartbeating; Ray ends its tasks (they belong to it) and any worker
+takes the jobs over after the lease, as with a local worker.
 """
 
 from __future__ import annotations
@@ -161,6 +163,15 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     socket.create_connection((host, int(port)), timeout).close()
 
 
+def _not_applied(exc: OSError | ValueError, job: Path) -> str:
+    """Why a streamed change fails its job (one line): the run folder cannot be written (OSError),
+    or `streaming.apply` refuses the change (ValueError: a path that leads out of the run folder,
+    through a link or '..', or one with a NUL in it). Either is that job's, not the dispatcher's."""
+    if isinstance(exc, OSError):
+        return "its run folder cannot be written: " + describe(exc, job)
+    return "a streamed change cannot be applied: " + describe(exc)
+
+
 @dataclass
 class _Remote:
     """A job running on the cluster, as the dispatcher tracks it."""
@@ -257,10 +268,9 @@ class RayWorker(Worker):
                 try:
                     for change in message.get("files", ()):
                         streaming.apply(job, change)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:
                     ray.cancel(remote.stream, force=True)
-                    return self._end(job_id, queue.FAILED, "its run folder cannot be written: "
-                                     + describe(exc, job))
+                    return self._end(job_id, queue.FAILED, _not_applied(exc, job))
                 if "end" in message:
                     return self._end(job_id, *message["end"])
         except StopIteration:

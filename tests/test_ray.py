@@ -173,6 +173,32 @@ def test_a_user_model_job_runs_on_a_node_with_its_model_in_the_run_folder(cluste
     assert (home / job_id / runfolder.TICKET_MODEL).is_file()
 
 
+def test_a_change_that_cannot_be_applied_fails_its_job_and_the_dispatcher_goes_on(cluster,
+                                                                                  tmp_path):
+    """A job folder whose log.txt is a link to a file outside it: the node's log cannot be
+    written there, so that job fails with the reason while the dispatcher serves on."""
+    home = tmp_path / "home"
+    home.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the run's\n")
+    text = tiny_yaml("applied", rounds=1, epochs=1)
+    bad, good = queue.submit(text, home), queue.submit(text, home)
+    (home / bad / runfolder.LOG).symlink_to(outside)
+    dispatcher = _dispatcher(home, cluster.address)
+    try:
+        failed = wait_for(lambda: (dispatcher.poll() is not None and {"state": "no dispatcher"})
+                          or ((s := queue.get(bad, home))["state"] in queue.FINISHED and s),
+                          timeout=300)
+        assert failed["state"] == queue.FAILED, failed
+        assert failed["error"] == ("a streamed change cannot be applied: refusing a path outside "
+                                   "the run folder: 'log.txt'"), failed
+        assert wait_state(home, good, timeout=300)["state"] == queue.DONE
+        assert dispatcher.poll() is None
+    finally:
+        stop(dispatcher)
+    assert outside.read_text() == "not the run's\n"
+
+
 def test_a_job_whose_node_dies_resumes_on_another_with_the_same_rounds(cluster, tmp_path):
     home = tmp_path / "home"
     home.mkdir()

@@ -3,6 +3,9 @@ the last scan only, appended files as tails, round records after the files they 
 
 from __future__ import annotations
 
+import logging
+import os
+
 import pytest
 
 from jobs import streaming
@@ -52,3 +55,48 @@ def test_queue_files_are_not_streamed_and_progress_is_not_shipped(tmp_path):
 def test_a_change_cannot_escape_the_run_folder(tmp_path):
     with pytest.raises(ValueError, match="outside the run folder"):
         streaming.apply(tmp_path / "run", streaming.Change("../evil", 0, b"x"))
+
+
+def test_a_torn_round_record_resumed_on_a_node_arrives_whole(tmp_path):
+    """append_round drops a torn last line and appends in one go: the file grew, but its old bytes
+    changed, so the new tail alone would weld onto the torn prefix on the receiving side."""
+    dispatcher, node = tmp_path / "dispatcher", tmp_path / "node"
+    dispatcher.mkdir()
+    (dispatcher / runfolder.ROUNDS).write_bytes(
+        b'{"round": 0, "series": "imp"}\n{"round": 1, "series": "imp", "time": 12.5, "early_st')
+    _copy(streaming.snapshot(dispatcher), node)
+    scanner = streaming.Scanner(node)
+    scanner.changes()  # what the node starts from: the dispatcher has it already
+    runfolder.append_round(node, {"round": 1, "series": "imp", "time": 9.25,
+                                  "early_stop_val_loss": 1.6294778791544188})
+    _copy(scanner.changes(), dispatcher)
+    assert (dispatcher / runfolder.ROUNDS).read_bytes() == (node / runfolder.ROUNDS).read_bytes()
+    assert runfolder.read_rounds(dispatcher)[1]["early_stop_val_loss"] == 1.6294778791544188
+
+    runfolder.append_round(node, {"round": 2, "series": "imp"})  # a plain append: a tail again
+    [tail] = scanner.changes()
+    assert tail.offset > 0 and tail.data == b'{"round": 2, "series": "imp"}\n'
+    _copy([tail], dispatcher)
+    assert (dispatcher / runfolder.ROUNDS).read_bytes() == (node / runfolder.ROUNDS).read_bytes()
+
+
+def test_a_snapshot_takes_regular_files_only_and_names_what_it_skips(tmp_path, caplog):
+    """A job folder is shipped to another machine: a link in it must not carry the file it
+    points at (or a linked folder's files) along, and a fifo must not block the dispatcher."""
+    outside = tmp_path / "outside"
+    (outside / "folder").mkdir(parents=True)
+    (outside / "secret.txt").write_bytes(b"secret")
+    (outside / "folder" / "data.npz").write_bytes(b"secret data")
+    job = tmp_path / "job"
+    (job / "controls").mkdir(parents=True)
+    (job / runfolder.CONFIG).write_text("run: {}")
+    (job / "controls" / "mask_round_0.npz").write_bytes(b"mask")
+    (job / runfolder.LOG).symlink_to(outside / "secret.txt")
+    (job / "controls" / "linked").symlink_to(outside / "folder")
+    (job / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(job / "pipe")
+    with caplog.at_level(logging.WARNING, logger="lottery.streaming"):
+        changes = streaming.snapshot(job)
+    assert [c.path for c in changes] == [runfolder.CONFIG, "controls/mask_round_0.npz"]
+    skipped = sorted(r.args[0] for r in caplog.records)
+    assert skipped == ["controls/linked", "dangling", runfolder.LOG, "pipe"]
