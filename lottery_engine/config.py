@@ -221,20 +221,16 @@ def load(path: str | Path, overrides: list[str] | None = None,
     if not isinstance(raw, dict) and raw is not None:
         raise ConfigError(f"{where}: expected a mapping with sections run, data, ..., got "
                           f"{type(raw).__name__}.")
-    return from_dict(apply_overrides(raw, overrides or []), check_files)
+    return from_dict(apply_overrides(_paths_beside(raw, path.parent), overrides or []),
+                     check_files)
 
 
 def load_run(run_dir: str | Path, check_files: bool = True,
              overrides: list[str] | None = None) -> Config:
     """A run folder's frozen config. Its model file is a copy inside the folder, stored by bare
-    name (user_model.pin), so the folder can move to another machine or a Ray node."""
-    from . import keras_file, validation
-
-    cfg = keras_file.inside(load(Path(run_dir) / "config.yaml", overrides, check_files=False),
-                            run_dir)
-    if check_files:
-        validation.check_local_files(cfg)
-    return cfg
+    name (keras_file.pin) and so found beside the config: the folder can move to another machine
+    or a Ray node."""
+    return load(Path(run_dir) / "config.yaml", overrides, check_files)
 
 
 def loads(text: str, check_files: bool = True) -> Config:
@@ -273,17 +269,45 @@ def _copy_section(node: Any, item: str, key: str) -> dict:
     return dict(node)
 
 
+PATH_KEYS = (("data", "data_dir"), ("data", "path"), ("train", "model_file"),
+             ("train", "weights"), ("report", "hybrid_pipeline_metrics_path"))
+
+
+def _is_path(key: str, value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and "\x00" not in value and (
+        key != "weights" or value.endswith(".h5"))  # weights: none | imagenet | a .h5 file
+
+
+def _resolved(value: str, base: Path) -> str:
+    """`value` made absolute against `base`; a relative path that exists only from the working
+    directory keeps that meaning (configs written to be run from a project's root)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    beside = base / path
+    return str((beside if beside.exists() or not path.exists() else path).resolve())
+
+
+def _paths_beside(raw: dict | None, base: Path) -> dict | None:
+    """The file's relative paths resolved against its own folder, before any --set (whose paths
+    are the shell's, made absolute at submit)."""
+    if not raw:
+        return raw
+    raw = dict(raw)
+    for section, key in PATH_KEYS:
+        if isinstance(raw.get(section), dict) and _is_path(key, raw[section].get(key)):
+            raw[section] = {**raw[section], key: _resolved(raw[section][key], base)}
+    return raw
+
+
 def absolute_paths(cfg: Config) -> None:
     """Make every file and folder a validated config names absolute, in place: a queued job is
     read by a worker in another working directory (or on another node) and must find the same
     files."""
-    for section, key in (("data", "data_dir"), ("data", "path"), ("train", "model_file"),
-                         ("report", "hybrid_pipeline_metrics_path")):
+    for section, key in PATH_KEYS:
         part = getattr(cfg, section)
-        if getattr(part, key):
-            setattr(part, key, str(Path(getattr(part, key)).resolve()))
-    if cfg.train.weights.endswith(".h5"):
-        cfg.train.weights = str(Path(cfg.train.weights).resolve())
+        if _is_path(key, getattr(part, key)):
+            setattr(part, key, _resolved(getattr(part, key), Path.cwd()))
 
 
 def to_yaml(cfg: Config) -> str:

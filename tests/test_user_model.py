@@ -197,3 +197,22 @@ def test_a_queued_user_model_is_copied_into_its_job_folder(tmp_path, files, monk
     assert f"path: {files[1]}\n" in frozen  # made absolute where it was submitted
     assert config_lib.load_run(tmp_path / job_id).train.model_file == str(
         tmp_path / job_id / keras_file.content_name(files[0]))
+
+
+def test_relative_paths_in_a_config_file_are_read_beside_it_and_stored_absolute(tmp_path, files,
+                                                                               monkeypatch):
+    from jobs import queue
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "net.keras").write_bytes(files[0].read_bytes())
+    (folder / "digits.npz").write_bytes(files[1].read_bytes())
+    (folder / "run.yaml").write_text(
+        "data: {source: arrays, path: digits.npz}\n"
+        "train: {arch: file, model_file: net.keras}\n")
+    monkeypatch.chdir(tmp_path)  # submitted from another folder than the config's
+    cfg = config_lib.load(folder / "run.yaml")
+    assert cfg.data.path == str(folder / "digits.npz")
+    job_id = queue.submit(cfg, tmp_path / "home")
+    assert f"path: {folder / 'digits.npz'}\n" in (tmp_path / "home" / job_id / "config.yaml"
+                                                  ).read_text()
