@@ -244,14 +244,14 @@ class RayWorker(Worker):
 
     def _start(self, job_id: str, attempt: int) -> None:
         job = self.root / job_id
-        try:
+        try:  # a job whose folder cannot be read fails alone; the dispatcher goes on
             device = "gpu" if _device(job).startswith("gpu") else "cpu"
+            changes = streaming.snapshot(job)
         except (OSError, config_lib.ConfigError) as exc:
             self.record_end(job_id, queue.FAILED, describe(exc, job))
             return
         options = task_options(device, self.threads)
-        stream = self.task.options(**options).remote(streaming.snapshot(job), device,
-                                                     self.threads)
+        stream = self.task.options(**options).remote(changes, device, self.threads)
         self.running[job_id] = _Remote(stream, attempt)
         log.info("job %s: sent to the Ray cluster (attempt %d, %s)", job_id, attempt, options)
 
