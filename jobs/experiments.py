@@ -40,7 +40,10 @@ def folder(root: Path, experiment_id: str) -> Path:
 def submit(exp: experiment_lib.Experiment,
            plan: list[tuple[experiment_lib.RunSpec, int, Config]],
            root: str | Path | None = None) -> str:
-    """Queue every (arm, seed) of a validated plan; returns the experiment id."""
+    """Queue every (arm, seed) of a validated plan; returns the experiment id. A plan whose arms
+    share a label (or a label's folder name) or repeat a seed is refused before anything is
+    queued: the write-up keys results by label and seed, so one would overwrite the other."""
+    experiment_lib.check_arms(exp.name, [(spec, seed) for spec, seed, _ in plan])
     root = queue.home(root)
     experiment_id = (f"{runfolder.slug(exp.name)}-{time.strftime('%Y%m%d-%H%M%S')}-"
                      f"{secrets.token_hex(2)}")

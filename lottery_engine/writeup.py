@@ -4,19 +4,26 @@ What is measured is said in the text itself: accuracy at the early-stop point (t
 step of lowest validation loss, Frankle & Carbin §2) and the iteration of that point; tickets
 are chosen on validation only and test accuracy is only reported. Ticket-minus-control differences
 are paired by seed (significance.py). Verdicts quote those numbers and nothing else.
+
+A write-up is a .md file whose figure is the same name with .png; its first line (marker) names its
+experiment, so remaking it overwrites that earlier write-up and nothing else.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import config as config_lib
 from . import runfolder
+from .config import ConfigError
 from .report import SERIES_COLOURS, SERIES_DASH
 from .significance import Paired, half_width, p_text, paired
 
@@ -150,6 +157,7 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
         name = SERIES_NAMES[control]
         wins = [r + 1 for r, d in enumerate(diffs) if d.significant and d.mean > 0]
         losses = [r + 1 for r, d in enumerate(diffs) if d.significant and d.mean < 0]
+        flat = [r + 1 for r, d in enumerate(diffs) if d.no_spread]
         last = diffs[-1] if diffs else None
         if last is None:
             continue
@@ -161,6 +169,8 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
                      f"{_rounds_text(imp, wins)}, of {len(diffs)} pruning rounds"
                      + (f"; {name} is significantly better at {_rounds_text(imp, losses)}"
                         if losses else "")
+                     + (f"; at {_rounds_text(imp, flat)} every seed gives the same difference "
+                        f"(no spread), so nothing is claimed there" if flat else "")
                      + f". At the sparsest round ({_pct(imp[len(diffs)].remaining)} left): "
                      f"{last.text()}.")
         controls = series[control]
@@ -237,34 +247,69 @@ def _difference_table(series: dict[str, list[Cell]]) -> str:
     for i in range(max(len(d) for d in diffs.values())):
         row = [str(i + 1), _pct(series["imp"][i + 1].remaining)]
         for d in diffs.values():
-            if i >= len(d):
-                row += ["–"] * 3
-                continue
-            mark = "" if d[i].significant else " (n.s.)"
-            row += [f"{100 * d[i].mean:+.2f}{mark}",
-                    f"{100 * d[i].low:+.2f} to {100 * d[i].high:+.2f}",
-                    p_text(d[i].p).removeprefix("= ")]
+            row += _difference_cells(d[i]) if i < len(d) else ["–"] * 3
         lines.append("| " + " | ".join(row) + " |")
     return ("Ticket minus control, test accuracy at early stop in points, paired by seed "
             "(95% CI from the t distribution, n − 1 degrees of freedom; p from the paired "
-            "t-test; n.s.: the interval spans 0):\n\n" + "\n".join(lines) + "\n")
+            "t-test; n.s.: the interval spans 0; no spread: every seed gives the same "
+            "difference, so there is no interval):\n\n" + "\n".join(lines) + "\n")
 
 
-def epochs_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
-    """Epochs trained (a control's round 0 is the ticket's) and what the epoch cap allows."""
+def _difference_cells(diff: Paired) -> list[str]:
+    """One round's mean, 95% CI and p, marked n.s. or no spread (neither is a finding)."""
+    if diff.no_spread:
+        return [f"{100 * diff.mean:+.2f} (no spread)", "none", "n/a"]
+    mark = "" if diff.significant else " (n.s.)"
+    return [f"{100 * diff.mean:+.2f}{mark}", f"{100 * diff.low:+.2f} to {100 * diff.high:+.2f}",
+            p_text(diff.p).removeprefix("= ")]
+
+
+def clock(folder: Path) -> tuple[int, int]:
+    """(T, k) of a run, on round 0's step clock: the step every round trains to at most, and the
+    step later rounds rewind to. Records keep the steps a round took, not its cap, so both are
+    computed as the engine does, from the frozen config and the run's own training split."""
+    cfg = config_lib.load_run(folder, check_files=False)
+    with np.load(Path(folder) / runfolder.SPLIT) as split:
+        batches = -(-len(split["train"]) // cfg.train.batch_size)
+    return cfg.train.epochs * batches, config_lib.rewind_step(cfg, batches)
+
+
+def steps_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
+    """Optimizer steps trained (a control's round 0 is the ticket's) and what the cap allows,
+    T − start_step per round. Steps, not epochs: a round that stops mid-epoch trained only part
+    of its last one, so counting epochs begun overstates what was trained."""
     trained = budget = 0
     for by_seed in folders.values():
         for folder in by_seed.values():
-            cap = runfolder.frozen_config(folder)["train"]["epochs"]
+            total, _ = clock(folder)
             for name, records in runfolder.series(folder).items():
                 counted = [r for r in records if name == "imp" or r["round"] > 0]
-                trained += sum(r["epochs"] for r in counted)
-                budget += cap * len(counted)
+                trained += sum(r["steps"] for r in counted)
+                budget += sum(total - r["start_step"] for r in counted)
     return trained, budget
 
 
+def _rewinding(folder: Path, imp: dict) -> str:
+    """Where later rounds start. For late rewinding also what that does to a round's step budget
+    and to the iteration axis, and that random reinit is then no like-for-like control: it starts
+    untrained at step k while the ticket starts from trained weights."""
+    if imp["rewind"] == "init":
+        return "rewind to init"
+    total, k = clock(folder)
+    text = (f"rewind to {imp['rewind']}: every round after the first starts from the weights "
+            f"after step {k:,} of round 0 and trains at most T − k = {total:,} − {k:,} = "
+            f"{total - k:,} steps in round 0's data order; its early-stop iterations count from "
+            f"step 0 of round 0 (they include the {k:,} rewind steps)")
+    if "random_reinit" in (imp.get("controls") or []):
+        text += (f"; random reinit starts from a fresh initialisation at step {k:,} where the "
+                 f"ticket starts from trained weights, so it is not a like-for-like control "
+                 f"(OpenLTH's reinit branch does the same)")
+    return text
+
+
 def protocol(folder: Path) -> str:
-    """One arm's protocol, read from its frozen config: what 'a round' means here."""
+    """One arm's protocol, read from its frozen config (and, when it rewinds late, its training
+    split, for T and k in steps): what 'a round' means here."""
     cfg = runfolder.frozen_config(folder)
     train, imp = cfg["train"], cfg["imp"]
     rates = ", ".join(f"{k} {100 * v:g}%" for k, v in (imp.get("layer_rates") or {}).items())
@@ -276,27 +321,77 @@ def protocol(folder: Path) -> str:
             f"{train['learning_rate']:g}, batch {train['batch_size']}, at most "
             f"{train['epochs']} epochs per round, validation every "
             f"{train.get('eval_every') or 'epoch'}{' steps' if train.get('eval_every') else ''}"
-            f", {stop}; rewind to {imp['rewind']}; controls: "
+            f", {stop}; {_rewinding(folder, imp)}; controls: "
             f"{', '.join(imp.get('controls') or []) or 'none'}.")
+
+
+def marker(name: str) -> str:
+    """The write-up's first line: which experiment it belongs to, in an HTML comment (invisible
+    when rendered). write() overwrites a file only when it begins with this very line."""
+    return (f"<!-- write-up of experiment {json.dumps(name, ensure_ascii=False)} by lottery "
+            f"experiment, which overwrites only a file beginning with this line -->")
+
+
+def figure_path(path: Path) -> Path:
+    """The figure beside a write-up: its name with .png."""
+    return Path(path).with_suffix(".png")
+
+
+def check_name(path: Path, where: str) -> None:
+    """A write-up path must end in .md: the figure's name is derived from it, so any other name
+    (some/file.txt) would also write a file nobody named (some/file.png)."""
+    if Path(path).suffix != ".md":
+        suggestion = Path(path).parent / f"{Path(path).stem or 'RESULTS'}.md"
+        raise ConfigError(f"{where}: {path} must end in .md (its figure is written beside it, "
+                          f"named like it with .png); e.g. {suggestion}.")
+
+
+def _begins_with(path: Path, line: str) -> bool:
+    """Whether the file's first line is `line`; reads no more than that line, since the file may
+    be anything (a directory or an unreadable file is not a write-up)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline(len(line) + 2).rstrip("\n") == line
+    except OSError:
+        return False
+
+
+def check_target(path: Path, name: str) -> None:
+    """Refuse to write over anything but an earlier write-up of experiment `name` (recognised by
+    its marker line) and its figure; say which file and what to do instead."""
+    path = Path(path)
+    check_name(path, "results")
+    png = figure_path(path)
+    if path.exists() and not _begins_with(path, marker(name)):
+        raise ConfigError(f"results: {path} exists and is not a write-up of experiment {name!r} "
+                          f"(its first line is not that write-up's marker); choose another .md "
+                          f"file or move it away.")
+    if not path.exists() and png.exists():
+        raise ConfigError(f"results: {png} exists but {path.name} does not, so that figure is no "
+                          f"earlier write-up's; choose another .md file or move {png.name} away.")
 
 
 def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: str = "",
           timing: dict[str, list[float]] | None = None, wall: float | None = None,
           source: str = "lottery experiment") -> dict[str, list[str]]:
-    """Write RESULTS.md and its PNG beside it; returns the verdict lines by arm."""
+    """Write RESULTS.md and its PNG beside it (see check_target for what it may overwrite);
+    returns the verdict lines by arm."""
     path = Path(path)
+    check_target(path, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     results = {label: aggregate(by_seed) for label, by_seed in folders.items()}
     said = {label: verdicts(series) for label, series in results.items()}
-    png = path.with_suffix(".png")
+    png = figure_path(path)
     figure(results).write_image(png, scale=1)
-    parts = [f"# {name}\n",
+    parts = [f"{marker(name)}\n", f"# {name}\n",
              "Iterative magnitude pruning (winning tickets) against the same masks with a fresh "
              "initialisation (random reinit) and random masks of the same per-layer sparsity "
              "(random prune). Every number is measured at the **early-stop point** of its round: "
              "the validation step of lowest validation loss. Tickets are chosen on validation "
              "only; test accuracy is reported, never selected on. Differences are paired by seed. "
-             f"Made by `{source}`.\n", f"![Figure 4 pair]({png.name})\n"]
+             f"Made by `{source}`.\n", f"![Figure 4 pair]({png.name})\n",
+             f"Figure: `{png.name}`, beside this file and named after it; remaking this write-up "
+             f"replaces it.\n"]
     if notes:
         parts.append(notes.strip() + "\n")
     for label, series in results.items():
@@ -309,9 +404,9 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
         parts.append(_difference_table(series))
     lines = [f"{label}: {len(s)} job(s), {sum(s) / 60:.1f} min of job time"
              for label, s in (timing or {}).items() if s]
-    trained, budget = epochs_trained(folders)
+    trained, budget = steps_trained(folders)
     if budget:
-        lines.append(f"epochs trained, over every series, round and seed: {trained:,} of the "
+        lines.append(f"steps trained, over every series, round and seed: {trained:,} of the "
                      f"{budget:,} that training every round to its cap would take "
                      f"({100 * trained / budget:.0f}%)")
     if wall:
