@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import streamlit as st
-import yaml
 
 from jobs import queue, worker
-from lottery_engine import runfolder
+from lottery_engine import runfolder, yaml_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
@@ -38,7 +37,8 @@ def quickstart_raw() -> dict:
 
 
 def config_raw(path: Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    """A shipped config as plain data, read by the one size-limited YAML reader."""
+    return yaml_text.parse(Path(path).read_bytes(), f"config file {path}")
 
 
 def config_files() -> dict[str, Path]:
@@ -127,12 +127,29 @@ def progress_fraction(status: dict) -> float:
 
 
 def state_text(status: dict) -> str:
-    """The state as a user reads it: a running job asked to stop is 'cancelling…'."""
+    """The state as a user reads it: a running job whose worker is gone is 'stalled (worker gone
+    since HH:MM:SS)', one asked to stop is 'cancelling…'."""
+    if queue.stalled(status):
+        return queue.stalled_text(status)
     if status.get("state") == queue.RUNNING and status.get("cancel_requested"):
         return "cancelling…"
     if status.get("state") == queue.QUEUED and status.get("waiting"):
         return f"queued: {status['waiting']}"
     return status.get("state", "")
+
+
+def can_cancel(status: dict) -> bool:
+    """Queued, running and not yet asked to stop, or stalled: a stalled job's earlier request
+    to stop reaches nothing, so cancelling it again is what ends it."""
+    return status.get("state") == queue.QUEUED or queue.stalled(status) or (
+        status.get("state") == queue.RUNNING and not status.get("cancel_requested"))
+
+
+def stalled_warning(root: Path) -> None:
+    """What a stalled job waits for, and the two ways on."""
+    st.warning(f"Nothing runs this job: its worker stopped sending heartbeats. To resume it "
+               f"from its last finished round, start a worker (`lottery worker --home {root}`); "
+               f"or cancel it.", icon=":material/warning:")
 
 
 def node_text(status: dict) -> str:

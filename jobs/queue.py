@@ -8,7 +8,12 @@ Job ids are generated here (time + random suffix); user text never becomes a pat
 A status.json that cannot be read or lacks fields never stops a worker or the CLI: the job reads as
 `broken` with the reason, no worker claims it, and it can be deleted. On a full disk, where a
 rename needs space it has not got, a status is rewritten in place instead, so a job's end is still
-recorded.
+recorded. Text in a status is read as it can be shown (validation.shown), so a label written by
+hand or before today's rule never breaks a page or a terminal.
+
+A running job whose heartbeat is older than its lease is `stalled`: no worker runs it (a live one
+beats every second or so). Any worker may resume it, and until one does it can be cancelled at
+once and then deleted, because nothing would ever see a request to stop at the next batch.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -86,9 +92,24 @@ def _broken_reason(status: Any, path: Path) -> str | None:
     return None
 
 
+def _shown(value: Any) -> Any:
+    """A status's text, in its lists and mappings too, as a page or a terminal can show it."""
+    if isinstance(value, str):
+        return validation.shown(value)
+    if isinstance(value, list):
+        return [_shown(item) for item in value]
+    if isinstance(value, dict):
+        return {_shown(key): _shown(item) for key, item in value.items()}
+    return value
+
+
 def read_status(path: Path) -> dict[str, Any]:
-    """A job's status; one that cannot be read or lacks fields reads as BROKEN with the reason."""
-    path = Path(path)
+    """A job's status, its text as it can be shown; one that cannot be read or lacks fields
+    reads as BROKEN with the reason."""
+    return _shown(_read_status(Path(path)))
+
+
+def _read_status(path: Path) -> dict[str, Any]:
     try:
         status = json.loads((path / STATUS).read_bytes())
         reason = _broken_reason(status, path)
@@ -174,21 +195,21 @@ MAX_TAGS, MAX_TAG, MAX_NOTES = 20, 40, 10_000
 def annotate(job_id: str, root: str | Path | None = None, *, name: str | None = None,
              notes: str | None = None, tags: list[str] | None = None) -> dict:
     """Rename a job, or set its notes and tags (labels a user edits after launch; kept in the
-    job's status.json, so every reader of the run folder sees them)."""
+    job's status.json, so every reader of the run folder sees them). Each is checked by the one
+    rule for labels, validation.check_text."""
     fields: dict[str, Any] = {}
     if name is not None:
         validation.check_name(name)
         fields["name"] = name.strip()
     if notes is not None:
-        if len(notes) > MAX_NOTES:
-            raise JobError(f"notes: at most {MAX_NOTES:,} characters (got {len(notes):,}).")
+        validation.check_text("notes", notes, MAX_NOTES, lines=True, required=False)
         fields["notes"] = notes
     if tags is not None:
         tags = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
-        bad = [t for t in tags if len(t) > MAX_TAG or not t.isprintable()]
-        if bad or len(tags) > MAX_TAGS:
-            raise JobError(f"tags: at most {MAX_TAGS} tags of at most {MAX_TAG} printable "
-                           f"characters each{f' ({bad[0][:50]!r} is not)' if bad else ''}.")
+        if len(tags) > MAX_TAGS:
+            raise JobError(f"tags: at most {MAX_TAGS} tags (got {len(tags)}); drop some.")
+        for tag in tags:
+            validation.check_text("tags", tag, MAX_TAG)
         fields["tags"] = tags
     root = home(root)
     if read_status(job_dir(root, job_id))["state"] == BROKEN:
@@ -237,17 +258,44 @@ def update(job_id: str, root: Path, **fields: Any) -> dict:
         return status
 
 
+def _seconds(value: Any, default: float) -> float:
+    """A time or a duration from a status, which a hand edit may have made anything."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else default
+
+
+def stalled(status: dict, lease: float | None = None, now: float | None = None) -> bool:
+    """A running job whose heartbeat is older than `lease` (by default the lease it was claimed
+    under): no worker runs it."""
+    if status.get("state") != RUNNING:
+        return False
+    lease = _seconds(status.get("lease"), DEFAULT_LEASE) if lease is None else lease
+    return (now or time.time()) - _seconds(status.get("heartbeat"), 0.0) > lease
+
+
+def clock(moment: float) -> str:
+    """A time as people read it: HH:MM:SS today, with the date before today."""
+    local = time.localtime(moment)
+    today = time.localtime()[:3] == local[:3]
+    return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S", local)
+
+
+def stalled_text(status: dict) -> str:
+    """How the CLI and the dashboard name a stalled job's state."""
+    return f"stalled (worker gone since {clock(_seconds(status.get('heartbeat'), 0.0))})"
+
+
 def claim(worker_id: str, pid: int, root: Path, lease: float = DEFAULT_LEASE,
           unable: Callable[[Path], str | None] | None = None) -> str | None:
-    """Take the oldest queued job, or a running one whose heartbeat is older than `lease`.
+    """Take the oldest queued job, or a running one whose heartbeat is older than `lease`; the
+    lease goes into the job's status, so every reader can tell when the job is stalled.
 
     `unable(job folder)` says why this worker cannot run a job (None: it can); such a job stays
     as it is, with the reason in its status as `waiting` for the dashboard to show."""
     with _lock(root):
         now = time.time()
         for status in list_jobs(root):
-            stale = (status["state"] == RUNNING
-                     and now - status.get("heartbeat", 0) > lease)
+            stale = stalled(status, lease, now)
             if status["state"] == QUEUED or stale:
                 path = root / status["id"]
                 reason = unable(path) if unable else None
@@ -256,7 +304,7 @@ def claim(worker_id: str, pid: int, root: Path, lease: float = DEFAULT_LEASE,
                         _write_status(path, status | {"waiting": reason})
                     continue
                 status.pop("waiting", None)
-                status |= {"state": RUNNING, "worker": worker_id, "pid": pid,
+                status |= {"state": RUNNING, "worker": worker_id, "pid": pid, "lease": lease,
                            "heartbeat": now, "claimed": now,
                            "started": status.get("started", now),
                            "resumed": status.get("resumed", 0) + (1 if stale else 0)}
@@ -285,13 +333,17 @@ def heartbeat(job_id: str, root: Path, worker_id: str, progress: dict) -> dict |
 
 
 def cancel(job_id: str, root: str | Path | None = None) -> str:
-    """Cancel a queued job at once; ask a running one to stop at its next batch boundary."""
+    """Cancel a queued or stalled job at once (a stalled one keeps when its worker was last
+    heard of as `stalled_since`); ask a running one to stop at its next batch boundary."""
     root = home(root)
     with _lock(root):
         path = job_dir(root, job_id)
         status = read_status(path)
         if status["state"] == QUEUED:
             status |= {"state": CANCELLED, "finished": time.time()}
+        elif stalled(status):
+            status |= {"state": CANCELLED, "finished": time.time(),
+                       "stalled_since": _seconds(status.get("heartbeat"), 0.0)}
         elif status["state"] == RUNNING:
             (path / CANCEL_FLAG).touch()
             status["cancel_requested"] = True
@@ -309,11 +361,24 @@ def cancel_requested(path: Path) -> bool:
 
 
 def delete(job_id: str, root: str | Path | None = None) -> None:
-    """Remove a finished or broken job's folder (a queued or running one is cancelled first)."""
+    """Remove a finished or broken job's folder (a queued, running or stalled one is cancelled
+    first). A job folder that is a symbolic link is refused: the queue never made it, and what it
+    points to is not the queue's to delete."""
     root = home(root)
     with _lock(root):
         path = job_dir(root, job_id)
-        state = read_status(path)["state"]
-        if state not in FINISHED + (BROKEN,):
-            raise JobError(f"job {job_id}: is {state}; cancel it before deleting.")
-        shutil.rmtree(path)
+        if path.is_symlink():
+            raise JobError(f"job {job_id}: {path} is a symbolic link to {path.resolve()}, not a "
+                           f"folder the queue made; nothing was deleted. Remove the link with "
+                           f"rm {shlex.quote(str(path))} (what it points to stays).")
+        status = read_status(path)
+        if stalled(status):
+            raise JobError(f"job {job_id}: {stalled_text(status)}; nothing runs it, so cancel "
+                           f"it first (lottery cancel {job_id}), then delete it.")
+        if status["state"] not in FINISHED + (BROKEN,):
+            raise JobError(f"job {job_id}: is {status['state']}; cancel it before deleting.")
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise JobError(f"job {job_id}: its folder could not be deleted completely "
+                           f"({describe(exc, path)}); fix that, then delete it again.") from None

@@ -254,15 +254,29 @@ class Worker:
             (self.root / WORKERS / f"{self.id}.json").unlink(missing_ok=True)
 
     def _beat(self, job_id: str, job: Path) -> bool:
-        """Relay the child's progress; False when the job is no longer this worker's."""
+        """Relay the child's progress; False when the job is no longer this worker's (taken
+        over, or cancelled and perhaps deleted, while this worker was stopped past its lease)."""
         try:
             self._announce(job_id)
             progress = runfolder.read_json(job / PROGRESS, {})
             return queue.heartbeat(job_id, self.root, self.id,
                                    progress | {"child_pid": self.child.pid}) is not None
+        except queue.JobError:  # its folder is gone
+            return False
         except OSError as exc:
             self._io_trouble(f"job {job_id}: heartbeat not written", exc)
             return True
+
+    def _let_go(self, job_id: str) -> str | None:
+        """Stop the child of a job that is no longer this worker's, recording nothing: what
+        the job is now was decided without this worker. Returns its state (None: deleted)."""
+        log.warning("job %s: no longer ours; stopping its process", job_id)
+        self.child.kill()
+        self.child.join()
+        try:
+            return queue.get(job_id, self.root)["state"]
+        except queue.JobError:
+            return None
 
     def _experiment_write_up(self, status: dict) -> None:
         """The worker that ends an experiment's last job starts its write-up, in a process of
@@ -306,8 +320,10 @@ class Worker:
         self._experiment_write_up(final)
         return state
 
-    def run(self, job_id: str) -> str:
-        """Run one claimed job in a child process; returns the state it ended in."""
+    def run(self, job_id: str) -> str | None:
+        """Run one claimed job in a child process; returns the state it ended in (None: it was
+        deleted meanwhile). How it ended is recorded only while the job is still this worker's,
+        checked by a last heartbeat after the child has ended."""
         job = self.root / job_id
         (job / PROGRESS).unlink(missing_ok=True)
         context = multiprocessing.get_context("spawn")
@@ -319,13 +335,12 @@ class Worker:
         child_errors.close()
         log.info("job %s: running in process %d", job_id, self.child.pid)
         try:
-            while self.child.is_alive():
+            while True:
                 self.child.join(self.beat)
                 if not self._beat(job_id, job):
-                    log.warning("job %s: no longer ours; stopping its process", job_id)
-                    self.child.kill()
-                    self.child.join()
-                    return queue.get(job_id, self.root)["state"]
+                    return self._let_go(job_id)
+                if not self.child.is_alive():
+                    break
             state, error = _outcome(self.child.exitcode, _received(errors))
             return self.record_end(job_id, state, error)
         finally:
@@ -350,12 +365,13 @@ def main(root: str | None, device: str, once: bool, lease: float,
 
 
 def job_line(status: dict) -> str:
-    """One line per job for `lottery jobs`."""
+    """One line per job for `lottery jobs`; a stalled job says so, as the dashboard does."""
+    state = queue.stalled_text(status) if queue.stalled(status) else status["state"]
     progress = ""
     if status["state"] == queue.RUNNING:
         progress = (f" round {status.get('round', 0)}/{status.get('num_rounds')}"
                     f" epoch {status.get('epoch', 0)}/{status.get('epochs')}")
     best = status.get("best_val_accuracy")
-    return (f"{status['id']}  {status['state']:<9} {status.get('name', '')}{progress}"
+    return (f"{status['id']}  {state:<9} {status.get('name', '')}{progress}"
             + (f"  best val acc {best:.4f}" if best is not None else "")
             + (f"  error: {status['error']}" if status.get("error") else ""))

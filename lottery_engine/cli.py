@@ -243,8 +243,13 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
 def _cmd_cancel(args: argparse.Namespace) -> int:
     from jobs import queue
 
-    state = queue.cancel(args.job_id, args.home)
-    print(f"{args.job_id}: {'cancelled' if state == 'cancelled' else 'stopping at the next batch'}")
+    if queue.cancel(args.job_id, args.home) == queue.RUNNING:
+        print(f"{args.job_id}: stopping at the next batch")
+        return 0
+    since = queue.get(args.job_id, args.home).get("stalled_since")
+    print(f"{args.job_id}: cancelled" + ("" if since is None else
+          f" at once: its worker is gone (no heartbeat since {queue.clock(since)}), so nothing "
+          f"was running it; lottery delete {args.job_id} removes its folder."))
     return 0
 
 

@@ -10,6 +10,7 @@ and only a document under the limits is constructed.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import yaml
@@ -47,7 +48,19 @@ def parse(text: str | bytes, where: str) -> Any:
     if len(text) > MAX_BYTES:
         raise YamlError(f"{where}: {len(text):,} bytes; a config may hold at most "
                         f"{MAX_BYTES:,} bytes.")
-    loader = yaml.SafeLoader(text)
+    try:
+        return _construct(text, where)
+    except yaml.reader.ReaderError as exc:
+        raise YamlError(_unreadable(exc, text, where)) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"{where}: malformed YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise YamlError(f"{where}: the YAML is nested too deeply.") from None
+
+
+def _construct(text: str | bytes, where: str) -> Any:
+    """Compose the document, count its expanded size, and only then build it."""
+    loader = yaml.SafeLoader(text)  # reads (and checks the characters of) the text at once
     try:
         node = loader.get_single_node()
         if node is None:
@@ -57,9 +70,22 @@ def parse(text: str | bytes, where: str) -> Any:
             raise YamlError(f"{where}: the YAML expands to more than {MAX_NODES:,} values "
                             f"(aliases repeated inside aliases?); a config needs far fewer.")
         return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise YamlError(f"{where}: malformed YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise YamlError(f"{where}: the YAML is nested too deeply.") from None
     finally:
         loader.dispose()
+
+
+def _unreadable(exc: yaml.reader.ReaderError, text: str | bytes, where: str) -> str:
+    """What PyYAML's reader refuses, said in a user's terms: bytes that are not UTF-8, or a
+    character YAML does not allow (an escape code pasted into `--set run.name=...`), by its
+    code point and place, never the character itself (it may be a terminal escape)."""
+    if exc.encoding != "unicode":  # bytes that did not decode
+        return (f"{where}: not UTF-8 text (byte 0x{exc.character:02x} at offset "
+                f"{exc.position}); save it as UTF-8.")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    before = text[:exc.position]
+    line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
+    kind = "control character" if unicodedata.category(chr(exc.character)) == "Cc" else \
+        "character"
+    return (f"{where}: the {kind} U+{exc.character:04X} at line {line}, column {column} cannot "
+            f"appear in YAML; remove it.")

@@ -3,20 +3,33 @@ grouped figures (accuracy and iteration at early stop vs weights remaining) grow
 download the write-up."""
 
 import time
+from pathlib import Path
 
 import streamlit as st
-import yaml
 
 from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine import config as config_lib
 from lottery_engine import experiment as experiment_lib
-from lottery_engine import writeup
+from lottery_engine import validation, writeup
 
 WRITE_UP_WAIT = 120.0  # seconds after the last job's end to wait for its write-up
 st.title("Experiments")
 root = lab.home()
 lab.no_worker_banner(root)
+
+
+def experiment_config(text: str, base: Path, controls: list[str],
+                      target: float) -> config_lib.Config:
+    """The pasted config (else the chosen base) with the form's controls and target sparsity.
+    Pasted text goes through the one size-limited reader and the one validator like any other,
+    so text that is no config (a word, a list, `imp: 5`) is a one-line ConfigError."""
+    cfg = (config_lib.loads(text, check_files=False) if text.strip()
+           else config_lib.load(base, check_files=False))
+    cfg.imp.controls, cfg.imp.target_sparsity = list(controls), float(target)
+    validation.validate(cfg)
+    return cfg
+
 
 with st.expander("Launch an experiment", expanded=not experiments.list_experiments(root)):
     configs = lab.config_files()
@@ -31,15 +44,11 @@ with st.expander("Launch an experiment", expanded=not experiments.list_experimen
         target = right.number_input("Target sparsity", value=0.9, step=0.05)
         if st.form_submit_button("Queue experiment", type="primary"):
             try:
-                raw = yaml.safe_load(text) if text.strip() else lab.config_raw(configs[chosen])
-                raw = dict(raw or {})
-                raw["imp"] = {**raw.get("imp", {}), "controls": list(controls),
-                              "target_sparsity": float(target)}
-                cfg = config_lib.from_dict(raw)
+                cfg = experiment_config(text, configs[chosen], controls, target)
                 exp, members = experiment_lib.one_arm(name.strip() or "experiment", cfg,
                                                       list(range(int(seeds))))
                 new_id = experiments.submit(exp, members, root)
-            except (config_lib.ConfigError, yaml.YAMLError, queue.JobError) as exc:
+            except (config_lib.ConfigError, queue.JobError) as exc:
                 st.error(f"Not queued: {lab.plain(exc)}")
             else:
                 st.session_state["chosen_experiment"] = new_id

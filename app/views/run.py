@@ -30,7 +30,7 @@ if live:
 def run_view() -> None:
     status = queue.get(job_id, root)
     records = lab.rounds(run_dir)
-    st.title(f"{lab.plain(status.get('name'))} · {lab.state_text(status)}")
+    st.title(f"{lab.plain(status.get('name'))} · {lab.plain(lab.state_text(status))}")
     st.caption(f"Round 0 trains the dense network; then {status.get('num_rounds')} pruning "
                f"rounds each prune the surviving weights, rewind and retrain.")
     if status.get("error"):
@@ -47,7 +47,9 @@ def run_view() -> None:
     cols[2].metric("Best val accuracy", f"{best:.4f}" if best is not None else "–")
     cols[3].metric("Elapsed", lab.duration(lab.elapsed(status)))
     phase = lab.phase_text(status)
-    if phase:
+    if queue.stalled(status):
+        lab.stalled_warning(root)
+    elif phase:
         st.info(phase, icon=":material/hourglass_top:")
     elif status["state"] == queue.RUNNING:
         st.progress(lab.progress_fraction(status), text=lab.progress_text(status)
@@ -84,11 +86,15 @@ def actions() -> None:
     """Cancel, and the labels a user edits after launch: name, notes, tags."""
     status = queue.get(job_id, root)
     if status["state"] in (queue.QUEUED, queue.RUNNING):
-        pending = bool(status.get("cancel_requested"))
+        pending = not lab.can_cancel(status)
         if st.button("Cancelling…" if pending else "Cancel this run", disabled=pending,
                      icon=":material/stop_circle:"):
-            queue.cancel(job_id, root)
-            st.rerun()
+            try:
+                queue.cancel(job_id, root)
+            except queue.JobError as exc:  # it ended meanwhile
+                st.error(lab.plain(exc))
+            else:
+                st.rerun()
     with st.expander("Name, notes and tags"), st.form("labels"):
         name = st.text_input("Name", status.get("name", ""))
         notes = st.text_area("Notes", status.get("notes", ""))

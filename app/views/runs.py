@@ -1,6 +1,9 @@
 """Every job as a table: sort by any column (click its header), filter by text and state, select
 rows to open, compare, cancel or delete them (deleting asks first)."""
 
+from pathlib import Path
+from typing import Callable
+
 import streamlit as st
 
 from app import lab
@@ -25,9 +28,23 @@ def ask_to_delete(ids: list[str]) -> None:
     st.session_state["confirm_delete"] = ids
 
 
+def act(action: Callable[[str, Path], object], ids: list[str]) -> None:
+    """Cancel or delete each job; a refusal (a job that changed meanwhile, a job folder that is
+    a symbolic link) is kept to be shown on the page in one line, never a traceback."""
+    refusals = []
+    for job_id in ids:
+        try:
+            action(job_id, root)
+        except queue.JobError as exc:
+            refusals.append(str(exc))
+    st.session_state["refusals"] = refusals
+
+
 @st.fragment(run_every=2)
 def run_table() -> None:
     lab.no_worker_banner(root)
+    for refusal in st.session_state.get("refusals", []):
+        st.error(lab.plain(refusal))
     jobs = queue.list_jobs(root)
     if not jobs:
         st.info("No jobs yet. Queue one on the Launch page.")
@@ -47,11 +64,9 @@ def run_table() -> None:
     if cols[1].button("Compare", disabled=not chosen, icon=":material/compare_arrows:"):
         st.session_state["compare"] = [lab.lab_label(by_id[i]) for i in chosen]
         st.switch_page("views/compare.py")
-    live = [i for i in chosen if by_id[i]["state"] in (queue.QUEUED, queue.RUNNING)
-            and not by_id[i].get("cancel_requested")]
+    live = [i for i in chosen if lab.can_cancel(by_id[i])]
     if cols[2].button("Cancel", disabled=not live, icon=":material/stop_circle:"):
-        for job_id in live:
-            queue.cancel(job_id, root)
+        act(queue.cancel, live)
         st.rerun(scope="fragment")
     ended = [i for i in chosen if by_id[i]["state"] in (*queue.FINISHED, queue.BROKEN)]
     cols[3].button("Delete", disabled=not ended, icon=":material/delete:",
@@ -62,8 +77,7 @@ def run_table() -> None:
         st.warning(f"Delete {len(pending)} run(s) and their folders for good? {lab.plain(names)}")
         yes, no = st.columns([1, 6])
         if yes.button("Yes, delete", type="primary", key="confirm-delete"):
-            for job_id in pending:
-                queue.delete(job_id, root)
+            act(queue.delete, pending)
             st.session_state["confirm_delete"] = []
             st.rerun(scope="fragment")
         if no.button("Keep them", key="keep"):
