@@ -1,7 +1,9 @@
 """Plotly figures and tables of a run (SPEC §6), shared by the HTML report and the dashboard.
 
 Functions take round records (dicts from rounds.jsonl) and return figures; nothing here imports
-TensorFlow, so the dashboard can draw the same figures the report file holds.
+TensorFlow, so the dashboard can draw the same figures the report file holds. The report file
+(report.html) also carries the winning ticket, every round and the frozen config, so it stands
+alone when mailed.
 """
 
 from __future__ import annotations
@@ -222,11 +224,32 @@ TABLE_COLUMNS = [("round", "round", "{}"), ("global_sparsity", "sparsity %", "{:
                  ("inference_ms", "ms/sample", "{:.4f}"), ("train_seconds", "train s", "{:.1f}")]
 
 
+# the winning ticket as the report states it: its winning_ticket.json and its round's record
+TICKET_FIELDS = [("round", "round", "{}"), ("select_metric", "chosen by", "{}"),
+                 ("global_sparsity", "sparsity", "{:.1%}"),
+                 ("remaining_prunable", "remaining prunable weights", "{:,}"),
+                 ("reloaded_val_accuracy", "val accuracy (re-evaluated from the saved file)",
+                  "{:.4f}"),
+                 ("test_accuracy", "test accuracy", "{:.4f}"),
+                 ("early_stop_step", "early-stop iteration", "{:,.0f}"),
+                 ("dense_bytes", "size, dense", "{:,} bytes"),
+                 ("compressed_bytes", "size, compressed", "{:,} bytes")]
+STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+         "th,td{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+         "th{background:#f3f3f3}#ticket th{text-align:left}"
+         "pre{background:#f6f6f6;padding:1em;overflow:auto}")
+
+
+def _formatted(record: dict, columns: list[tuple[str, str, str]]) -> dict[str, str]:
+    """A record's values formatted by column, keyed by title ('–' for a value it lacks)."""
+    return {title: fmt.format(record[key]) if key in record else "–"
+            for key, title, fmt in columns}
+
+
 def table_rows(records: list[dict]) -> list[dict[str, str]]:
     """Rounds as rows of formatted strings, keyed by column title ('–' for a number an older
     run did not record)."""
-    return [{title: fmt.format(r[key]) if key in r else "–" for key, title, fmt in TABLE_COLUMNS}
-            for r in records]
+    return [_formatted(r, TABLE_COLUMNS) for r in records]
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -251,18 +274,60 @@ def figures(run_dir: Path) -> list[go.Figure]:
     return figs
 
 
+def _cells(tag: str, values: list[str]) -> str:
+    return "".join(f"<{tag}>{html_lib.escape(v)}</{tag}>" for v in values)
+
+
+def html_table(records: list[dict]) -> str:
+    """The rounds table of the Markdown file, as HTML: the same rows and columns."""
+    head = _cells("th", [title for _, title, _ in TABLE_COLUMNS])
+    body = "".join(f"<tr>{_cells('td', list(row.values()))}</tr>" for row in table_rows(records))
+    return f"<table id='rounds'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def ticket_html(ticket: dict | None, records: list[dict]) -> str:
+    """The winning ticket's facts (winning_ticket.json, and its round's early-stop iteration),
+    or why there is none: a reader of the mailed file has no folder to look in."""
+    if not ticket:
+        return ("<p id='ticket'>No winning ticket in this run folder: it is made after the last "
+                "round from the best pruned round (<code>lottery ticket RUN_DIR</code>).</p>")
+    record = next((r for r in records if r["round"] == ticket.get("round")), {})
+    rows = "".join(f"<tr><th>{html_lib.escape(title)}</th><td>{html_lib.escape(value)}</td></tr>"
+                   for title, value in _formatted(record | ticket, TICKET_FIELDS).items())
+    return f"<table id='ticket'>{rows}</table>"
+
+
+def config_html(run_dir: Path) -> str:
+    """The frozen config as escaped YAML text: what made these numbers (names and paths in it
+    are the user's, so plain text, never markup)."""
+    try:
+        text = (Path(run_dir) / runfolder.CONFIG).read_bytes().decode("utf-8", "replace")
+    except OSError:
+        text = "(no config.yaml in the run folder)"
+    return f"<pre id='config'>{html_lib.escape(text)}</pre>"
+
+
+def html_page(run_dir: Path) -> str:
+    """The report as one self-contained page that stands alone when mailed: the ticket, the
+    charts (plotly.js inlined once, with the first), every round and the config that made it."""
+    run_dir = Path(run_dir)
+    records = runfolder.read_rounds(run_dir)
+    ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, None)
+    charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
+              for i, fig in enumerate(figures(run_dir))]
+    name = html_lib.escape(runfolder.run_name(run_dir))
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
+            f"{name}</title><style>{STYLE}</style></head><body><h1>{name}</h1>"
+            f"<h2>Winning ticket</h2>{ticket_html(ticket, records)}<h2>Charts</h2>"
+            + "".join(charts) + f"<h2>Rounds</h2>{html_table(records)}"
+            f"<h2>Config</h2>{config_html(run_dir)}</body></html>")
+
+
 def write(run_dir: Path, html: bool = True, markdown: bool = True) -> None:
     """Write the self-contained HTML report and/or the Markdown table of rounds."""
     run_dir = Path(run_dir)
     if markdown:
         runfolder.atomic_write(run_dir / runfolder.REPORT_MD,
                                markdown_table(runfolder.read_rounds(run_dir)))
-    if not html:
-        return
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
-             for i, fig in enumerate(figures(run_dir))]
-    name = html_lib.escape(runfolder.run_name(run_dir))
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
-            f"{name}</title></head><body><h1>{name}</h1>"
-            + "".join(parts) + "</body></html>")
-    runfolder.atomic_write(run_dir / runfolder.REPORT_HTML, page)
+    if html:
+        runfolder.atomic_write(run_dir / runfolder.REPORT_HTML, html_page(run_dir))
