@@ -381,8 +381,9 @@ def _save_traceback() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; every error ends in one line on stderr (exit 2 for input the user can fix,
-    1 for anything else, whose traceback is saved to a file the line names)."""
+    """Run a command; every error ends in one line on stderr, a config's refusals one a line
+    (exit 2 for input the user can fix, 1 for anything else, whose traceback is saved to a file
+    the line names)."""
     from .faults import UserError, describe
 
     args = build_parser().parse_args(argv)
@@ -391,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             quiet_import.tensorflow()
         return args.func(args)
     except (UserError, FileNotFoundError) as exc:
-        print(f"\nerror: {describe(exc)}", file=sys.stderr)
+        reasons = exc.errors if isinstance(exc, config_lib.ConfigError) else [exc]
+        print("\n" + "\n".join(f"error: {describe(reason)}" for reason in reasons),
+              file=sys.stderr)  # a config's every refusal, one a line
         return 2
     except BrokenPipeError:  # `lottery jobs | head`: the reader has what it wanted
         sys.stderr.close()

@@ -3,7 +3,7 @@
 One place holds every hyperparameter (as in OpenLTH), so a run is fully described by its frozen
 config file. Validation (validation.py) happens before anything touches the disk: an invalid config
 never leaves a half-written run folder or a queued job behind. Every error names the key, the value
-and what is allowed.
+and what is allowed, and all of a config's errors are reported at once.
 
 Two spellings are accepted: today's keys and the original plan's (SPEC §3), so the configs users
 arrive with run as written. The plan's names for today's keys are aliases, mapped on reading; its
@@ -16,7 +16,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -48,6 +48,69 @@ PLAN_ALIASES = {"train": {"epochs_per_round": "epochs"},
 
 class ConfigError(UserError, ValueError):
     """A config value that cannot be run; the message names the key and how to fix it."""
+
+    @property
+    def key(self) -> str:
+        """The config key the message starts with (`imp.prune_rate`), so a form can show the
+        refusal under that key's field."""
+        return str(self).split(":")[0].split(" ")[0]
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        """Every refusal this error stands for: itself (ConfigErrors holds several)."""
+        return [self]
+
+
+class ConfigErrors(ConfigError):
+    """Every refusal of one config, raised at once so that a user fixes them in one go rather
+    than one per try. str() is one refusal per line, the first line first."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("\n".join(str(error) for error in errors))
+        self._errors = errors
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        return self._errors
+
+    def __reduce__(self) -> tuple:
+        return ConfigErrors, (self._errors,)  # pickled (across processes) with every refusal
+
+
+class Problems:
+    """The refusals of one config, collected as it is checked. A check whose inputs were refused
+    is skipped: a bad value is reported once, never again as the nonsense it causes further on."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        self.errors.extend(error.errors)
+
+    def refused(self, *keys: str) -> bool:
+        """Whether a refusal names one of `keys` or a key inside it (`data` covers data.name)."""
+        return any(error.key == key or error.key.startswith(f"{key}.")
+                   for error in self.errors for key in keys)
+
+    def check(self, check: Callable[..., Any], *args: Any, needs: tuple[str, ...] = (),
+              **kwargs: Any) -> bool:
+        """Run `check(*args, **kwargs)` unless a key it `needs` was refused; True when it
+        passed."""
+        if self.refused(*needs):
+            return False
+        try:
+            check(*args, **kwargs)
+        except ConfigError as exc:
+            self.add(exc)
+            return False
+        return True
+
+    def raise_any(self) -> None:
+        """Raise what was refused: the one ConfigError itself, or ConfigErrors for several."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ConfigErrors(self.errors)
 
 
 @dataclass
@@ -136,25 +199,27 @@ def did_you_mean(word: str, options: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def _check_keys(where: str, raw: dict, allowed: list[str]) -> None:
+def _known(where: str, raw: dict, allowed: list[str], problems: Problems) -> dict:
+    """`raw` without its unknown keys, each of which is refused (with the allowed ones)."""
     for key in raw:
         if key not in allowed:
-            raise ConfigError(
+            problems.add(ConfigError(
                 f"{where}{key}: unknown key.{did_you_mean(str(key), allowed)} "
-                f"Allowed keys: {', '.join(allowed)}.")
+                f"Allowed keys: {', '.join(allowed)}."))
+    return {key: value for key, value in raw.items() if key in allowed}
 
 
-def _canonical(section: str, raw: dict) -> dict:
+def _canonical(section: str, raw: dict, problems: Problems) -> dict:
     """The section with the plan's aliases renamed to today's keys and the plan's implied
-    defaults filled in; giving both spellings of one key is an error naming both."""
+    defaults filled in; giving both spellings of one key is refused, naming both."""
     raw = dict(raw)
     for plan_key, key in PLAN_ALIASES.get(section, {}).items():
         if plan_key in raw:
             if key in raw:
-                raise ConfigError(
+                problems.add(ConfigError(
                     f"{section}.{plan_key} and {section}.{key}: both given; they are one setting "
-                    f"(the original plan's name and today's). Keep one of them.")
-            raw[key] = raw.pop(plan_key)
+                    f"(the original plan's name and today's). Keep one of them."))
+            raw.setdefault(key, raw.pop(plan_key))
     if section == "data" and "source" not in raw and raw.get("data_dir") is not None:
         raw["source"] = "folder"
     if section == "train" and raw.get("arch") == "vgg16" and "weights" not in raw:
@@ -162,37 +227,54 @@ def _canonical(section: str, raw: dict) -> dict:
     return raw
 
 
-def _build_section(cls: type, raw: Any, where: str) -> Any:
+def _not_a_mapping(section: str, value: Any) -> ConfigError:
+    """The refusal of a section that is not a mapping of keys (`imp: 5`), whether it is read or
+    about to take an override."""
+    return ConfigError(f"{section}: expected a mapping of keys, got {type(value).__name__}.")
+
+
+def _build_section(cls: type, raw: Any, where: str, problems: Problems) -> Any:
+    """The section from its known keys; what cannot be read is refused into `problems`, so the
+    rest of the config is still checked."""
     if raw is None:
         return cls()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where.rstrip('.')}: expected a mapping of keys, got "
-                          f"{type(raw).__name__}.")
     section = where.rstrip(".")
+    if not isinstance(raw, dict):
+        problems.add(_not_a_mapping(section, raw))
+        return cls()
     names = [f.name for f in dataclasses.fields(cls)]
-    _check_keys(where, raw, names + list(PLAN_ALIASES.get(section, {})))
-    return cls(**_canonical(section, raw))
+    known = _known(where, raw, names + list(PLAN_ALIASES.get(section, {})), problems)
+    return cls(**_canonical(section, known, problems))
 
 
 def from_dict(raw: Any, check_files: bool = True) -> Config:
     """Build and validate a Config from parsed YAML (missing keys take their defaults).
 
-    `check_files` also checks what the config points at on this machine (data folder and its
-    splits, weight and metrics files); turn it off only to read a run's frozen config."""
+    Raises one ConfigError carrying every refusal (its `errors`): unknown keys and bad values
+    of every section at once. `check_files` also checks what the config points at on this
+    machine (data folder and its splits, weight and metrics files); turn it off only to read a
+    run's frozen config."""
     from . import validation
 
     if raw is None or raw == {}:
         raise ConfigError("config: empty. Give at least one section (run, data, train, imp, "
                           "flops, report); configs/quickstart.yaml is a complete example.")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config: expected a mapping with sections run, data, ..., got "
-                          f"{type(raw).__name__}.")
+    _sections(raw, "config")
+    problems = Problems()
     classes = {f.name: f.default_factory for f in dataclasses.fields(Config)}
-    _check_keys("", raw, list(classes))
-    cfg = Config(**{name: _build_section(cls, raw.get(name), f"{name}.")
+    raw = _known("", raw, list(classes), problems)
+    cfg = Config(**{name: _build_section(cls, raw.get(name), f"{name}.", problems)
                     for name, cls in classes.items()})
-    validation.validate(cfg, check_files)
+    validation.check(cfg, problems, check_files)
+    problems.raise_any()
     return cfg
+
+
+def _sections(raw: Any, where: str) -> None:
+    """Refuse parsed YAML that is not a mapping of sections (a number, a list, a word)."""
+    if not isinstance(raw, dict) and raw is not None:
+        raise ConfigError(f"{where}: expected a mapping with sections run, data, ..., got "
+                          f"{type(raw).__name__}.")
 
 
 def _parse(text: str | bytes, where: str) -> Any:
@@ -218,9 +300,7 @@ def load(path: str | Path, overrides: list[str] | None = None,
     except OSError as exc:
         raise ConfigError(f"{where}: cannot be read ({exc.strerror or exc}).") from None
     raw = _parse(text, where)
-    if not isinstance(raw, dict) and raw is not None:
-        raise ConfigError(f"{where}: expected a mapping with sections run, data, ..., got "
-                          f"{type(raw).__name__}.")
+    _sections(raw, where)
     return from_dict(apply_overrides(_paths_beside(raw, path.parent), overrides or []),
                      check_files)
 
@@ -233,9 +313,12 @@ def load_run(run_dir: str | Path, check_files: bool = True,
     return load(Path(run_dir) / "config.yaml", overrides, check_files)
 
 
-def loads(text: str, check_files: bool = True) -> Config:
-    """Parse YAML text (as pasted into the dashboard) into a validated Config."""
-    return from_dict(_parse(text, "config"), check_files)
+def loads(text: str, check_files: bool = True, overrides: list[str] | None = None) -> Config:
+    """Parse YAML text (as pasted into the dashboard), apply `key.path=value` overrides (a form's
+    fields over it), validate."""
+    raw = _parse(text, "config")
+    _sections(raw, "config")
+    return from_dict(apply_overrides(raw, overrides or []), check_files)
 
 
 def apply_overrides(raw: Any, overrides: list[str]) -> dict:
@@ -251,6 +334,8 @@ def apply_overrides(raw: Any, overrides: list[str]) -> dict:
         if not section or not keys or not all(keys):
             raise ConfigError(f"--set {item}: expected section.key=value, e.g. "
                               f"imp.prune_rate=0.3.")
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise _not_a_mapping(section, raw[section])  # the config's own fault, not the --set's
         raw[section] = node = _copy_section(raw.get(section), item, section)
         twins = PLAN_ALIASES.get(section, {})
         twin = twins.get(keys[0]) or next((p for p, now in twins.items() if now == keys[0]), None)
@@ -259,6 +344,13 @@ def apply_overrides(raw: Any, overrides: list[str]) -> dict:
             node[key] = node = _copy_section(node.get(key), item, key)
         node[keys[-1]] = _parse(value, f"--set {path}")
     return raw
+
+
+def override(path: str, value: Any) -> str:
+    """The `section.key=value` override that sets `value` (a form's number or list) exactly:
+    written as YAML, so a float such as 1e-05 reads back as a float, not as text."""
+    text = yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
+    return f"{path}={text}"
 
 
 def _copy_section(node: Any, item: str, key: str) -> dict:

@@ -4,8 +4,10 @@
 with `check_files`, what the config points at on this machine: the data folder (exists, readable,
 two or more classes) or data file (user_data.check), splits that leave every class in every part,
 weight and metrics files.
-Each failure is one ConfigError naming the key, the value and what to do. Nothing here imports
-TensorFlow; the devices a run asks for are checked where the run starts (imp.check_device).
+Each failure is one ConfigError naming the key, the value and what to do; every failure of a
+config is collected (Problems) and raised at once, a check that needs a refused value skipped.
+Nothing here imports TensorFlow; the devices a run asks for are checked where the run starts
+(imp.check_device).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from .config import (ARCHS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES, OPTIMIZERS,
                      PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, Config, ConfigError,
-                     did_you_mean)
+                     Problems, did_you_mean)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
 MAX_NAME = 100
@@ -34,6 +36,10 @@ MAX_STEP = 10**9  # rewind step, validation interval
 MAX_PATH = 4096
 MAX_FLOPS = 10**16
 
+# what a check reads beyond its own key: it is skipped while one of these is refused
+SPLIT_KEYS = ("run.seed", "data.source", "data.name", "data.data_dir", "data.path", "data.label",
+              "data.limit_total", "data.train_split", "data.val_split")
+HYBRID_KEYS = ("report.compare_with_hybrid_pipeline", "report.hybrid_pipeline_metrics_path")
 _DEVICE_RE = re.compile(r"cpu|gpu|auto|gpu:\d{1,4}")
 _REWIND_RE = re.compile(r"init|epoch:\d{1,9}|step:\d{1,10}")
 FILE_SOURCES = {"arrays": ".npz", "csv": ".csv"}  # the user's own data: the suffix of data.path
@@ -154,22 +160,23 @@ def check_name(name: Any) -> None:
     check_text("run.name", name, MAX_NAME)
 
 
-def _check_run(cfg: Config) -> None:
+def _device(value: Any) -> None:
+    if not isinstance(value, str) or not _DEVICE_RE.fullmatch(value):
+        fail("run.device", value, "allowed: cpu, gpu, gpu:N, auto")
+
+
+def _check_run(cfg: Config, problems: Problems) -> None:
     run = cfg.run
-    check_name(run.name)
-    _int_in("run.seed", run.seed, 0, MAX_SEED)
-    if not isinstance(run.device, str) or not _DEVICE_RE.fullmatch(run.device):
-        fail("run.device", run.device, "allowed: cpu, gpu, gpu:N, auto")
-    _path("run.artifacts_dir", run.artifacts_dir)
+    problems.check(check_name, run.name)
+    problems.check(_int_in, "run.seed", run.seed, 0, MAX_SEED)
+    problems.check(_device, run.device)
+    problems.check(_path, "run.artifacts_dir", run.artifacts_dir)
 
 
-def _check_data(cfg: Config) -> None:
-    data = cfg.data
-    _choice("data.source", data.source, SOURCES)
-    if data.source == "bundled":
-        _choice("data.name", data.name, BUNDLED)
-    elif data.source == "keras":
-        _choice("data.name", data.name, KERAS_DATASETS)
+def _source_keys(data: Any) -> None:
+    """What the data source needs: a dataset's name, an image folder or a data file."""
+    if data.source in ("bundled", "keras"):
+        _choice("data.name", data.name, BUNDLED if data.source == "bundled" else KERAS_DATASETS)
     elif data.source == "folder":
         if not isinstance(data.data_dir, str) or not data.data_dir:
             fail("data.data_dir", data.data_dir, "source 'folder' needs the path of an image folder")
@@ -179,25 +186,42 @@ def _check_data(cfg: Config) -> None:
             fail("data.path", data.path,
                  f"source '{data.source}' needs the path of a {FILE_SOURCES[data.source]} file")
         _path("data.path", data.path, optional=False)
+
+
+def _csv_label(data: Any) -> None:
     if data.source == "csv" and (not isinstance(data.label, str) or not data.label.strip()
                                  or len(data.label) > MAX_PATH):
         fail("data.label", data.label, "source 'csv' needs the name of its label column")
-    if data.source not in FILE_SOURCES:  # the user's arrays keep their own shape
-        size = data.image_size
-        if (not isinstance(size, list) or len(size) != 2
-                or not all(_is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
-            fail("data.image_size", size,
-                 f"expected [height, width], integers in 8..{MAX_IMAGE_SIZE}")
-        _choice("data.channels", data.channels, (1, 3))
-    if data.limit_total is not None:
-        _int_in("data.limit_total", data.limit_total, 20, MAX_LIMIT_TOTAL)
-    _fraction("data.train_split", data.train_split)
-    _fraction("data.val_split", data.val_split)
-    # keras datasets keep their official test split, so train and val may share all of train;
-    # so may a .npz with x_test (check_splits refuses 1 when it has none)
+
+
+def _image_size(size: Any) -> None:
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(_is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
+        fail("data.image_size", size, f"expected [height, width], integers in 8..{MAX_IMAGE_SIZE}")
+
+
+def _split_total(data: Any) -> None:
+    """keras datasets keep their official test split, so train and val may share all of train;
+    so may a .npz with x_test (check_splits refuses 1 when it has none)."""
     total = data.train_split + data.val_split
     if total > 1 or (total == 1 and data.source not in ("keras", "arrays")):
         _leave_test(data)
+
+
+def _check_data(cfg: Config, problems: Problems) -> None:
+    data = cfg.data
+    problems.check(_choice, "data.source", data.source, SOURCES)
+    problems.check(_source_keys, data, needs=("data.source",))
+    problems.check(_csv_label, data, needs=("data.source",))
+    if not problems.refused("data.source") and data.source not in FILE_SOURCES:
+        problems.check(_image_size, data.image_size)  # the user's arrays keep their own shape
+        problems.check(_choice, "data.channels", data.channels, (1, 3))
+    if data.limit_total is not None:
+        problems.check(_int_in, "data.limit_total", data.limit_total, 20, MAX_LIMIT_TOTAL)
+    problems.check(_fraction, "data.train_split", data.train_split)
+    problems.check(_fraction, "data.val_split", data.val_split)
+    problems.check(_split_total, data,
+                   needs=("data.source", "data.train_split", "data.val_split"))
 
 
 def _leave_test(data: Any, why: str = "") -> None:
@@ -206,33 +230,47 @@ def _leave_test(data: Any, why: str = "") -> None:
          f"(train_split is {data.train_split}){why}")
 
 
-def _check_train(cfg: Config) -> None:
-    train, data = cfg.train, cfg.data
-    _choice("train.arch", train.arch, ARCHS)
-    if not (train.weights in ("none", "imagenet")
-            or (isinstance(train.weights, str) and train.weights.endswith(".h5")
-                and len(train.weights) <= MAX_PATH)):
-        fail("train.weights", train.weights, "allowed: none, imagenet, or the path of a .h5 file")
+def _weights(weights: Any) -> None:
+    if not (weights in ("none", "imagenet")
+            or (isinstance(weights, str) and weights.endswith(".h5") and len(weights) <= MAX_PATH)):
+        fail("train.weights", weights, "allowed: none, imagenet, or the path of a .h5 file")
+
+
+def _weights_for_arch(train: Any) -> None:
     if train.arch != "vgg16" and train.weights != "none":
         fail("train.weights", train.weights, "only vgg16 takes pretrained weights; use none")
-    if train.arch == "vgg16" and data.source not in FILE_SOURCES and data.channels != 3:
-        fail("data.channels", data.channels, "vgg16 needs 3 channels")
-    _check_user_model(cfg)
-    _int_in("train.epochs", train.epochs, 1, MAX_EPOCHS)
-    _int_in("train.batch_size", train.batch_size, 1, MAX_BATCH)
-    if not _is_number(train.learning_rate) or not 0 < train.learning_rate <= 10:
-        fail("train.learning_rate", train.learning_rate, "expected a number in (0, 10]")
-    _choice("train.optimizer", train.optimizer, OPTIMIZERS)
-    _bool("train.feature_cache", train.feature_cache)
-    if train.eval_every is not None:
-        _int_in("train.eval_every", train.eval_every, 1, MAX_STEP)
-    _bool("train.early_stopping", train.early_stopping)
-    _int_in("train.patience", train.patience, 1, MAX_PATIENCE)
 
 
-def _check_user_model(cfg: Config) -> None:
-    """arch file / factory and their keys; the file itself is read in check_local_files."""
+def _vgg16_channels(cfg: Config) -> None:
+    if cfg.train.arch == "vgg16" and cfg.data.source not in FILE_SOURCES \
+            and cfg.data.channels != 3:
+        fail("data.channels", cfg.data.channels, "vgg16 needs 3 channels")
+
+
+def _learning_rate(value: Any) -> None:
+    if not _is_number(value) or not 0 < value <= 10:
+        fail("train.learning_rate", value, "expected a number in (0, 10]")
+
+
+def _check_train(cfg: Config, problems: Problems) -> None:
     train = cfg.train
+    problems.check(_choice, "train.arch", train.arch, ARCHS)
+    problems.check(_weights, train.weights)
+    problems.check(_weights_for_arch, train, needs=("train.arch", "train.weights"))
+    problems.check(_vgg16_channels, cfg, needs=("train.arch", "data.source", "data.channels"))
+    _check_user_model(cfg, problems)
+    problems.check(_int_in, "train.epochs", train.epochs, 1, MAX_EPOCHS)
+    problems.check(_int_in, "train.batch_size", train.batch_size, 1, MAX_BATCH)
+    problems.check(_learning_rate, train.learning_rate)
+    problems.check(_choice, "train.optimizer", train.optimizer, OPTIMIZERS)
+    problems.check(_bool, "train.feature_cache", train.feature_cache)
+    if train.eval_every is not None:
+        problems.check(_int_in, "train.eval_every", train.eval_every, 1, MAX_STEP)
+    problems.check(_bool, "train.early_stopping", train.early_stopping)
+    problems.check(_int_in, "train.patience", train.patience, 1, MAX_PATIENCE)
+
+
+def _model_file(train: Any) -> None:
     if train.arch == "file":
         _path("train.model_file", train.model_file, optional=False)
         if not train.model_file.endswith(".keras"):
@@ -240,6 +278,9 @@ def _check_user_model(cfg: Config) -> None:
                  "expected a Keras 3 .keras file (save it with model.save('model.keras'))")
     elif train.model_file is not None:
         fail("train.model_file", train.model_file, "only train.arch: file takes a model file")
+
+
+def _factory(train: Any) -> None:
     if train.arch == "factory":
         if not isinstance(train.factory, str) or not _FACTORY_RE.fullmatch(train.factory):
             fail("train.factory", train.factory,
@@ -247,11 +288,22 @@ def _check_user_model(cfg: Config) -> None:
                  "num_classes) and returning an uncompiled Keras model")
     elif train.factory is not None:
         fail("train.factory", train.factory, "only train.arch: factory takes a factory")
-    _choice("train.init", train.init, INITS)
+
+
+def _fresh_init(train: Any) -> None:
     if train.init == "fresh" and train.arch != "file":
         fail("train.init", train.init, "fresh re-draws a model file's weights; only "
              "train.arch: file has weights of its own (use file)")
-    _choice("train.loss", train.loss, LOSSES)
+
+
+def _check_user_model(cfg: Config, problems: Problems) -> None:
+    """arch file / factory and their keys; the file itself is read in check_local_files."""
+    train = cfg.train
+    problems.check(_model_file, train, needs=("train.arch",))
+    problems.check(_factory, train, needs=("train.arch",))
+    problems.check(_choice, "train.init", train.init, INITS)
+    problems.check(_fresh_init, train, needs=("train.arch", "train.init"))
+    problems.check(_choice, "train.loss", train.loss, LOSSES)
 
 
 def _check_patterns(key: str, patterns: list, known: list[str] | None, arch: str) -> None:
@@ -265,69 +317,114 @@ def _check_patterns(key: str, patterns: list, known: list[str] | None, arch: str
                               f"{did_you_mean(pattern, known)} Prunable: {', '.join(known)}.")
 
 
-def _check_imp(cfg: Config) -> None:
-    imp = cfg.imp
-    known = PRUNABLE_LAYERS.get(cfg.train.arch)
-    _fraction("imp.prune_rate", imp.prune_rate)
-    _int_in("imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
-    _fraction("imp.target_sparsity", imp.target_sparsity, open_high=False)
-    _choice("imp.scope", imp.scope, SCOPES)
-    if imp.prunable_layers is not None:
-        layers = imp.prunable_layers
-        if not isinstance(layers, list) or not layers or len(set(map(str, layers))) != len(layers):
-            fail("imp.prunable_layers", layers,
-                 "expected a list of distinct layer names or glob patterns")
-        _check_patterns("imp.prunable_layers", layers, known, cfg.train.arch)
-        if known is not None:
-            known = [name for name in known if any(fnmatch.fnmatchcase(name, p) for p in layers)]
-    if not isinstance(imp.layer_rates, dict):
-        fail("imp.layer_rates", imp.layer_rates, "expected a mapping layer: rate")
+def _prunable_layers(layers: Any, known: list[str] | None, arch: str) -> None:
+    if not isinstance(layers, list) or not layers or len(set(map(str, layers))) != len(layers):
+        fail("imp.prunable_layers", layers,
+             "expected a list of distinct layer names or glob patterns")
+    _check_patterns("imp.prunable_layers", layers, known, arch)
+
+
+def _check_layers(cfg: Config, problems: Problems) -> None:
+    """imp.prunable_layers and imp.layer_rates, against the layers of a built-in architecture
+    (a rate names a layer that prunable_layers keeps)."""
+    imp, arch = cfg.imp, cfg.train.arch
+    known = None if problems.refused("train.arch") else PRUNABLE_LAYERS.get(arch)
+    if imp.prunable_layers is not None and \
+            problems.check(_prunable_layers, imp.prunable_layers, known, arch) and known:
+        known = [name for name in known
+                 if any(fnmatch.fnmatchcase(name, p) for p in imp.prunable_layers)]
+    if not problems.check(_rate_mapping, imp.layer_rates):
+        return
     for layer, rate in imp.layer_rates.items():
-        _check_patterns(f"imp.layer_rates.{layer}", [layer], known, cfg.train.arch)
-        _fraction(f"imp.layer_rates.{layer}", rate)
-    if not isinstance(imp.rewind, str) or not _REWIND_RE.fullmatch(imp.rewind):
-        fail("imp.rewind", imp.rewind,
+        problems.check(_check_patterns, f"imp.layer_rates.{layer}", [layer], known, arch)
+        problems.check(_fraction, f"imp.layer_rates.{layer}", rate)
+
+
+def _rate_mapping(rates: Any) -> None:
+    if not isinstance(rates, dict):
+        fail("imp.layer_rates", rates, "expected a mapping layer: rate")
+
+
+def _rewind(rewind: Any) -> None:
+    if not isinstance(rewind, str) or not _REWIND_RE.fullmatch(rewind):
+        fail("imp.rewind", rewind,
              "allowed: init, epoch:K (K < train.epochs) or step:N (a batch of round 0)")
-    kind, _, count = imp.rewind.partition(":")
-    if kind == "epoch" and int(count) >= cfg.train.epochs:
-        fail("imp.rewind", imp.rewind,
-             f"the rewind epoch must be below train.epochs ({cfg.train.epochs})")
+    kind, _, count = rewind.partition(":")
     if kind == "step" and int(count) > MAX_STEP:
-        fail("imp.rewind", imp.rewind, f"N at most {MAX_STEP:,}")
-    if not isinstance(imp.controls, list):
-        fail("imp.controls", imp.controls, f"expected a list drawn from {', '.join(CONTROLS)}")
-    for control in imp.controls:
-        _choice("imp.controls", control, CONTROLS)
-    if len(set(imp.controls)) != len(imp.controls):
-        fail("imp.controls", imp.controls, "each control at most once")
-    _choice("imp.select_metric", imp.select_metric, SELECT_METRICS)
-    _path("imp.results_dir", imp.results_dir)
+        fail("imp.rewind", rewind, f"N at most {MAX_STEP:,}")
 
 
-def _check_outputs(cfg: Config) -> None:
-    _bool("flops.include_frozen_base", cfg.flops.include_frozen_base)
-    base = cfg.flops.vgg16_base_flops
-    if base is not None:
-        _int_in("flops.vgg16_base_flops", base, 1, MAX_FLOPS)
-    for key in ("html", "markdown", "compare_with_hybrid_pipeline"):
-        _bool(f"report.{key}", getattr(cfg.report, key))
-    _path("report.hybrid_pipeline_metrics_path", cfg.report.hybrid_pipeline_metrics_path)
-    if cfg.report.compare_with_hybrid_pipeline and not cfg.report.hybrid_pipeline_metrics_path:
+def _rewind_epoch(rewind: str, epochs: int) -> None:
+    kind, _, count = rewind.partition(":")
+    if kind == "epoch" and int(count) >= epochs:
+        fail("imp.rewind", rewind, f"the rewind epoch must be below train.epochs ({epochs})")
+
+
+def _controls(controls: Any) -> None:
+    if not isinstance(controls, list):
+        fail("imp.controls", controls, f"expected a list drawn from {', '.join(CONTROLS)}")
+
+
+def _distinct(controls: list) -> None:
+    if len(set(controls)) != len(controls):
+        fail("imp.controls", controls, "each control at most once")
+
+
+def _check_imp(cfg: Config, problems: Problems) -> None:
+    imp = cfg.imp
+    problems.check(_fraction, "imp.prune_rate", imp.prune_rate)
+    problems.check(_int_in, "imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
+    problems.check(_fraction, "imp.target_sparsity", imp.target_sparsity, open_high=False)
+    problems.check(_choice, "imp.scope", imp.scope, SCOPES)
+    _check_layers(cfg, problems)
+    problems.check(_rewind, imp.rewind)
+    problems.check(_rewind_epoch, imp.rewind, cfg.train.epochs,
+                   needs=("imp.rewind", "train.epochs"))
+    if problems.check(_controls, imp.controls):
+        for control in imp.controls:
+            problems.check(_choice, "imp.controls", control, CONTROLS)
+        problems.check(_distinct, imp.controls, needs=("imp.controls",))
+    problems.check(_choice, "imp.select_metric", imp.select_metric, SELECT_METRICS)
+    problems.check(_path, "imp.results_dir", imp.results_dir)
+
+
+def _hybrid_path_given(report: Any) -> None:
+    if report.compare_with_hybrid_pipeline and not report.hybrid_pipeline_metrics_path:
         fail("report.hybrid_pipeline_metrics_path", None,
              "compare_with_hybrid_pipeline is true, so name a hybrid test_metrics.json "
              "(made by `lottery hybrid`), or set compare_with_hybrid_pipeline: false")
 
 
+def _check_outputs(cfg: Config, problems: Problems) -> None:
+    problems.check(_bool, "flops.include_frozen_base", cfg.flops.include_frozen_base)
+    base = cfg.flops.vgg16_base_flops
+    if base is not None:
+        problems.check(_int_in, "flops.vgg16_base_flops", base, 1, MAX_FLOPS)
+    for key in ("html", "markdown", "compare_with_hybrid_pipeline"):
+        problems.check(_bool, f"report.{key}", getattr(cfg.report, key))
+    problems.check(_path, "report.hybrid_pipeline_metrics_path",
+                   cfg.report.hybrid_pipeline_metrics_path)
+    problems.check(_hybrid_path_given, cfg.report, needs=HYBRID_KEYS)
+
+
+def check(cfg: Config, problems: Problems, check_files: bool = True) -> None:
+    """Every check of `cfg`, its refusals collected in `problems` (which may already hold the
+    config's unknown keys); with `check_files`, also the files and data the config names."""
+    _check_run(cfg, problems)
+    _check_data(cfg, problems)
+    _check_train(cfg, problems)
+    _check_imp(cfg, problems)
+    _check_outputs(cfg, problems)
+    if check_files:
+        check_local_files(cfg, problems)
+
+
 def validate(cfg: Config, check_files: bool = True) -> None:
     """Check every value; with `check_files`, also the files and data the config names.
-    Raises ConfigError naming the first bad key."""
-    _check_run(cfg)
-    _check_data(cfg)
-    _check_train(cfg)
-    _check_imp(cfg)
-    _check_outputs(cfg)
-    if check_files:
-        check_local_files(cfg)
+    Raises one ConfigError carrying every refusal (see Problems)."""
+    problems = Problems()
+    check(cfg, problems, check_files)
+    problems.raise_any()
 
 
 # --- what the config points at on this machine -------------------------------------------------
@@ -418,16 +515,29 @@ def _check_hybrid_metrics(path_text: str) -> None:
                           f"and flops, as `lottery hybrid` writes them).")
 
 
-def check_local_files(cfg: Config) -> None:
-    """The data folder, the splits, VGG16 weights and the hybrid metrics file, as seen here."""
-    from .keras_cache import vgg16_weights_path
-
-    check_splits(cfg)
+def _safe_model_file(cfg: Config) -> None:
     if cfg.train.arch == "file":
         from . import keras_file
 
         keras_file.check_safe(Path(cfg.train.model_file))
+
+
+def _vgg16_weights(cfg: Config) -> None:
     if cfg.train.arch == "vgg16":
+        from .keras_cache import vgg16_weights_path
+
         vgg16_weights_path(cfg.train.weights)
+
+
+def _hybrid_metrics(cfg: Config) -> None:
     if cfg.report.compare_with_hybrid_pipeline:
         _check_hybrid_metrics(cfg.report.hybrid_pipeline_metrics_path)
+
+
+def check_local_files(cfg: Config, problems: Problems) -> None:
+    """The data folder, the splits, VGG16 weights and the hybrid metrics file, as seen here; each
+    only once the values it reads were accepted (a refused value is not looked for on disk)."""
+    problems.check(check_splits, cfg, needs=SPLIT_KEYS)
+    problems.check(_safe_model_file, cfg, needs=("train.arch", "train.model_file"))
+    problems.check(_vgg16_weights, cfg, needs=("train.arch", "train.weights"))
+    problems.check(_hybrid_metrics, cfg, needs=HYBRID_KEYS)

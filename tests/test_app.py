@@ -107,7 +107,8 @@ def test_yaml_tab_refuses_malformed_and_queues_valid(tmp_path, monkeypatch):
 
 def select_rows(at: AppTest, rows: list[int]) -> AppTest:
     """What clicking rows of the run table does (AppTest has no clicks on a dataframe)."""
-    at.session_state["run_table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": rows, "columns": [],
+                                                           "cells": []}}
     return at.run()
 
 
@@ -266,7 +267,7 @@ print("clean")
 
 def test_launch_form_queues_a_keras_dataset_run(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch)
-    at.radio[0].set_value("keras dataset")
+    at.radio[0].set_value("keras dataset").run()  # its field shows once the source is chosen
     next(s for s in at.selectbox if s.label == "Keras dataset").set_value("fashion_mnist")
     at.button[0].click().run()
     assert not at.error

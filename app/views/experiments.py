@@ -4,6 +4,7 @@ download the write-up."""
 
 import time
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -11,7 +12,7 @@ from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine import config as config_lib
 from lottery_engine import experiment as experiment_lib
-from lottery_engine import validation, writeup
+from lottery_engine import writeup
 
 WRITE_UP_WAIT = 120.0  # seconds after the last job's end to wait for its write-up
 st.title("Experiments")
@@ -19,16 +20,21 @@ root = lab.home()
 lab.no_worker_banner(root)
 
 
-def experiment_config(text: str, base: Path, controls: list[str],
-                      target: float) -> config_lib.Config:
-    """The pasted config (else the chosen base) with the form's controls and target sparsity.
-    Pasted text goes through the one size-limited reader and the one validator like any other,
-    so text that is no config (a word, a list, `imp: 5`) is a one-line ConfigError."""
-    cfg = (config_lib.loads(text, check_files=False) if text.strip()
-           else config_lib.load(base, check_files=False))
-    cfg.imp.controls, cfg.imp.target_sparsity = list(controls), float(target)
-    validation.validate(cfg)
-    return cfg
+def experiment_config(text: str, base: Path, settings: dict[str, Any]) -> config_lib.Config:
+    """The pasted config (else the chosen base) with the form's `settings` (config key: value;
+    None keeps the config's) over it. Pasted text goes through the one size-limited reader and
+    the one validator like any other, so text that is no config (a word, a list, `imp: 5`) is a
+    one-line ConfigError, and a config with several bad values names each."""
+    overrides = [config_lib.override(key, value) for key, value in settings.items()
+                 if value is not None]
+    return (config_lib.loads(text, overrides=overrides) if text.strip()
+            else config_lib.load(base, overrides))
+
+
+def refuse(exc: Exception) -> None:
+    """Each refusal in its own line: a config's every bad value, or the queue's reason."""
+    for reason in exc.errors if isinstance(exc, config_lib.ConfigError) else [exc]:
+        st.error(f"Not queued: {lab.plain(reason)}")
 
 
 with st.expander("Launch an experiment", expanded=not experiments.list_experiments(root)):
@@ -38,18 +44,28 @@ with st.expander("Launch an experiment", expanded=not experiments.list_experimen
         chosen = left.selectbox("Base config", list(configs), index=list(configs).index(
             "quickstart.yaml") if "quickstart.yaml" in configs else 0)
         text = left.text_area("…or paste a YAML config (used when not empty)", height=120)
+        short = left.columns(3)  # blank: the config's own value; set: a shorter experiment
+        settings = {
+            "imp.num_rounds": short[0].number_input("Pruning rounds", value=None, step=1,
+                                                    placeholder="the config's"),
+            "train.epochs": short[1].number_input("Epochs per round", value=None, step=1,
+                                                  placeholder="the config's"),
+            "imp.prune_rate": short[2].number_input("Prune rate per round", value=None,
+                                                    step=0.05, placeholder="the config's")}
         name = right.text_input("Experiment name", "Quickstart over seeds")
         seeds = right.number_input("Seeds", min_value=1, max_value=20, value=3, step=1)
-        controls = right.multiselect("Controls", config_lib.CONTROLS, list(config_lib.CONTROLS))
-        target = right.number_input("Target sparsity", value=0.9, step=0.05)
+        settings["imp.controls"] = right.multiselect("Controls", config_lib.CONTROLS,
+                                                     list(config_lib.CONTROLS))
+        settings["imp.target_sparsity"] = right.number_input("Target sparsity", value=0.9,
+                                                             step=0.05)
         if st.form_submit_button("Queue experiment", type="primary"):
             try:
-                cfg = experiment_config(text, configs[chosen], controls, target)
+                cfg = experiment_config(text, configs[chosen], settings)
                 exp, members = experiment_lib.one_arm(name.strip() or "experiment", cfg,
                                                       list(range(int(seeds))))
                 new_id = experiments.submit(exp, members, root)
             except (config_lib.ConfigError, queue.JobError) as exc:
-                st.error(f"Not queued: {lab.plain(exc)}")
+                refuse(exc)
             else:
                 st.session_state["chosen_experiment"] = new_id
                 st.success(f"Queued experiment {new_id}: {int(seeds)} jobs.")

@@ -2,6 +2,8 @@
 user's own .keras model and .npz/.csv data, summarised before anything is queued), or a YAML config
 pasted, uploaded or edited."""
 
+from typing import Any, Callable
+
 import streamlit as st
 import yaml
 from streamlit.delta_generator import DeltaGenerator
@@ -16,47 +18,50 @@ lab.no_worker_banner(root)
 base = lab.quickstart_raw()
 
 
-def error_key(exc: Exception) -> str:
-    """The config key a refusal starts with."""
-    return str(exc).split(":")[0].split(" ")[0]
+def checked(raw_or_text: dict | str) -> tuple[config_lib.Config, dict[str, Any] | None]:
+    """The config as it would be queued and the summary of the user's model or data (None for
+    built-ins); a ConfigError carries every refusal."""
+    cfg = (config_lib.loads(raw_or_text) if isinstance(raw_or_text, str)
+           else config_lib.from_dict(raw_or_text))
+    return cfg, user_files.summary(cfg)
 
 
-def submit(raw_or_text: dict | str, fields: tuple[str, ...] = (), summarised: bool = False) -> None:
-    """Queue a config, after the model summary where the user's model or data needs one (shown
-    here unless the form's preview already shows it: `summarised`). A refusal is shown in the
-    validator's words next to the field it names (for a key in `fields`), else above the button."""
-    st.session_state.pop("launch_error", None)
-    try:
-        if isinstance(raw_or_text, str):
-            cfg = config_lib.loads(raw_or_text)
-        else:
-            cfg = config_lib.from_dict(raw_or_text)
-        answer = user_files.summary(cfg)
-        job_id = queue.submit(cfg, root)
-    except config_lib.ConfigError as exc:
-        key = error_key(exc)
-        if key in fields:
-            st.session_state["launch_error"] = (key, str(exc))
-            st.rerun()
-        st.error(f"Not queued: {lab.plain(exc)}")
+def attempt(raw_or_text: dict | str, queued: bool, refused: str,
+            place: Callable[[str], DeltaGenerator], summary_at: DeltaGenerator,
+            eager: bool = False) -> None:
+    """Check a config, show each refusal where `place` puts its key (under its field), and queue
+    it if Queue was pressed and nothing is refused. It is checked when Queue is pressed, on every
+    rerun after a refusal (the session flag `refused`, cleared once queued) and when `eager`:
+    what is shown always belongs to the values shown, so an error goes once its field is fixed
+    and none outlives its rerun."""
+    if not (queued or eager or st.session_state.get(refused)):
         return
-    if answer and not summarised:
-        user_files.show_summary(answer)
-    st.success(f"Queued job {job_id}.")
-    st.page_link("views/run.py", label=f"Watch {job_id}", icon=":material/monitoring:",
-                 query_params={"job": job_id})
+    try:
+        cfg, answer = checked(raw_or_text)
+        job_id = queue.submit(cfg, root) if queued else None
+    except config_lib.ConfigError as exc:
+        st.session_state[refused] = True
+        verdict = "Not queued" if queued else "Cannot be queued"
+        for error in exc.errors:
+            place(error.key).error(f"{verdict}: {lab.plain(error)}")
+        return
+    if answer:
+        with summary_at:
+            user_files.show_summary(answer)
+    if job_id:
+        st.session_state.pop(refused, None)
+        st.success(f"Queued job {job_id}.")
+        st.page_link("views/run.py", label=f"Watch {job_id}", icon=":material/monitoring:",
+                     query_params={"job": job_id})
 
 
-def explain(key: str) -> None:
-    """The last refusal, under the field whose key it names."""
-    error = st.session_state.get("launch_error")
-    if error and error[0] == key:
-        st.error(f"Not queued: {lab.plain(error[1])}")
+slots: dict[str, DeltaGenerator] = {}  # a form field's config key -> the place under it
 
 
-def field(key: str, widget, *args, **kwargs):
+def field(key: str, widget: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A form widget, with a place under it for the refusals of its config key."""
     value = widget(*args, **kwargs)
-    explain(key)
+    slots[key] = st.container()
     return value
 
 
@@ -64,35 +69,38 @@ OWN_MODEL, OWN_DATA = "my own model (.keras)", "my own data (.npz / .csv)"
 ARCHS = [*config_lib.BUILTIN_ARCHS, OWN_MODEL]
 SOURCES = {"bundled digits": "bundled", "image folder": "folder", "keras dataset": "keras",
            OWN_DATA: "arrays"}
-FIELDS = ("train.arch", "data.data_dir", "data.name", "data.image_size", "data.channels",
-          "data.limit_total", "imp.num_rounds", "imp.prune_rate", "imp.scope",
-          "imp.target_sparsity", "imp.rewind", "imp.controls", "train.epochs", "train.batch_size",
-          "train.learning_rate", "run.seed", "run.device", "run.name")
+DATA_KEYS = ("data.source", "data.path", "data.label")  # shown under the data uploader
+MODEL_KEYS = ("train.model_file",)  # shown under the model uploader
 
 
-def preview(raw: dict, model_note: DeltaGenerator, data_note: DeltaGenerator) -> bool:
-    """Check the form's config with the user's model or data as it would be queued, before Queue
-    run is pressed: the summary goes under the model, a refusal under the model or the data it
-    names (a form field's refusal is explained at that field when Queue run is pressed).
-    True when a refusal is shown, so nothing may be queued."""
-    try:
-        answer = user_files.summary(config_lib.from_dict(raw))
-    except config_lib.ConfigError as exc:
-        key = error_key(exc)
-        if key in FIELDS:
-            return False
-        with (data_note if key.startswith("data.") else model_note):
-            st.error(f"Cannot be queued: {lab.plain(exc)}")
-        return True
-    with model_note:
-        user_files.show_summary(answer)
-    return False
+def data_fields(source: str, d: dict[str, Any]) -> dict[str, Any]:
+    """The data fields that apply to `source` (a data.source; "arrays": the user's own file),
+    as config values; the rest keep the base's (`d`). The user's arrays keep their own shape,
+    so they have no image size or channels."""
+    values: dict[str, Any] = {}
+    if source == "folder":
+        values["data_dir"] = field("data.data_dir", st.text_input, "Image folder path",
+                                   placeholder="/data/dogs-vs-cats/train") or None
+    if source == "keras":
+        values["name"] = field("data.name", st.selectbox, "Keras dataset",
+                               config_lib.KERAS_DATASETS)
+    if source != "arrays":
+        size = field("data.image_size", st.number_input, "Image size (pixels, square)",
+                     value=d["image_size"][0], step=1)
+        values["image_size"] = [int(size), int(size)]
+        values["channels"] = int(field("data.channels", st.selectbox, "Channels", [1, 3],
+                                       index=[1, 3].index(d["channels"])))
+    values["limit_total"] = int(field("data.limit_total", st.number_input,
+                                      "Limit total images (0 = all)",
+                                      value=d["limit_total"] or 0, step=100)) or None
+    return values
 
 
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
 with form_tab:
     d, t, i, r = base["data"], base["train"], base["imp"], base["run"]
-    model_col, data_col = st.columns(2)  # outside the form: choosing one shows its uploader
+    model_col, data_col = st.columns(2)  # outside the form: a choice reruns the page, showing
+    # its uploader and only the form fields that apply to it
     with model_col:
         arch = field("train.arch", st.selectbox, "Architecture", ARCHS,
                      index=ARCHS.index(t["arch"]))
@@ -113,16 +121,7 @@ with form_tab:
         c1, c2, c3 = st.columns(3)
         with c1:
             st.subheader("Data")
-            data_dir = field("data.data_dir", st.text_input, "Image folder path",
-                             placeholder="/data/dogs-vs-cats/train")
-            keras_name = field("data.name", st.selectbox, "Keras dataset",
-                               config_lib.KERAS_DATASETS)
-            size = field("data.image_size", st.number_input, "Image size (pixels, square)",
-                         value=d["image_size"][0], step=1)
-            channels = field("data.channels", st.selectbox, "Channels", [1, 3],
-                             index=[1, 3].index(d["channels"]))
-            limit = field("data.limit_total", st.number_input, "Limit total images (0 = all)",
-                          value=d["limit_total"] or 0, step=100)
+            data_values = data_fields(SOURCES[source], d)
         with c2:
             st.subheader("Pruning")
             rounds = field("imp.num_rounds", st.number_input,
@@ -149,6 +148,7 @@ with form_tab:
             seed = field("run.seed", st.number_input, "Seed", value=r["seed"], step=1)
             device = field("run.device", st.selectbox, "Device", ["cpu", "gpu", "auto"])
             name = field("run.name", st.text_input, "Run name", r["name"])
+        above_button = st.container()  # refusals of keys without a field
         queued = st.form_submit_button("Queue run", type="primary")
     train = {"arch": arch}
     if arch == OWN_MODEL:  # without an upload, validation names train.model_file
@@ -160,20 +160,23 @@ with form_tab:
         data = {"source": own_source, "path": str(path), "label": label.strip() or None}
     raw = {**base,
            "run": {**r, "name": name, "seed": int(seed), "device": device},
-           "data": {**d, **data, "name": keras_name if SOURCES[source] == "keras" else d["name"],
-                    "data_dir": data_dir or None, "image_size": [int(size), int(size)],
-                    "channels": int(channels), "limit_total": int(limit) or None},
+           "data": {**d, **data_values, **data},
            "train": {**t, **train, "epochs": int(epochs), "batch_size": int(batch),
                      "learning_rate": float(lr)},
            "imp": {**i, "num_rounds": int(rounds), "prune_rate": float(rate), "scope": scope,
                    "target_sparsity": float(target), "rewind": rewind.strip(),
                    "controls": list(controls)}}
+
+    def place(key: str) -> DeltaGenerator:
+        """Under the key's field, under the uploader it concerns, else above the button."""
+        if key in slots:
+            return slots[key]
+        return data_note if key in DATA_KEYS else model_note if key in MODEL_KEYS else above_button
+
     own = arch == OWN_MODEL or source == OWN_DATA
     files_given = (model_upload is not None or arch != OWN_MODEL) and \
         (data_upload is not None or source != OWN_DATA)
-    refused = own and (files_given or queued) and preview(raw, model_note, data_note)
-    if queued and not refused:
-        submit(raw, FIELDS, summarised=own)
+    attempt(raw, queued, "form_refused", place, model_note, eager=own and files_given)
 
 with yaml_tab:
     uploaded = st.file_uploader("Upload a YAML config", type=["yaml", "yml"])
@@ -182,5 +185,6 @@ with yaml_tab:
         st.session_state["yaml_text"] = uploaded.getvalue().decode("utf-8", "replace")
     st.session_state.setdefault("yaml_text", yaml.safe_dump(base, sort_keys=False))
     text = st.text_area("Config (paste or edit)", height=420, key="yaml_text")
-    if st.button("Queue this config", type="primary"):
-        submit(text)
+    refusals = st.container()  # no field but the text: every refusal above the button
+    clicked = st.button("Queue this config", type="primary")
+    attempt(text, clicked, "yaml_refused", lambda key: refusals, st.container())
