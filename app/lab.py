@@ -6,19 +6,32 @@ offset into rounds.jsonl is kept in the session, so a live refresh reads only wh
 
 from __future__ import annotations
 
+import csv
 import difflib
+import hashlib
+import io
 import re
 import time
 from pathlib import Path
 
+import plotly.graph_objects as go
 import streamlit as st
 
+from app import charts
 from jobs import queue, worker
 from lottery_engine import runfolder, yaml_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
 WORKER_SILENCE = 10.0
+LINKED_RUNS = 10  # the newest runs a link to a run that is gone offers instead
+# the Runs table's columns, in the order people scan them (the run id is kept, not shown)
+TABLE_COLUMNS = ["name", "state", "progress", "tags", "sparsity %", "best val acc",
+                 "ticket round", "notes", "created", "elapsed", "arch", "data", "worker", "node",
+                 "error"]
+# the most x ticks Plotly may place (nticks): few enough that no labels collide in a phone's
+# 360 px; a log axis gets fewer, as Plotly labels it about 1.5 times as densely
+X_TICKS, LOG_X_TICKS = 6, 3
 _MARKDOWN = re.compile(r"([\\`*\[\]<>$~|#]|(?<!\w)_|_(?!\w)|:(?=\S))")  # markup, links, HTML, $, :codes:
 
 
@@ -196,7 +209,9 @@ def job_label(status: dict) -> str:
 
 
 def job_rows(jobs: list[dict], search: str = "", states: list[str] | None = None) -> list[dict]:
-    """The run table: one row per job, newest first, filtered by name/tag text and state."""
+    """The run table: one row per job, newest first, filtered by name/tag text and state; the
+    run id, then TABLE_COLUMNS. A value a run does not have yet (a queued run's accuracy) is
+    None, which the table shows as "–" and a CSV file as an empty cell."""
     needle = search.strip().lower()
     rows = []
     for status in reversed(jobs):
@@ -209,17 +224,57 @@ def job_rows(jobs: list[dict], search: str = "", states: list[str] | None = None
         best = status.get("best_val_accuracy")
         rows.append({
             "id": status["id"], "name": status.get("name", ""), "state": state_text(status),
-            "progress": progress_fraction(status), "arch": status.get("arch", ""),
-            "data": status.get("data", ""),
+            "progress": progress_fraction(status), "tags": ", ".join(tags),
             "sparsity %": round(100 * status.get("sparsity", 0.0), 1),
             "best val acc": round(best, 4) if best is not None else None,
-            "ticket round": status.get("ticket_round"),
+            "ticket round": status.get("ticket_round"), "notes": status.get("notes", ""),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(status["submitted"])),
-            "elapsed": duration(elapsed(status)), "worker": status.get("worker") or "",
-            "node": node_text(status),
-            "tags": ", ".join(tags), "error": status.get("error", ""),
+            "elapsed": duration(elapsed(status)), "arch": status.get("arch", ""),
+            "data": status.get("data", ""), "worker": status.get("worker") or "",
+            "node": node_text(status), "error": status.get("error", ""),
         })
     return rows
+
+
+def table_key(ids: list[str]) -> str:
+    """The Runs table's widget key for the runs it shows, in their order. Streamlit reports a
+    selection as row positions; a key per sequence of runs makes a table whose rows changed (a
+    new job, a filter) a new widget, so a position is only ever read against the rows it was
+    made on, and never lands on whichever run moved into that row."""
+    return "run_table-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def table_csv(rows: list[dict]) -> bytes:
+    """The Runs table as it is shown (its columns, its filter) as a CSV file; a missing value is
+    an empty cell."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, TABLE_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()
+
+
+def chart(figure: go.Figure, key: str) -> None:
+    """Draw a figure with room for its tick labels at any width: the report's figures keep
+    Plotly's wide default margins and its tick density, whose x labels run into each other in
+    a phone's 360 px ("60k50k"). Here the axes grow the margins they need (automargin) and
+    Plotly places at most a few x ticks (nticks; a fixed step such as one per round stays)."""
+    figure.update_layout(margin={"l": 10, "r": 10})
+    figure.update_yaxes(automargin=True)
+    figure.for_each_xaxis(lambda axis: axis.update(
+        automargin=True, nticks=LOG_X_TICKS if axis.type == "log" else X_TICKS))
+    charts.chart(figure, key)
+
+
+def no_such_run(job_id: str, jobs: list[dict]) -> None:
+    """A link to a run that is not here (deleted, mistyped) says so and offers the runs there
+    are, instead of showing another run under that link."""
+    st.title("Run")
+    st.error(f"No run {plain(job_id)} in this home ({plain(home())}).", icon=":material/error:")
+    st.page_link("views/runs.py", label="All runs", icon=":material/list:")
+    for status in jobs[:LINKED_RUNS]:
+        st.page_link("views/run.py", label=plain(job_label(status)),
+                     query_params={"job": status["id"]}, icon=":material/monitoring:")
 
 
 def config_text(run_dir: Path) -> str:

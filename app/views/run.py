@@ -4,19 +4,22 @@ another run); once done, the winning ticket and the report to download."""
 
 import streamlit as st
 
-from app import charts, lab
+from app import lab
 from jobs import queue
 from lottery_engine import report, runfolder
 
 root = lab.home()
 jobs = list(reversed(queue.list_jobs(root)))
+by_id = {j["id"]: j for j in jobs}
+wanted = st.query_params.get("job")
+if wanted is not None and wanted not in by_id:
+    lab.no_such_run(wanted, jobs)
+    st.stop()
 if not jobs:
     st.title("Run")
     st.info("No runs yet. Queue one on the Launch page.")
     st.stop()
 
-by_id = {j["id"]: j for j in jobs}
-wanted = st.query_params.get("job")
 job_id = st.selectbox("Run", list(by_id), index=list(by_id).index(wanted) if wanted in by_id
                       else 0, format_func=lambda i: lab.job_label(by_id[i]))
 st.query_params["job"] = job_id
@@ -24,6 +27,8 @@ run_dir = root / job_id
 live = by_id[job_id]["state"] in (queue.QUEUED, queue.RUNNING)
 if live:
     lab.no_worker_banner(root)
+if saved := st.session_state.pop("saved_labels", None):  # the save's rerun, with its new title
+    st.toast(f"Saved the name, notes and tags of {lab.plain(saved)}.", icon=":material/check:")
 
 
 @st.fragment(run_every=1.5 if live else None)
@@ -31,6 +36,8 @@ def run_view() -> None:
     status = queue.get(job_id, root)
     records = lab.rounds(run_dir)
     st.title(f"{lab.plain(status.get('name'))} · {lab.plain(lab.state_text(status))}")
+    if status.get("notes"):
+        st.text(status["notes"])  # as typed: never Markdown
     st.caption(f"Round 0 trains the dense network; then {status.get('num_rounds')} pruning "
                f"rounds each prune the surviving weights, rewind and retrain.")
     if status.get("error"):
@@ -64,17 +71,17 @@ def run_view() -> None:
             or "sparsity"
         left, right = st.columns(2)
         with left:
-            charts.chart(report.sparsity_accuracy(records, axis, controls), key="sparsity")
-            charts.chart(report.layer_heatmap(records), key="heatmap")
+            lab.chart(report.sparsity_accuracy(records, axis, controls), key="sparsity")
+            lab.chart(report.layer_heatmap(records), key="heatmap")
         with right:
-            charts.chart(report.remaining_weights(records, ticket.get("round")), key="remaining")
-            charts.chart(report.flops_per_round(records), key="flops")
+            lab.chart(report.remaining_weights(records, ticket.get("round")), key="remaining")
+            lab.chart(report.flops_per_round(records), key="flops")
     smoothing = st.slider("Smoothing of epoch curves", 0.0, 0.95, 0.0, 0.05, key="smoothing")
     current = {"round": status.get("round"), "history": status.get("history", {})}
     if status["state"] == queue.RUNNING and current["history"]:
-        charts.chart(report.epoch_history(current, smoothing), key="epochs")
+        lab.chart(report.epoch_history(current, smoothing), key="epochs")
     elif records:
-        charts.chart(report.epoch_history(records[-1], smoothing), key="epochs")
+        lab.chart(report.epoch_history(records[-1], smoothing), key="epochs")
     if records:
         st.subheader("Rounds")
         st.dataframe(report.table_rows(records), hide_index=True)
@@ -105,6 +112,7 @@ def actions() -> None:
             except ValueError as exc:
                 st.error(lab.plain(exc))
             else:
+                st.session_state["saved_labels"] = name.strip()
                 st.rerun()
 
 

@@ -1,5 +1,7 @@
 """Every job as a table: sort by any column (click its header), filter by text and state, select
-rows to open, compare, cancel or delete them (deleting asks first)."""
+rows to open, compare, cancel or delete them (deleting asks first), download it as CSV. A
+selection is a set of runs, not of row positions: it stays with its runs as jobs arrive and as
+the filter changes, and a run that the filter hides leaves it."""
 
 from pathlib import Path
 from typing import Callable
@@ -20,6 +22,8 @@ COLUMNS = {
     "sparsity %": st.column_config.NumberColumn("sparsity %", format="%.1f"),
     "best val acc": st.column_config.NumberColumn("best val acc", format="%.4f"),
     "ticket round": st.column_config.NumberColumn("ticket round", format="%d"),
+    "notes": st.column_config.TextColumn("notes", width="medium",
+                                         help="Written on the run's page"),
     "error": st.column_config.TextColumn("error", width="large"),
 }
 
@@ -53,12 +57,15 @@ def run_table() -> None:
     search = left.text_input("Search name or tag", key="search", placeholder="e.g. lenet")
     states = right.multiselect("State", [*queue.STATES, queue.BROKEN], key="states")
     rows = lab.job_rows(jobs, search, states)
-    event = st.dataframe(rows, key="run_table", on_select="rerun", selection_mode="multi-row",
-                         hide_index=True, column_config=COLUMNS,
-                         column_order=[c for c in rows[0] if c != "id"] if rows else None)
-    chosen = [rows[i]["id"] for i in event.selection.rows if i < len(rows)]
+    ids = [row["id"] for row in rows]
+    kept = [ids.index(i) for i in st.session_state.get("chosen_runs", []) if i in ids]
+    event = st.dataframe(rows, key=lab.table_key(ids), on_select="rerun",
+                         selection_mode="multi-row",
+                         selection_default={"selection": {"rows": kept}}, hide_index=True,
+                         column_config=COLUMNS, column_order=lab.TABLE_COLUMNS, placeholder="–")
+    chosen = st.session_state["chosen_runs"] = [ids[i] for i in event.selection.rows]
     by_id = {j["id"]: j for j in jobs}
-    cols = st.columns(4)
+    cols = st.columns(5)
     if cols[0].button("Open", disabled=len(chosen) != 1, icon=":material/monitoring:"):
         st.switch_page("views/run.py", query_params={"job": chosen[0]})
     if cols[1].button("Compare", disabled=not chosen, icon=":material/compare_arrows:"):
@@ -71,6 +78,8 @@ def run_table() -> None:
     ended = [i for i in chosen if by_id[i]["state"] in (*queue.FINISHED, queue.BROKEN)]
     cols[3].button("Delete", disabled=not ended, icon=":material/delete:",
                    on_click=ask_to_delete, args=(ended,))
+    cols[4].download_button("Download CSV", lab.table_csv(rows), file_name="runs.csv",
+                            mime="text/csv", on_click="ignore", icon=":material/download:")
     pending = [i for i in st.session_state.get("confirm_delete", []) if i in by_id]
     if pending:
         names = ", ".join(lab.lab_label(by_id[i]) for i in pending)
