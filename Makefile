@@ -40,15 +40,11 @@ experiment: setup
 screenshots: setup
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py
 
+# every script in benchmarks/, full mode (their --quick modes run in `make test`)
 bench: setup $(RAY)
-	$(BIN)/python benchmarks/mask_overhead.py
-	$(BIN)/python benchmarks/round_overhead.py
-	$(BIN)/python benchmarks/queue_latency.py
-	$(BIN)/python benchmarks/run_page.py
-	$(BIN)/python benchmarks/experiment_throughput.py
-	$(BIN)/python benchmarks/steps_per_call.py
-	$(BIN)/python benchmarks/ray_fanout.py
-	$(BIN)/python benchmarks/queue_scale.py
+	set -e; for script in benchmarks/*.py; do \
+		echo "== $$script"; TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python $$script; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "LOTTERY_HOME": str(Path(args.home).resolve()),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    worker_cmd = [sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+    worker_cmd = [sys.executable, "-m", "jobs.cli", "worker", "--home",
                   env["LOTTERY_HOME"], "--device", args.device]
     worker = subprocess.Popen(worker_cmd, env=env)
     app = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP),

@@ -6,7 +6,10 @@ Generates the flat cat/dog folder in a temp dir, then in fresh processes measure
 Prints seconds and peak RSS of each and the speed-up. Targets: peak RSS <= 1.5 GB for both,
 cached load >= 5x faster than the first.
 
-    python benchmarks/data_scale.py [--images 25000] [--size 128]
+    python benchmarks/data_scale.py [--images 25000] [--size 128] [--quick]
+
+--quick: 200 images at 32x32, the same code path in seconds, for tests/test_benchmarks.py; its
+numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=25_000)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(images=200, size=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder, cache = Path(tmp) / "train", Path(tmp) / "cache"

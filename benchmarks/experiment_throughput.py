@@ -1,13 +1,16 @@
 """Series-epochs per minute of one small experiment: one worker at all threads vs one single-thread
 worker per core, side by side in one run.
 
-    python benchmarks/experiment_throughput.py [--seeds 2] [--limit 0] [--epochs 3]
+    python benchmarks/experiment_throughput.py [--seeds 2] [--limit 0] [--epochs 3] [--quick]
 
 The experiment: LeNet-300-100 on Fashion-MNIST (all of it by default), one pruning round, the random reinit
 control, early stopping off so both ways train exactly the same steps. Each way submits it to a
 fresh queue home and starts its workers through `lottery experiment --workers N --threads T`; wall
 time is from submission to the last job's end, TensorFlow start-up included. A series-epoch is one
 epoch of one series (ticket or control) of one round.
+
+--quick: one seed, 600 images, one epoch: the same code path in under a minute, for
+tests/test_benchmarks.py; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def series_epochs(home: Path) -> int:
 def measure(spec: Path, workers: int, threads: int, work: Path) -> tuple[float, int]:
     home = work / f"home-{workers}x{threads}"
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "lottery_engine.cli", "experiment", "--config",
+    done = subprocess.run([sys.executable, "-m", "jobs.cli", "experiment", "--config",
                            str(spec), "--home", str(home), "--workers", str(workers),
                            "--threads", str(threads), "--results",
                            str(work / f"results-{workers}x{threads}.md")],
@@ -55,6 +58,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(seeds=1, limit=600, epochs=1)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:

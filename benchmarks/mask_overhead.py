@@ -7,7 +7,10 @@ In one process, the same LeNet on the same data is trained
 Each design trains REPEATS times one warm-up epoch (tracing) plus EPOCHS timed epochs, interleaved in
 a rotating order so that machine noise (large on a shared VM) hits all three alike. Prints median epoch seconds and the ratios c/a and b/a.
 
-    python benchmarks/mask_overhead.py [--size 64] [--epochs 3] [--repeats 3]
+    python benchmarks/mask_overhead.py [--size 64] [--epochs 3] [--repeats 6] [--quick]
+
+--quick: 16x16 images, one timed epoch, one repeat: the same code path in seconds, for
+tests/test_benchmarks.py; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -84,6 +87,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(size=16, epochs=1, repeats=1)
     args = parser.parse_args()
     imp.setup_runtime("cpu")
     dataset = data_lib.load(DataConfig(image_size=[args.size, args.size]), seed=0)

@@ -3,7 +3,10 @@
 - pickup: from `submit` returning to the job's status saying `running` (target: median <= 1 s);
 - rounds -> status: from a round's line landing in rounds.jsonl to status.json reporting it.
 
-    python benchmarks/queue_latency.py [--jobs 5] [--rounds 3]
+    python benchmarks/queue_latency.py [--jobs 5] [--rounds 3] [--quick]
+
+--quick: one job of one pruning round: the same code path in seconds, for tests/test_benchmarks.py;
+its numbers mean little.
 """
 
 from __future__ import annotations
@@ -51,11 +54,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--poll", type=float, default=0.005, help="observer's poll period, s")
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(jobs=1, rounds=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        worker = subprocess.Popen([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+        worker = subprocess.Popen([sys.executable, "-m", "jobs.cli", "worker", "--home",
                                    tmp, "--device", "cpu"], cwd=ROOT, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pickups, lags = [], []

@@ -1,12 +1,15 @@
 """Numbers for docs/SCALE.md: what one dispatcher pays per job as a cluster grows.
 
-    python benchmarks/queue_scale.py [--jobs 100 1000]
+    python benchmarks/queue_scale.py [--jobs 100 1000] [--vgg-size 128] [--quick]
 
 - The queue home's lock: the time of one heartbeat and one claim (every status.json is read under
   the lock) with N jobs in the home, on this machine's disk.
 - Streaming volume: the bytes a Ray task sends back per pruning round (the round's weights file,
   the masks of the ticket and two controls, the record), for LeNet-300-100 and VGG16 at 128x128
   with a frozen base (built without downloading weights; file sizes do not depend on the values).
+
+--quick: 10 and 50 jobs, VGG16 at 32x32: the same code path in seconds, for
+tests/test_benchmarks.py; its numbers are not the ones of docs/SCALE.md.
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ train: {{arch: {arch}, weights: none, epochs: 1}}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--vgg-size", type=int, default=128, help="VGG16's image side")
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(jobs=[10, 50], vgg_size=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -86,7 +93,7 @@ def main() -> None:
             beat, claim = lock_costs(n, work)
             print(f"{n:5d} jobs in the home: heartbeat {beat:6.2f} ms, claim {claim:7.2f} ms "
                   f"(median of 20)")
-        for arch, size, channels in (("lenet_300_100", 28, 1), ("vgg16", 128, 3)):
+        for arch, size, channels in (("lenet_300_100", 28, 1), ("vgg16", args.vgg_size, 3)):
             b = round_bytes(arch, size, channels, 2, work)
             print(f"{arch} at {size}x{size}: {b['params']:,} parameters ({b['trainable']:,} "
                   f"trainable); per round {b['weights'] / 1e6:.1f} MB of weights + "

@@ -1,7 +1,7 @@
 """The same small jobs through one local worker and through a two-node local Ray cluster, side by
 side in one run: wall time of each way and the cost per job of going through Ray.
 
-    python benchmarks/ray_fanout.py [--jobs 4] [--rounds 3] [--epochs 2]
+    python benchmarks/ray_fanout.py [--jobs 4] [--rounds 3] [--epochs 2] [--quick]
 
 The jobs: the conv LeNet on the bundled digits (16x16), one-thread each. The local worker runs them
 one after another (`lottery worker --threads 1`); the Ray worker runs two at a time on two one-CPU
@@ -9,6 +9,9 @@ nodes (`lottery worker --ray ADDRESS --max-jobs 2`). Per job, "outside the engin
 claim to recorded end minus the engine's own time (progress.json's `elapsed`): process start and
 TensorFlow import for both ways, plus Ray's scheduling, shipping and streaming for Ray. The Ray
 overhead per job is the difference of the two means. Cluster start-up is printed, not counted.
+
+--quick: two jobs of one pruning round, one epoch each: the same code path (a real two-node local
+cluster) in well under a minute, for tests/test_benchmarks.py; its numbers mean little.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def run_jobs(home: Path, n: int, rounds: int, epochs: int, worker_args: list[str
     home.mkdir(parents=True)
     ids = [queue.submit(CONFIG.format(i=i, rounds=rounds, epochs=epochs), home) for i in range(n)]
     start = time.perf_counter()
-    worker = subprocess.Popen([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+    worker = subprocess.Popen([sys.executable, "-m", "jobs.cli", "worker", "--home",
                                str(home), *worker_args], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL,
                               env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -67,6 +70,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(jobs=2, rounds=1, epochs=1)
     args = parser.parse_args()
     shape = (args.jobs, args.rounds, args.epochs)
     with tempfile.TemporaryDirectory() as tmp:

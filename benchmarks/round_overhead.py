@@ -2,10 +2,11 @@
 the train and test steps again) against resetting the compiled optimizer to its state before any
 step (the engine's way), on the same small run, side by side in one process.
 
-    python benchmarks/round_overhead.py [--rounds 8] [--repeats 2]
+    python benchmarks/round_overhead.py [--rounds 8] [--repeats 2] [--quick]
 
 Prints seconds per trained series-round for each and the ratio; the results must be identical
-(tests/test_pipeline.py checks that too).
+(tests/test_pipeline.py checks that too). --quick: one round, one repeat: the same code path in
+seconds, for tests/test_benchmarks.py; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(rounds=1, repeats=1)
     args = parser.parse_args()
     reset_way = imp.Trainer._fresh_optimizer
     times: dict[str, list[float]] = {"recompile": [], "reset": []}

@@ -10,7 +10,10 @@ real worker in a temporary queue home, plus cancelled jobs up to --jobs in all, 
    complete (five charts and the ticket download), and the Runs page until its table shows.
    Targets on an otherwise idle machine: first chart <= 1.5 s, complete <= 3 s; Runs <= 2 s.
 
-    python benchmarks/run_page.py [--rounds 15] [--jobs 200] [--loads 5] [--refreshes 5]
+    python benchmarks/run_page.py [--rounds 15] [--jobs 200] [--loads 5] [--refreshes 5] [--quick]
+
+--quick: a 2-round run, 3 jobs, one load and one refresh: the same code path in seconds, for
+tests/test_benchmarks.py; its numbers mean little.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ imp: {{prune_rate: 0.2, num_rounds: {rounds}, target_sparsity: 0.999,
 def make_home(home: Path, rounds: int, jobs: int) -> str:
     job_id = queue.submit(JOB.format(name="fifteen", rounds=rounds), home)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lottery_engine.cli", "worker", "--home", str(home),
+    subprocess.run([sys.executable, "-m", "jobs.cli", "worker", "--home", str(home),
                     "--device", "cpu", "--once"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     size = (home / job_id / runfolder.ROUNDS).stat().st_size
@@ -105,6 +108,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--refreshes", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(rounds=2, jobs=3, loads=1, refreshes=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

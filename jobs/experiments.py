@@ -130,7 +130,7 @@ def started_workers(count: int, root: Path, threads: int, logs: Path) -> list[su
     for i in range(count):
         log = open(logs / f"worker-{i}.log", "ab")
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "lottery_engine.cli", "worker", "--home", str(root),
+            [sys.executable, "-m", "jobs.cli", "worker", "--home", str(root),
              "--threads", str(threads)], stdout=log, stderr=subprocess.STDOUT,
             env=os.environ | {"PYTHONUNBUFFERED": "1"}))
         log.close()

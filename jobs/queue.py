@@ -14,6 +14,12 @@ hand or before today's rule never breaks a page or a terminal.
 A running job whose heartbeat is older than its lease is `stalled`: no worker runs it (a live one
 beats every second or so). Any worker may resume it, and until one does it can be cancelled at
 once and then deleted, because nothing would ever see a request to stop at the next batch.
+
+A job is an IMP run unless its status says `kind: export`: then it exports the winning ticket of
+the finished run its status names (`run`), into that run's folder, as `lottery export RUN_DIR
+--format all` does; its own folder holds only its status and log. The dashboard queues one because
+it never runs TensorFlow. A run has one export job at a time, and the export jobs of a run go
+with it when it is deleted.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ CANCEL_FLAG = "cancel.request"
 LOCK = ".queue.lock"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 BROKEN = "broken"  # status.json unreadable or incomplete; shown, never claimed, deletable
+EXPORT = "export"  # the kind of a job that exports a finished run's ticket
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 FINISHED = (DONE, FAILED, CANCELLED)
 DEFAULT_LEASE = 30.0
@@ -161,7 +168,7 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
     root = home(root)
     cfg = copy.deepcopy(cfg)
     config_lib.absolute_paths(cfg)
-    job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    job_id = _new_id()
     staging = root / f".staging-{job_id}"
     try:
         staging.mkdir()
@@ -177,6 +184,54 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise JobError(f"queue home {root}: the job could not be written "
                        f"({describe(exc, root)}).") from None
+    return job_id
+
+
+def _new_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def is_export(status: dict) -> bool:
+    return status.get("kind") == EXPORT
+
+
+def export_jobs(jobs: list[dict], run_id: str) -> list[dict]:
+    """The export jobs of run `run_id` among `jobs` (list_jobs' answer, oldest first)."""
+    return [job for job in jobs if is_export(job) and job.get("run") == run_id]
+
+
+def submit_export(run_id: str, root: str | Path | None = None) -> str:
+    """Queue the export of a finished run's winning ticket in every format; returns the job id.
+
+    One export job per run: while one is queued or running another is refused (it would only
+    measure the same ticket twice), and a finished one is replaced; what it exported stays in
+    the run's exports.json."""
+    root = home(root)
+    with _lock(root):
+        run = job_dir(root, run_id)
+        status = read_status(run)
+        if is_export(status):
+            raise JobError(f"job {run_id}: an export job, not a run; export the run it names.")
+        if not (runfolder.is_complete(run) and (run / runfolder.TICKET_MODEL).is_file()):
+            raise JobError(f"run {run_id}: has no winning ticket yet; export it once it is done.")
+        earlier = export_jobs(list_jobs(root), run_id)
+        if live := [job for job in earlier if job["state"] not in FINISHED]:
+            raise JobError(f"run {run_id}: its export {live[-1]['id']} is already "
+                           f"{live[-1]['state']}.")
+        job_id = _new_id()
+        staging = root / f".staging-{job_id}"
+        try:
+            for job in earlier:
+                shutil.rmtree(root / job["id"])
+            staging.mkdir()
+            runfolder.write_json(staging / STATUS, {
+                "id": job_id, "kind": EXPORT, "run": run_id, "state": QUEUED,
+                "name": f"export of {status.get('name', run_id)}", "submitted": time.time()})
+            os.replace(staging, root / job_id)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise JobError(f"queue home {root}: the export job could not be written "
+                           f"({describe(exc, root)}).") from None
     return job_id
 
 
@@ -377,8 +432,13 @@ def delete(job_id: str, root: str | Path | None = None) -> None:
                            f"it first (lottery cancel {job_id}), then delete it.")
         if status["state"] not in FINISHED + (BROKEN,):
             raise JobError(f"job {job_id}: is {status['state']}; cancel it before deleting.")
-        try:
-            shutil.rmtree(path)
-        except OSError as exc:
-            raise JobError(f"job {job_id}: its folder could not be deleted completely "
-                           f"({describe(exc, path)}); fix that, then delete it again.") from None
+        # a run's export jobs that no worker holds go with it; a running one fails on its own
+        exports = [job["id"] for job in export_jobs(list_jobs(root), job_id)
+                   if job["state"] != RUNNING]
+        for folder in (*(root / export for export in exports), path):
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise JobError(f"job {folder.name}: its folder could not be deleted completely "
+                               f"({describe(exc, folder)}); fix that, then delete "
+                               f"{job_id} again.") from None

@@ -103,7 +103,7 @@ def main() -> int:
           f"dashboard: http://{HOST}:8265. Ctrl-C stops the worker and the cluster.", flush=True)
     home = ["--home", args.home] if args.home else []
     try:
-        return subprocess.call([sys.executable, "-m", "lottery_engine.cli", "worker", "--ray",
+        return subprocess.call([sys.executable, "-m", "jobs.cli", "worker", "--ray",
                                 cluster.address, "--max-jobs", str(args.nodes), *home])
     except KeyboardInterrupt:
         return 0

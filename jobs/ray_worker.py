@@ -15,7 +15,8 @@ that needs a GPU the cluster has not got stays queued with the reason. A streame
 cannot be applied (the run folder not writable, a path that leads out of it) fails its job alone,
 with the reason. Only a job folder's regular files are shipped: never what a link points at. A
 dispatcher that dies stops heartbeating; Ray ends its tasks (they belong to it) and any worker
-takes the jobs over after the lease, as with a local worker.
+takes the jobs over after the lease, as with a local worker. Export jobs stay queued for a local
+worker, their status saying so.
 """
 
 from __future__ import annotations
@@ -201,7 +202,11 @@ class RayWorker(Worker):
         self.last_beat = 0.0
 
     def _unable(self, job: Path) -> str | None:
-        """Why no node of the cluster can run this job (None: one can, now or once free)."""
+        """Why no node of the cluster can run this job (None: one can, now or once free). An
+        export job is left to local workers: it writes into the run folder it names, which a
+        task does not get (only its own job folder is shipped)."""
+        if queue.is_export(queue.read_status(job)):
+            return "export jobs run on a local worker (lottery worker), not on the Ray cluster"
         try:
             asks = task_options(_device(job), self.threads)
         except (OSError, config_lib.ConfigError):

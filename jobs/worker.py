@@ -5,6 +5,9 @@ folder and its in-round progress into `progress.json`. The parent never imports 
 heartbeats the job's status with that progress, watches for cancellation, and records how the child
 ended. A crash, a leak or TensorFlow state in one job therefore never reaches the next one, and a
 worker killed outright leaves a job whose stale heartbeat lets any worker resume it.
+
+The child runs what the job's kind asks for: IMP (`run_job`), or the export of a finished run's
+ticket (`run_export`); everything else, the parent's part included, is the same for both.
 """
 
 from __future__ import annotations
@@ -149,6 +152,36 @@ def run_job(job: Path, device: str, threads: int | None,
                                       len(cfg.imp.controls)))
 
 
+def run_export(job: Path) -> None:
+    """Export the ticket of the run the job names in every format, as `lottery export RUN_DIR
+    --format all` does (TensorFlow on one thread, so the Keras latencies compare with LiteRT's),
+    into the run's folder. Progress names the format under way; a cancel stops the export
+    before the next format. Formats that fail fail the job with their reasons, and what the
+    others wrote is kept."""
+    from lottery_engine import quiet_import
+
+    quiet_import.tensorflow()
+    from lottery_engine import export, export_records
+
+    export.limit_threads(1)
+    run_dir = queue.job_dir(job.parent, queue.read_status(job)["run"])
+    runfolder.write_json(job / PROGRESS, {"phase": "loading the ticket and timing it dense"})
+    exporter = export.Exporter(run_dir)
+    records = []
+    for number, fmt in enumerate(export.FORMATS, 1):
+        if queue.cancel_requested(job):
+            raise RunCancelled("cancelled by the user")
+        runfolder.write_json(job / PROGRESS, {"phase": f"exporting {fmt} "
+                                                       f"({number} of {len(export.FORMATS)})"})
+        records.append(exporter.run(fmt, export_records.default_path(run_dir, fmt)))
+        with open(job / runfolder.LOG, "a") as f:
+            f.write(records[-1]["summary"] + "\n")
+    failed = [r["summary"] for r in records if r["status"] != "ok"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(records)} formats failed (the others are "
+                           f"kept): {'; '.join(failed)}")
+
+
 def log_failure(job: Path) -> None:
     """The traceback of the exception being handled, into the run's log when the disk allows."""
     try:
@@ -167,7 +200,10 @@ def run_child(path: str, device: str, errors: Connection, threads: int | None = 
     device_env(device)
     job = Path(path)
     try:
-        run_job(job, device, threads)
+        if queue.is_export(queue.read_status(job)):
+            run_export(job)
+        else:
+            run_job(job, device, threads)
     except RunCancelled:
         sys.exit(EXIT_CANCELLED)
     except BaseException as exc:  # noqa: BLE001 - everything a job does wrong is reported
@@ -292,7 +328,7 @@ class Worker:
             log_path = experiments.folder(self.root, group) / "write-up.log"
             with open(log_path, "ab") as out:
                 self.write_ups.append(subprocess.Popen(
-                    [sys.executable, "-m", "lottery_engine.cli", "experiment", "--report", group,
+                    [sys.executable, "-m", "jobs.cli", "experiment", "--report", group,
                      "--home", str(self.root)], stdout=out, stderr=subprocess.STDOUT))
         except (OSError, queue.JobError) as exc:
             log.warning("experiment %s: write-up not started: %s", group, describe(exc))
@@ -368,7 +404,9 @@ def job_line(status: dict) -> str:
     """One line per job for `lottery jobs`; a stalled job says so, as the dashboard does."""
     state = queue.stalled_text(status) if queue.stalled(status) else status["state"]
     progress = ""
-    if status["state"] == queue.RUNNING:
+    if status["state"] == queue.RUNNING and queue.is_export(status):
+        progress = f" {status.get('phase') or 'starting'}"
+    elif status["state"] == queue.RUNNING:
         progress = (f" round {status.get('round', 0)}/{status.get('num_rounds')}"
                     f" epoch {status.get('epoch', 0)}/{status.get('epochs')}")
     best = status.get("best_val_accuracy")

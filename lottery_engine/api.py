@@ -19,7 +19,7 @@ import numpy as np
 
 from . import config as config_lib
 from . import pipeline, runfolder
-from .cli import ProgressBar, runs_home
+from .progress import ProgressBar
 from .config import Config, ConfigError
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -96,7 +96,7 @@ def find_ticket(model: keras.Model, train: Arrays, *, test: Arrays | None = None
     cfg_raw = {**raw, "train": {**raw.get("train", {}), "arch": "file"},
                "data": {**raw.get("data", {}), "source": "arrays"}}
     out = Path(out) if out else runfolder.new_run_dir(
-        runs_home(config_lib.from_dict({"run": raw["run"]}, check_files=False)),
+        runfolder.runs_home(config_lib.from_dict({"run": raw["run"]}, check_files=False)),
         raw["run"]["name"])
     out.mkdir(parents=True, exist_ok=True)
     _save_arrays(out / DATA_FILE, train, val, test)

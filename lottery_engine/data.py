@@ -18,7 +18,7 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from . import image_folder, user_data
-from .config import DataConfig
+from .schema import DataConfig
 from .image_folder import Progress
 from .keras_cache import keras_home
 

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import Config, ConfigError
+from .schema import Config, ConfigError
 
 KEY = "train.model_file"
 COPY_PREFIX = "model-"

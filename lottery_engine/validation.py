@@ -19,7 +19,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from .config import (ARCHS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES, OPTIMIZERS,
+from .schema import (ARCHS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES, OPTIMIZERS,
                      PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, Config, ConfigError,
                      Problems, did_you_mean)
 

@@ -26,7 +26,7 @@ imp: {{prune_rate: 0.2, num_rounds: {rounds}, target_sparsity: 0.99}}
 def start_worker(home: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     log = open(home / f"worker-{time.monotonic_ns()}.out", "w")
-    return subprocess.Popen([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+    return subprocess.Popen([sys.executable, "-m", "jobs.cli", "worker", "--home",
                              str(home), "--device", "cpu", *args], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 

@@ -17,7 +17,7 @@ TINY = ["--set", "data.image_size=[16, 16]", "--set", "data.limit_total=200",
 
 def lottery(*args, cwd=ROOT):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "lottery_engine.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=cwd,
                           capture_output=True, text=True, env=env, timeout=600)
 
 

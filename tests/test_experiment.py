@@ -84,7 +84,7 @@ def test_miniature_experiment_writes_results_and_run_folders(tmp_path):
         f"  - {{label: Conv LeNet, config: {configs / 'fashion_lenet.yaml'}, seeds: [0]}}\n"
         f"  - {{label: Late, config: {configs / 'fashion_lenet_300_100.yaml'}, seeds: [0], "
         f"set: ['imp.rewind=step:3', 'imp.controls=[]']}}\n"), notes="Why 15 epochs: because.")
-    cmd = [sys.executable, "-m", "lottery_engine.cli", "experiment", "--local", "--config", spec,
+    cmd = [sys.executable, "-m", "jobs.cli", "experiment", "--local", "--config", spec,
            "--out", str(out), "--results", str(results), "--set", "data.limit_total=300",
            "--set", "imp.num_rounds=2", "--set", "train.epochs=1", "--set", "train.eval_every=2"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -123,7 +123,7 @@ def test_an_experiment_through_the_queue_with_two_workers_equals_local(tmp_path)
                                                      imp__controls=["random_reinit"])))
     spec = _experiment_file(tmp_path, f"  - {{label: Tiny, config: {config}, seeds: [0, 1]}}\n")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    base = [sys.executable, "-m", "lottery_engine.cli", "experiment", "--config", spec]
+    base = [sys.executable, "-m", "jobs.cli", "experiment", "--config", spec]
     local = subprocess.run(base + ["--local", "--out", str(tmp_path / "local"), "--results",
                                    str(tmp_path / "local.md")],
                            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)

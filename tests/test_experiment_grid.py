@@ -9,7 +9,7 @@ import pytest
 
 from jobs import experiments, queue
 from lottery_engine import config as config_lib
-from lottery_engine import experiment, writeup
+from lottery_engine import experiment, report, writeup
 from lottery_engine.config import ConfigError
 
 from .conftest import tiny_config
@@ -166,7 +166,7 @@ def test_the_write_up_shows_a_grids_arms_side_by_side(tmp_path):
     text = (tmp_path / "RESULTS.md").read_text()
     assert text.index("## LeNet · rewind=init\n") < text.index("## LeNet · rewind=step:2\n")
     assert "rewind to step:2: every round after the first" in text  # each arm's own protocol
-    titles = [a.text for a in writeup.figure(
-        {label: writeup.aggregate(by_seed) for label, by_seed in folders.items()}
-    ).layout.annotations]
+    titles = [a.text for a in report.experiment_figure(
+        {label: writeup.aggregate(by_seed) for label, by_seed in folders.items()},
+        writeup.SERIES_NAMES).layout.annotations]
     assert titles == list(folders)  # one column per arm

@@ -23,7 +23,7 @@ BOMB = ("a: &a [x, x, x, x, x, x, x, x, x]\n"
 
 def lottery(*args, cwd=ROOT, env=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lottery_engine.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=cwd,
                           capture_output=True, text=True, env=env, timeout=600)
 
 

@@ -190,7 +190,7 @@ def test_hybrid_on_a_run_writes_metrics_and_joins_the_report(tmp_path):
     run_dir = tmp_path / "run"
     pipeline.execute(_folder_config(folder), run_dir)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "lottery_engine.cli", "hybrid", "--run",
+    result = subprocess.run([sys.executable, "-m", "jobs.cli", "hybrid", "--run",
                              str(run_dir), "--model", "ticket", "--trees", "50"], cwd=ROOT,
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -41,7 +41,7 @@ def cluster():
 def _dispatcher(home: Path, address: str, max_jobs: int = 2, *args: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     log = open(home / f"ray-worker-{time.monotonic_ns()}.out", "w")
-    return subprocess.Popen([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+    return subprocess.Popen([sys.executable, "-m", "jobs.cli", "worker", "--home",
                              str(home), "--ray", address, "--max-jobs", str(max_jobs), *args],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -51,7 +51,7 @@ def _local_run(yaml_text: str, out: Path) -> Path:
     float sums, and so the numbers, depend on the thread count."""
     config = out.parent / f"{out.name}.yaml"
     config.write_text(yaml_text)
-    subprocess.run([sys.executable, "-m", "lottery_engine.cli", "run", "--config", str(config),
+    subprocess.run([sys.executable, "-m", "jobs.cli", "run", "--config", str(config),
                     "--out", str(out)], cwd=ROOT, check=True, capture_output=True,
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1",
                         "TF_NUM_INTEROP_THREADS": "1"})
@@ -230,7 +230,7 @@ def test_an_unreachable_head_is_a_one_line_error(tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    done = subprocess.run([sys.executable, "-m", "lottery_engine.cli", "worker", "--home",
+    done = subprocess.run([sys.executable, "-m", "jobs.cli", "worker", "--home",
                            str(tmp_path), "--ray", f"127.0.0.1:{port}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0

@@ -112,7 +112,7 @@ def test_a_lambda_layer_is_refused_in_one_line_before_anything_is_written(tmp_pa
 
 
 def test_data_that_does_not_fit_the_model_is_refused_before_a_run_folder_exists(tmp_path, files):
-    from lottery_engine import cli
+    from jobs import cli
 
     np.savez(tmp_path / "rows.npz", x_train=np.zeros((60, 12), np.float32),
              y_train=np.arange(60) % 3)

@@ -1,15 +1,29 @@
 """One run, live: what it is doing, curves with its controls overlaid, per-layer heatmap, FLOPs,
 epochs of the current round, rounds, log; its name, notes, tags and config (with a diff against
-another run); once done, the winning ticket and the report to download."""
+another run); once done, the winning ticket and the report to download, and the ticket's export
+(queued for a worker) with what each format measured and its file."""
 
 import streamlit as st
 
 from app import lab
 from jobs import queue
-from lottery_engine import report, runfolder
+from lottery_engine import export_records, report, runfolder
+
+EXPORT_COLUMNS = {
+    "ms batch 1": st.column_config.NumberColumn(
+        "ms batch 1", format="%.4f", help="Median milliseconds per sample, one example a call"),
+    "ms batch 256": st.column_config.NumberColumn(
+        "ms batch 256", format="%.4f", help="Median milliseconds per sample, 256 a call"),
+    "test acc %": st.column_config.NumberColumn("test acc %", format="%.2f"),
+    "change (points)": st.column_config.NumberColumn(
+        "change (points)", format="%+.2f", help="Test accuracy minus the dense ticket's"),
+    "round": st.column_config.NumberColumn("round", format="%d"),
+    "error": st.column_config.TextColumn("error", width="large"),
+}
 
 root = lab.home()
-jobs = list(reversed(queue.list_jobs(root)))
+everything = queue.list_jobs(root)
+jobs = [j for j in reversed(everything) if not queue.is_export(j)]
 by_id = {j["id"]: j for j in jobs}
 wanted = st.query_params.get("job")
 if wanted is not None and wanted not in by_id:
@@ -25,6 +39,9 @@ job_id = st.selectbox("Run", list(by_id), index=list(by_id).index(wanted) if wan
 st.query_params["job"] = job_id
 run_dir = root / job_id
 live = by_id[job_id]["state"] in (queue.QUEUED, queue.RUNNING)
+exports = queue.export_jobs(everything, job_id)
+last_export = exports[-1] if exports else None
+exporting = bool(last_export) and last_export["state"] in (queue.QUEUED, queue.RUNNING)
 if live:
     lab.no_worker_banner(root)
 if saved := st.session_state.pop("saved_labels", None):  # the save's rerun, with its new title
@@ -130,7 +147,8 @@ def config_view() -> None:
             st.code(diff or "(the configs are the same)", language="diff")
 
 
-def downloads() -> None:
+def ticket_view() -> None:
+    """The winning ticket of a finished run: its downloads, then its export."""
     if not (runfolder.is_complete(run_dir) and (run_dir / runfolder.TICKET_MODEL).is_file()):
         return
     ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
@@ -151,10 +169,82 @@ def downloads() -> None:
         right.download_button("Download the HTML report", page.read_bytes,
                               file_name=f"{job_id}-report.html", mime="text/html",
                               on_click="ignore")
+    export_view()
+
+
+def export_state(status: dict | None) -> None:
+    """Where the run's last export job stands (nothing once it is done: its table says it)."""
+    if status is None or status["state"] == queue.DONE:
+        return
+    if status["state"] == queue.QUEUED:
+        st.info(f"Export {lab.plain(lab.state_text(status))}", icon=":material/schedule:")
+        lab.no_worker_banner(root)
+    elif queue.stalled(status):
+        lab.stalled_warning(root)
+    elif status["state"] == queue.RUNNING:
+        st.info(lab.phase_text(status) + (" (cancelling: it stops before the next format)"
+                                          if status.get("cancel_requested") else ""),
+                icon=":material/hourglass_top:")
+    elif status["state"] == queue.FAILED:
+        st.error(f"The last export failed: {lab.plain(status.get('error'))}")
+    else:
+        st.caption("The last export was cancelled; the formats it finished are kept below.")
+
+
+@st.fragment(run_every=1.5 if exporting else None)
+def export_view() -> None:
+    """Export queues a job (a worker runs `lottery export RUN_DIR --format all`: this page never
+    runs TensorFlow); the table and files are what exports.json records."""
+    try:
+        status = queue.get(last_export["id"], root) if last_export else None
+    except queue.JobError:  # deleted meanwhile
+        status = None
+    pending = status is not None and status["state"] in (queue.QUEUED, queue.RUNNING)
+    if exporting and not pending:
+        st.rerun()  # the export ended: redraw the page once, with its table, and stop polling
+    st.subheader("Deploy the ticket")
+    st.caption("Export writes the ticket as the masked Keras model, a compact Keras model "
+               "without its dead units, sparse float TFLite and int8 TFLite, and measures each "
+               "against the dense ticket on this run's test split.")
+    export_state(status)
+    left, right = st.columns(2)
+    if left.button("Exporting…" if pending else "Export (Keras, compact, TFLite, int8)",
+                   disabled=pending, icon=":material/rocket_launch:"):
+        try:
+            queue.submit_export(job_id, root)
+        except queue.JobError as exc:  # one was queued meanwhile, or the run is gone
+            st.error(lab.plain(exc))
+        else:
+            st.rerun()
+    if status and lab.can_cancel(status) and right.button("Cancel the export",
+                                                          icon=":material/stop_circle:"):
+        try:
+            queue.cancel(status["id"], root)
+        except queue.JobError as exc:  # it ended meanwhile
+            st.error(lab.plain(exc))
+        else:
+            st.rerun()
+    records = export_records.read(run_dir)
+    if not records:
+        return
+    st.dataframe(lab.export_rows(records), hide_index=True, column_order=lab.EXPORT_COLUMNS,
+                 column_config=EXPORT_COLUMNS, placeholder="–")
+    st.caption("Sizes, latencies and accuracy are each against the dense ticket timed in the "
+               "same export, on one thread. Timed twice, the dense ticket differs by about 10%: "
+               "a speed-up within that is noise, and most of a batch-1 TFLite speed-up is "
+               "Keras's own per-call overhead.")
+    files = {fmt: runfolder.exported_file(run_dir, record) for fmt, record in records.items()}
+    for column, (fmt, path) in zip(st.columns(len(files)), files.items()):
+        if path:  # read when clicked, like the ticket zip
+            column.download_button(f"{fmt} ({export_records.human_bytes(path.stat().st_size)})",
+                                   path.read_bytes,
+                                   file_name=f"{job_id}-{path.name}",
+                                   mime="application/octet-stream", on_click="ignore",
+                                   icon=":material/download:", key=f"export-{fmt}")
 
 
 run_view()
-downloads()
+ticket_view()
 actions()
 config_view()
 st.caption(f"Run folder: {lab.plain(run_dir)}")

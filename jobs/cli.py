@@ -3,72 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-from . import config as config_lib
-from . import quiet_import
-from . import runfolder
-from .events import Listener
-
-
-def _bar(done: int, total: int, width: int = 30) -> str:
-    filled = int(width * done / total)
-    return f"[{'=' * filled}{' ' * (width - filled)}] {done}/{total}"
-
-
-class ProgressBar(Listener):
-    """One status line on stderr: round, epoch and a batch bar, redrawn at most ten times a second."""
-
-    def __init__(self, cfg: config_lib.Config, stream=sys.stderr):
-        self.cfg, self.stream, self.last = cfg, stream, 0.0
-        self.round, self.series, self.sparsity = 0, "imp", 0.0
-
-    def round_started(self, round_index, series, sparsity):
-        self.round, self.series, self.sparsity = round_index, series, sparsity
-
-    def batch_finished(self, round_index, epoch, batch, batches):
-        now = time.monotonic()
-        if not self.stream.isatty() or (now - self.last < 0.1 and batch != batches):
-            return
-        self.last = now
-        self.stream.write(
-            f"\rround {self.round}/{self.cfg.imp.num_rounds} {self.series:<13} "
-            f"sparsity {100 * self.sparsity:5.1f}%  epoch {epoch + 1}/{self.cfg.train.epochs} "
-            + _bar(batch, batches))
-        self.stream.flush()
-
-    def work_progress(self, task, done, total):
-        if self.stream.isatty() or done == total:
-            end = "\n" if done == total else ""
-            self.stream.write(f"\r{task:<20} {_bar(done, total)}{end}")
-            self.stream.flush()
-
-    def round_finished(self, record):
-        self.stream.write(
-            f"\rround {record['round']} {record['series']:<13} sparsity "
-            f"{100 * record['global_sparsity']:5.1f}%  val acc {record['val_accuracy']:.4f}  "
-            f"test acc {record['test_accuracy']:.4f}{' ' * 30}\n")
-        self.stream.flush()
-
-
-def runs_home(cfg: config_lib.Config) -> Path:
-    """Where a run without --out goes: imp.results_dir, else run.artifacts_dir (the plan's keys),
-    else $LOTTERY_HOME, else ./runs."""
-    return Path(cfg.imp.results_dir or cfg.run.artifacts_dir
-                or os.environ.get("LOTTERY_HOME") or "runs")
+from lottery_engine import config as config_lib
+from lottery_engine import quiet_import, runfolder
+from lottery_engine.progress import ProgressBar, bar
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = config_lib.load(args.config, args.set)
-    out = Path(args.out) if args.out else runfolder.new_run_dir(runs_home(cfg), cfg.run.name)
+    out = Path(args.out) if args.out else runfolder.new_run_dir(runfolder.runs_home(cfg),
+                                                                cfg.run.name)
     if runfolder.is_complete(out):
         raise config_lib.ConfigError(f"--out {out}: holds a finished run; choose another folder.")
     if out.exists() and not out.is_dir():
         raise config_lib.ConfigError(f"--out {out}: is a file; choose a folder.")
-    from . import imp, pipeline
+    from lottery_engine import imp, pipeline
 
     imp.check_device(cfg.run.device)
     _check_user_model(cfg)
@@ -84,7 +36,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_ticket(args: argparse.Namespace) -> int:
-    from . import ticket
+    from lottery_engine import ticket
 
     summary = ticket.make(Path(args.run_dir))
     print(f"round {summary['round']}: val accuracy {summary['reloaded_val_accuracy']:.6f} "
@@ -93,8 +45,21 @@ def _cmd_ticket(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Each format's file and record (exports.json), one summary line each; a format that
+    fails is reported and the others still export."""
+    from lottery_engine import export
+
+    export.limit_threads(1)
+    formats = export.FORMATS if args.format == "all" else (args.format,)
+    records = export.export(Path(args.run_dir), formats, args.round, args.out)
+    for record in records:
+        print(record["summary"])
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    from . import report
+    from lottery_engine import report
 
     run_dir = Path(args.run_dir)
     if not runfolder.read_rounds(run_dir):
@@ -114,7 +79,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise config_lib.ConfigError("lottery experiment: give --config FILE (or --report ID).")
-    from . import experiment
+    from lottery_engine import experiment
 
     exp = experiment.load(Path(args.config))
     if args.local:
@@ -124,7 +89,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 def _experiment_here(exp, args: argparse.Namespace) -> int:
     """`--local`: every series in this process, one after another."""
-    from . import experiment, writeup
+    from lottery_engine import experiment, writeup
 
     exp.out = args.out or exp.out
     folders = experiment.execute(exp, args.set, ProgressBar(config_lib.Config()), args.seeds)
@@ -142,7 +107,7 @@ def _experiment_queued(exp, args: argparse.Namespace) -> int:
     """Submit one job per (arm, seed), follow them with one bar, then write the write-up."""
     from jobs import experiments, queue
 
-    from . import experiment
+    from lottery_engine import experiment
 
     root = queue.home(args.home)
     experiment_id = experiments.submit(exp, experiment.plan(exp, args.set, args.seeds), root)
@@ -155,7 +120,7 @@ def _experiment_queued(exp, args: argparse.Namespace) -> int:
             jobs = experiments.statuses(root, experiment_id)
             done = sum(j["state"] in queue.FINISHED for j in jobs)
             fraction = experiments.fraction_done(jobs)
-            sys.stderr.write(f"\r{_bar(done, len(jobs))} jobs finished, "
+            sys.stderr.write(f"\r{bar(done, len(jobs))} jobs finished, "
                              f"{100 * fraction:.0f}% of the work ")
             sys.stderr.flush()
             if experiments.finished(jobs):
@@ -175,7 +140,7 @@ def _experiment_queued(exp, args: argparse.Namespace) -> int:
 
 
 def _cmd_hybrid(args: argparse.Namespace) -> int:
-    from . import hybrid, imp
+    from lottery_engine import hybrid, imp
 
     if not (args.config or args.run):
         raise config_lib.ConfigError("hybrid: pass --config FILE, or --run RUN_DIR.")
@@ -186,14 +151,14 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
            else config_lib.load_run(run_dir, overrides=args.set))
     out = Path(args.out) if args.out else (
         run_dir / runfolder.HYBRID if run_dir
-        else runfolder.new_run_dir(runs_home(cfg), f"hybrid-{cfg.run.name}"))
+        else runfolder.new_run_dir(runfolder.runs_home(cfg), f"hybrid-{cfg.run.name}"))
     imp.setup_runtime(cfg.run.device)
     result = hybrid.run(cfg, out, run_dir, args.model, args.layer, args.trees)
     print(f"hybrid {result['layer']} + RandomForest: test accuracy {result['accuracy']:.4f}, "
           f"F1 {result['f1']:.4f}, {result['flops']:,} FLOPs to that layer -> "
           f"{out / runfolder.HYBRID_METRICS}")
     if run_dir:
-        from . import report
+        from lottery_engine import report
 
         report.write(run_dir)
     return 0
@@ -217,7 +182,7 @@ def _check_user_model(cfg: config_lib.Config) -> None:
     """A user's model is loaded and checked against the data before anything is written."""
     if cfg.train.arch in config_lib.USER_ARCHS:
         quiet_import.tensorflow()
-        from . import model_summary
+        from lottery_engine import model_summary
 
         model_summary.summarize(cfg)
 
@@ -244,7 +209,9 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     from jobs import queue
 
     if queue.cancel(args.job_id, args.home) == queue.RUNNING:
-        print(f"{args.job_id}: stopping at the next batch")
+        export = queue.is_export(queue.get(args.job_id, args.home))
+        print(f"{args.job_id}: stopping "
+              + ("before its next format" if export else "at the next batch"))
         return 0
     since = queue.get(args.job_id, args.home).get("stalled_since")
     print(f"{args.job_id}: cancelled" + ("" if since is None else
@@ -318,6 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     ticket.add_argument("run_dir")
     ticket.set_defaults(func=_cmd_ticket)
 
+    export = sub.add_parser(
+        "export", help="export a ticket smaller and faster (compact Keras, sparse TFLite, int8)",
+        description="Write a round's ticket (default: the winning ticket's) in a deployable format "
+                    "and measure its size, latency and accuracy against the dense ticket; "
+                    "records go to RUN_DIR/exports.json.")
+    export.add_argument("run_dir")
+    export.add_argument("--format", default="all",
+                        choices=["all", "keras", "compact", "tflite", "tflite-int8"])
+    export.add_argument("--round", type=int, default=None, help="default: the winning ticket's")
+    export.add_argument("--out", default=None, help="the file (one format only); default "
+                        "RUN_DIR/export/FORMAT.EXT")
+    export.set_defaults(func=_cmd_export)
+
     report = sub.add_parser("report", help="write the HTML report and Markdown table of a run",
                             description="Write report.html and rounds.md into a run folder.")
     report.add_argument("run_dir")
@@ -362,14 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TENSORFLOW_COMMANDS = ("run", "ticket", "experiment", "hybrid")
+TENSORFLOW_COMMANDS = ("run", "ticket", "export", "experiment", "hybrid")
 
 
 def _save_traceback() -> Path | None:
     """Keep the traceback of an unforeseen error in a file the one-line message points at."""
     import traceback
 
-    from .image_folder import cache_root
+    from lottery_engine.image_folder import cache_root
 
     try:
         path = cache_root() / "last-error.txt"
@@ -384,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; every error ends in one line on stderr, a config's refusals one a line
     (exit 2 for input the user can fix, 1 for anything else, whose traceback is saved to a file
     the line names)."""
-    from .faults import UserError, describe
+    from lottery_engine.faults import UserError, describe
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,0 +1,333 @@
+"""`lottery export`: a ticket you can ship, and what shipping it buys, measured.
+
+A ticket is a dense `.keras` file that is mostly zeros: no smaller and no faster than the network it
+came from. Four formats, each written to a file and recorded in `RUN_DIR/exports.json`:
+
+- `keras`: the masked dense model, as ticket.py makes it: the reference every other format is
+  measured against.
+- `compact`: a smaller dense Keras model without the ticket's dead units, its constant units folded
+  into the next layer's bias (compact.py says what goes and where); its outputs must equal the
+  ticket's to 1e-5 on the test split, or it is not exported.
+- `tflite`: float32 TFLite of the compact model, weights sparse-encoded.
+- `tflite-int8`: full-integer TFLite of the compact model, calibrated on examples of the run's own
+  training split, sparse where the runtime can run it (tflite_export.py).
+
+Every record holds the file's size, its parameters (stored and nonzero), its test accuracy through
+its own runtime (Keras, or the LiteRT interpreter) and the change from the ticket's, its largest
+output difference from the ticket, and its latency per sample at batch 1 and 256 (median of
+repeats, TFLite on one thread), beside the same numbers for the dense ticket measured in the same
+call: a ratio between two calls would mostly measure the machine. A format that cannot be made
+fails alone, with its one-line reason recorded; the others still export.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from . import compact as compact_lib
+from . import config as config_lib
+from . import data as data_lib
+from . import export_records, faults, models, prunable, runfolder, ticket, tflite_export
+from .faults import UserError
+from .masks import load_masks
+
+log = logging.getLogger("lottery")
+
+FORMATS = tuple(export_records.FORMATS)
+TOLERANCE = 1e-5  # the compact model's largest output difference from the ticket (scaled > 1)
+CALIBRATION_EXAMPLES = 300
+REPEATS = 25  # timed calls at batch 1; batch 256 takes a fifth of them (at least 3)
+
+
+class ExportError(UserError, RuntimeError):
+    """The export cannot start: no such round, format or output path."""
+
+
+def limit_threads(threads: int = 1) -> bool:
+    """Ask TensorFlow for `threads` threads (the Keras latencies are then single-thread like
+    LiteRT's); only possible before TensorFlow runs its first op, so call it first. Whether it
+    took effect."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        return False
+    return True
+
+
+def choose_round(run_dir: Path, cfg: config_lib.Config, round_index: int | None) -> int:
+    """The requested round, else the winning ticket's (as ticket.py chooses it)."""
+    records = runfolder.read_rounds(run_dir)
+    if round_index is None:
+        return ticket.select_round(records, cfg.imp.select_metric)["round"]
+    if not (run_dir / runfolder.weights_file(round_index)).is_file():
+        done = ", ".join(str(r["round"]) for r in records) or "none"
+        raise ExportError(f"--round {round_index}: {run_dir} has no weights for that round; "
+                          f"finished rounds: {done}.")
+    return round_index
+
+
+def round_model(run_dir: Path, cfg: config_lib.Config, dataset: data_lib.Dataset,
+                round_index: int) -> keras.Model:
+    """Round `round_index`'s trained weights with its mask applied: the masked dense ticket."""
+    model = models.build(cfg.train, dataset.input_shape, dataset.num_classes)
+    model.load_weights(run_dir / runfolder.weights_file(round_index))
+    kernels = {k.name: k.variable for k in prunable.all_kernels(model)}
+    for name, mask in load_masks(run_dir / runfolder.mask_file(round_index)).items():
+        kernels[name].assign(kernels[name].numpy() * mask)
+    return model
+
+
+@dataclass
+class Measured:
+    """One model through one runtime: test outputs, accuracy, ms per sample by batch size."""
+
+    outputs: np.ndarray
+    accuracy: float
+    latency: dict[str, float]
+
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray, logits: bool) -> float:
+    """As metrics.classification_metrics counts it: argmax, or one unit above 0.5 (logits: 0)."""
+    if outputs.shape[1] == 1:
+        predicted = (outputs[:, 0] > (0.0 if logits else 0.5)).astype(labels.dtype)
+    else:
+        predicted = outputs.argmax(axis=1)
+    return float(np.mean(predicted == labels))
+
+
+def _median_ms_per_sample(call: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                          repeats: int) -> float:
+    """Median wall time of `repeats` calls on one batch, after a warm-up call, per sample."""
+    call(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call(x)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times) / len(x)
+
+
+def _batches(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The latency batches, as float32 like the model's input: one example, and 256 (the test
+    examples repeated if there are fewer)."""
+    return {"batch_1": x[:1].astype(np.float32),
+            "batch_256": np.resize(x[:256], (256, *x.shape[1:])).astype(np.float32)}
+
+
+def _repeats(key: str, repeats: int) -> int:
+    return repeats if key == "batch_1" else max(3, repeats // 5)
+
+
+def measure_keras(model: keras.Model, x: np.ndarray, y: np.ndarray, logits: bool,
+                  repeats: int) -> Measured:
+    """Test outputs through `predict`; latency through one traced call of the model per batch
+    size (what a Keras server runs; `predict`'s per-call overhead would swamp batch 1)."""
+    import tensorflow as tf
+
+    outputs = np.asarray(model.predict(x, batch_size=256, verbose=0), np.float32)
+    latency = {}
+    for key, batch in _batches(x).items():
+        traced = tf.function(lambda inputs: model(inputs, training=False))
+        latency[key] = _median_ms_per_sample(lambda b: traced(b).numpy(), batch,
+                                             _repeats(key, repeats))
+    return Measured(outputs, _accuracy(outputs, y, logits), latency)
+
+
+def measure_tflite(content: bytes, x: np.ndarray, y: np.ndarray, logits: bool,
+                   repeats: int) -> tuple[Measured, list[str]]:
+    """Test outputs and latency through the LiteRT interpreter on one thread; and its ops."""
+    runners = {key: tflite_export.Runner(content, len(batch)) for key, batch in _batches(x).items()}
+    big = runners["batch_256"]
+    chunks = [np.resize(x[i:i + 256], (256, *x.shape[1:])) for i in range(0, len(x), 256)]
+    outputs = np.concatenate([big(chunk) for chunk in chunks])[:len(x)]
+    latency = {key: _median_ms_per_sample(runners[key], batch, _repeats(key, repeats))
+               for key, batch in _batches(x).items()}
+    return Measured(outputs, _accuracy(outputs, y, logits), latency), big.ops()
+
+
+def keras_parameters(model: keras.Model) -> dict[str, int]:
+    """Every weight the file stores (frozen base and normalisation statistics included) and how
+    many of them are nonzero."""
+    arrays = model.get_weights()
+    return {"stored": int(sum(a.size for a in arrays)),
+            "nonzero": int(sum(np.count_nonzero(a) for a in arrays))}
+
+
+def _saved_bytes(model: keras.Model, folder: Path) -> int:
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        path = Path(tmp) / "dense.keras"
+        model.save(path)
+        return path.stat().st_size
+
+
+def _threads() -> int | str:
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)"
+
+
+class Exporter:
+    """One `lottery export` call: the run, its data, the masked ticket measured once as the
+    reference, and the compaction that the compact and TFLite formats share."""
+
+    def __init__(self, run_dir: Path, round_index: int | None = None, repeats: int = REPEATS):
+        self.run_dir = Path(run_dir)
+        self.cfg = config_lib.load_run(self.run_dir)
+        self.round = choose_round(self.run_dir, self.cfg, round_index)
+        self.data = data_lib.load(self.cfg.data, self.cfg.run.seed,
+                                  data_lib.load_split(self.run_dir / runfolder.SPLIT))
+        self.x_test = self.data.x_test  # kept in its own dtype: images stay uint8 until a batch
+        self.ticket = round_model(self.run_dir, self.cfg, self.data, self.round)
+        self.logits = models.is_logits(self.ticket, self.cfg.train.loss)
+        self.repeats = repeats
+        self.dense = measure_keras(self.ticket, self.x_test, self.data.y_test, self.logits, repeats)
+        (self.run_dir / export_records.EXPORT_DIR).mkdir(exist_ok=True)
+        self.reference = {
+            "format": "keras", "runtime": f"Keras {keras.__version__}",
+            "bytes": _saved_bytes(self.ticket, self.run_dir / export_records.EXPORT_DIR),
+            "parameters": keras_parameters(self.ticket),
+            "test_accuracy": self.dense.accuracy,
+            "latency_ms_per_sample": self.dense.latency,
+        }
+
+    def _checked_compaction(self) -> compact_lib.Compaction:
+        """The compact model, checked against the ticket on the test split."""
+        result = compact_lib.compact(self.ticket)
+        outputs = result.model.predict(self.x_test, batch_size=256, verbose=0)
+        difference = float(np.abs(outputs - self.dense.outputs).max())
+        scale = max(1.0, float(np.abs(self.dense.outputs).max()))
+        if difference > TOLERANCE * scale:
+            raise RuntimeError(f"the compact model's outputs differ from the ticket's by "
+                               f"{difference:.3g} (more than {TOLERANCE:g}); not exported")
+        return result
+
+    @cached_property
+    def _compaction_outcome(self) -> compact_lib.Compaction | Exception:
+        """Compacted once per call: three formats use it, and a failure is not worth retrying."""
+        try:
+            return self._checked_compaction()
+        except Exception as exc:  # recorded by each format that needs it
+            return exc
+
+    def compaction(self) -> compact_lib.Compaction:
+        if isinstance(self._compaction_outcome, Exception):
+            raise self._compaction_outcome
+        return self._compaction_outcome
+
+    def _source(self) -> tuple[keras.Model, dict]:
+        """What TFLite is made from: the compact model, or the ticket if compaction failed (the
+        TFLite formats do not fail with the compact one)."""
+        outcome = self._compaction_outcome
+        if isinstance(outcome, Exception):
+            return self.ticket, {"source": f"keras (compaction failed: {faults.describe(outcome)})"}
+        return outcome.model, {"source": "compact", "compaction": outcome.to_json()}
+
+    def _record(self, fmt: str, path: Path, measured: Measured, parameters: dict,
+                runtime: str, **extra) -> dict:
+        try:
+            shown = str(path.resolve().relative_to(self.run_dir.resolve()))
+        except ValueError:
+            shown = str(path.resolve())
+        record = {
+            "format": fmt, "status": "ok", "round": self.round, "file": shown,
+            "bytes": path.stat().st_size, "runtime": runtime,
+            "output": "logits" if self.logits else "probabilities",
+            "parameters": parameters, "test_accuracy": measured.accuracy,
+            "test_accuracy_change": measured.accuracy - self.dense.accuracy,
+            "max_output_difference": float(np.abs(measured.outputs - self.dense.outputs).max()),
+            "latency_ms_per_sample": measured.latency, "reference": self.reference,
+            "threads": {"keras": _threads(), "tflite": 1}, **extra,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        record["summary"] = export_records.summary(record)
+        return record
+
+    def _keras_file(self, fmt: str, model: keras.Model, path: Path, **extra) -> dict:
+        """Save, load back with safe_mode (as a user will) and measure what was loaded."""
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        measured = measure_keras(loaded, self.x_test, self.data.y_test, self.logits,
+                                 self.repeats)
+        return self._record(fmt, path, measured, keras_parameters(loaded),
+                            f"Keras {keras.__version__}", **extra)
+
+    def keras(self, path: Path) -> dict:
+        return self._keras_file("keras", self.ticket, path)
+
+    def compact(self, path: Path) -> dict:
+        compaction = self.compaction()
+        return self._keras_file("compact", compaction.model, path,
+                                compaction=compaction.to_json())
+
+    def _calibration(self) -> np.ndarray:
+        """A few hundred training examples, drawn under the run's seed."""
+        rows = np.random.default_rng(self.cfg.run.seed).permutation(len(self.data.x_train))
+        return self.data.x_train[np.sort(rows[:CALIBRATION_EXAMPLES])].astype(np.float32)
+
+    def _tflite_file(self, fmt: str, path: Path, calibration: np.ndarray | None) -> dict:
+        model, source = self._source()
+        content, encoding = tflite_export.shippable(model, calibration, self.x_test[0])
+        path.write_bytes(content)
+        measured, ops = measure_tflite(path.read_bytes(), self.x_test, self.data.y_test,
+                                       self.logits, self.repeats)
+        contents = tflite_export.contents(content)
+        parameters = {"stored": contents["stored"], "nonzero": contents["nonzero"]}
+        return self._record(fmt, path, measured, parameters, tflite_export.RUNTIME, **source,
+                            **encoding, sparse_tensors=contents["sparse_tensors"], ops=ops)
+
+    def tflite(self, path: Path) -> dict:
+        return self._tflite_file("tflite", path, None)
+
+    def tflite_int8(self, path: Path) -> dict:
+        return self._tflite_file("tflite-int8", path, self._calibration())
+
+    def run(self, fmt: str, path: Path) -> dict:
+        """Export one format and record it; a failure is recorded with its one-line reason."""
+        make = {"keras": self.keras, "compact": self.compact, "tflite": self.tflite,
+                "tflite-int8": self.tflite_int8}[fmt]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            record = make(path)
+        except Exception as exc:  # any converter or runtime failure fails this format alone
+            reason = faults.describe(exc, path.parent)[:300]
+            log.warning("export %s of %s failed: %s", fmt, self.run_dir, reason)
+            log.debug("export %s failed", fmt, exc_info=True)
+            record = {"format": fmt, "status": "failed", "round": self.round, "error": reason,
+                      "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            record["summary"] = export_records.summary(record)
+        export_records.write(self.run_dir, record)
+        return record
+
+
+def _check(formats: list[str], out: Path | None) -> None:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"--format: {', '.join(unknown) or 'none given'}; the formats are "
+                          f"{', '.join(FORMATS)}.")
+    if out is not None and len(formats) != 1:
+        raise ExportError("--out names one file: give it with one --format.")
+
+
+def export(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS,
+           round_index: int | None = None, out: Path | None = None,
+           repeats: int = REPEATS) -> list[dict]:
+    """Export the ticket (or round `round_index`) of `run_dir` in each format, to `out` (one
+    format) or RUN_DIR/export/<format>.<ext>; returns the records, also kept in exports.json."""
+    formats = list(formats)
+    _check(formats, out)
+    exporter = Exporter(Path(run_dir), round_index, repeats)
+    return [exporter.run(fmt, Path(out) if out else export_records.default_path(run_dir, fmt))
+            for fmt in formats]
