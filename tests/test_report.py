@@ -45,11 +45,12 @@ def test_markdown_table_has_a_row_per_round(tiny_run):
 
 
 def test_compare_overlays_controls(tiny_run):
-    fig = report.compare({"tiny": runfolder.series(tiny_run)})
+    series = runfolder.series(tiny_run)
+    fig = report.compare({"tiny": {"tiny": series}})
     assert [t.name for t in fig.data] == ["ticket", "random prune", "random reinit"]
     colours = {t.line.color for t in fig.data}
     assert len(colours) == 3  # one run: a colour per series
-    two = report.compare({"a <b>": runfolder.series(tiny_run), "c": runfolder.series(tiny_run)})
+    two = report.compare({"a <b>": {"a <b>": series}, "c": {"c": series}})
     assert two.data[0].name == "a &lt;b&gt; · ticket"  # labels are plain text
     assert two.data[0].line.color != two.data[3].line.color  # a colour per run
     assert [t.line.dash for t in two.data[:3]] == ["solid", "dot", "dash"]  # a dash per series

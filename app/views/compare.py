@@ -1,19 +1,94 @@
-"""Several runs, or a run and its controls, on one figure and one table; an experiment's arm
-draws as one run whose numbers are the means over its seeds."""
+"""Several runs on one figure and one table: a run with its controls, runs side by side, an
+experiment's arm as its seeds' mean with their spread, or any chosen runs grouped by a config key
+(as W&B groups runs); then a parallel-coordinates chart from chosen config keys to what each run
+found, brushed to filter the table under it."""
+
+from pathlib import Path
 
 import streamlit as st
 
 from app import charts, lab
 from jobs import experiments, queue
-from lottery_engine import report, writeup
+from lottery_engine import report, runfolder, writeup
+
+OUTCOMES = ("ticket sparsity %", "best val accuracy", "early-stop iteration")
+
+
+def experiment_arms(root: Path, labels: dict[Path, str]) -> dict[str, dict[str, Path]]:
+    """Every experiment arm with a finished round, as its seeds' run folders by run label."""
+    return {f"experiment {meta['name']} · {meta['id'][-4:]} · {arm} ({len(by_seed)} seeds)":
+            {labels.get(folder, f"{arm} · seed {seed}"): folder
+             for seed, folder in by_seed.items()}
+            for meta in experiments.list_experiments(root)
+            for arm, by_seed in lab.experiment_folders(
+                root, experiments.statuses(root, meta["id"])).items()}
+
+
+def outcome(folder: Path) -> dict[str, float] | None:
+    """What a run found: its winning ticket's sparsity and early-stop iteration, and its best
+    val accuracy (None before it has a ticket)."""
+    ticket = runfolder.read_json(folder / runfolder.TICKET_JSON, {})
+    records = lab.rounds(folder)
+    record = next((r for r in records if r["round"] == ticket.get("round")), None)
+    if record is None:
+        return None
+    return dict(zip(OUTCOMES, (100 * ticket["global_sparsity"],
+                               max(r["val_accuracy"] for r in records),
+                               writeup.early_stop_iteration(record))))
+
+
+def shown(kind: str, with_controls: bool) -> bool:
+    """Whether a series is drawn: the ticket always, its controls when asked for."""
+    return kind == "imp" or with_controls
+
+
+def group_series(group: dict[str, Path]) -> dict[str, list[dict]]:
+    """A group's round records by series: a lone run's own, else the means over its runs."""
+    if len(group) == 1:
+        return lab.all_series(*group.values())
+    return writeup.mean_records(dict(enumerate(group.values())))
+
+
+def group_table(groups: dict[str, dict[str, Path]], with_controls: bool) -> list[dict]:
+    """A row per group, series and round: the numbers its line draws."""
+    return [{"run": label, "runs": len(group), "series": report.SERIES_LABELS.get(kind, kind),
+             **row}
+            for label, group in groups.items()
+            for kind, records in group_series(group).items()
+            if shown(kind, with_controls) for row in report.table_rows(records)]
+
+
+def cell(value: object) -> object:
+    """A config value for a table column: numbers as they are, anything else as text."""
+    return value if isinstance(value, (int, float)) else report.value_text(value)
+
+
+def parallel_view(runs: dict[str, Path], configs: dict[str, dict]) -> None:
+    """Chosen config keys against what each run found, one line per run with a ticket; a range
+    brushed on an axis filters the table under the chart."""
+    st.subheader("Config → what each run found")
+    keys = st.multiselect("Config keys", report.config_keys(configs.values()),
+                          default=[k for k in report.varying_keys(list(configs.values()))
+                                   if k != "run.name"][:4], key="parallel_keys")
+    found = {run: outcome(folder) for run, folder in runs.items()}
+    rows = [{"run": run, **{k: report.config_value(configs[run], k) for k in keys}, **values}
+            for run, values in found.items() if values]
+    if len(rows) < len(found):
+        st.caption(f"{len(found) - len(rows)} run(s) without a winning ticket yet are left out.")
+    if not rows:
+        return
+    figure = report.parallel_coordinates(rows, [*keys, *OUTCOMES], colour="best val accuracy")
+    brush = charts.chart(figure, key="parallel")
+    inside = report.brushed(figure, brush)
+    if brush:
+        st.caption(f"{len(inside)} of {len(rows)} runs inside the brushed ranges.")
+    st.dataframe([{k: cell(v) for k, v in rows[i].items()} for i in inside], hide_index=True)
+
 
 st.title("Compare runs")
 root = lab.home()
 folders = lab.run_folders(root)
-arms = {f"experiment {meta['name']} · {meta['id'][-4:]} · {label} (mean)": by_seed
-        for meta in experiments.list_experiments(root)
-        for label, by_seed in lab.experiment_folders(
-            root, experiments.statuses(root, meta["id"])).items()}
+arms = experiment_arms(root, {folder: label for label, folder in folders.items()})
 if not folders:
     st.info("No run has finished a round yet.")
     st.stop()
@@ -23,19 +98,25 @@ chosen_before = [label for label in st.session_state.get("compare", []) if label
 default = chosen_before or [label for label in done if label in folders][:2]
 chosen = st.multiselect("Runs and experiment arms", list(folders) + list(arms), default=default)
 with_controls = st.toggle("Include each run's controls", value=True)
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 metric = left.radio("Metric", ["val_accuracy", "test_accuracy", "val_f1"], horizontal=True)
-axis = right.radio("x axis", list(report.AXES), horizontal=True,
-                   format_func=lambda a: report.AXES[a][0])
+axis = middle.radio("x axis", list(report.AXES), horizontal=True,
+                    format_func=lambda a: report.AXES[a][0])
+chosen_groups = {label: arms.get(label) or {label: folders[label]} for label in chosen}
+runs = {run: folder for group in chosen_groups.values() for run, folder in group.items()}
+configs = {run: runfolder.frozen_config(folder) for run, folder in runs.items()}
+group_key = right.selectbox(
+    "Group runs by", [None, *report.config_keys(configs.values())], key="group_by",
+    format_func=lambda k: "(each run; an arm by its seeds)" if k is None else k,
+    help="Runs with the same value of this config key draw as one line, their mean, with "
+         "their spread: a 95% band from 3 runs, else each run as a thin line.")
+groups = report.group_by_key(runs, configs, group_key) if group_key else chosen_groups
 
-runs = {label: {kind: records for kind, records in
-                (lab.all_series(folders[label]) if label in folders
-                 else writeup.mean_records(arms[label])).items()
-                if kind == "imp" or with_controls}
-        for label in chosen}
-if runs:
-    charts.chart(report.compare(runs, metric, axis), key="compare")
-    rows = [{"run": label, "series": report.SERIES_LABELS.get(kind, kind), **row}
-            for label, series in runs.items() for kind, records in series.items()
-            for row in report.table_rows(records)]
-    st.dataframe(rows, hide_index=True)
+if groups:
+    series = {label: {run: {kind: records for kind, records in lab.all_series(folder).items()
+                            if shown(kind, with_controls)}
+                      for run, folder in group.items()}
+              for label, group in groups.items()}
+    charts.chart(report.compare(series, metric, axis), key="compare")
+    st.dataframe(group_table(groups, with_controls), hide_index=True)
+    parallel_view(runs, configs)
