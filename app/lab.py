@@ -19,7 +19,7 @@ import streamlit as st
 
 from app import charts
 from jobs import queue, worker
-from lottery_engine import export_records, runfolder, yaml_text
+from lottery_engine import runfolder, yaml_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
@@ -30,9 +30,6 @@ TABLE_COLUMNS = ["name", "state", "progress", "tags", "sparsity %", "best val ac
                  "ticket round", "notes", "created", "elapsed", "arch", "data", "worker", "node",
                  "error"]
 # the Run page's export table: each format beside the dense ticket timed in the same export
-EXPORT_COLUMNS = ["format", "status", "size", "size × dense", "ms batch 1", "speed-up batch 1",
-                  "ms batch 256", "speed-up batch 256", "test acc %", "change (points)",
-                  "runtime", "round", "error"]
 # the most x ticks Plotly may place (nticks): few enough that no labels collide in a phone's
 # 360 px; a log axis gets fewer, as Plotly labels it about 1.5 times as densely
 X_TICKS, LOG_X_TICKS = 6, 3
@@ -297,35 +294,3 @@ def config_diff(left: str, right: str, left_label: str, right_label: str) -> str
                                            right_label, lineterm=""))
 
 
-def export_rows(records: dict[str, dict]) -> list[dict]:
-    """The export table: per format its size, latency per sample at batch 1 and 256 and test
-    accuracy, each beside its ratio to (or change from) the dense ticket measured in the same
-    export (a ratio between two exports would mostly measure the machine); a failed format shows
-    its reason, a record that lacks fields says so instead of breaking the page."""
-    rows = []
-    for fmt, record in records.items():
-        row = dict.fromkeys(EXPORT_COLUMNS) | {"format": fmt, "round": record.get("round"),
-                                               "status": str(record.get("status", "?")),
-                                               "error": record.get("error")}
-        if row["status"] == "ok":
-            try:
-                row |= _measured(record)
-            except (KeyError, TypeError, ZeroDivisionError):
-                row["status"] = "record unreadable"
-        rows.append(row)
-    return rows
-
-
-def _measured(record: dict) -> dict:
-    """An ok record's numbers, as the table shows them."""
-    reference = record["reference"]
-    latency, dense = record["latency_ms_per_sample"], reference["latency_ms_per_sample"]
-    return {"size": export_records.human_bytes(record["bytes"]),
-            "size × dense": export_records.ratio(record["bytes"] / reference["bytes"]),
-            "ms batch 1": latency["batch_1"],
-            "speed-up batch 1": export_records.ratio(dense["batch_1"] / latency["batch_1"]),
-            "ms batch 256": latency["batch_256"],
-            "speed-up batch 256": export_records.ratio(dense["batch_256"] / latency["batch_256"]),
-            "test acc %": 100 * record["test_accuracy"],
-            "change (points)": 100 * record["test_accuracy_change"],
-            "runtime": record["runtime"]}

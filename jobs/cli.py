@@ -48,11 +48,12 @@ def _cmd_ticket(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     """Each format's file and record (exports.json), one summary line each; a format that
     fails is reported and the others still export."""
-    from lottery_engine import export
+    from lottery_engine import export, report
 
     export.limit_threads(1)
     formats = export.FORMATS if args.format == "all" else (args.format,)
     records = export.export(Path(args.run_dir), formats, args.round, args.out)
+    report.write(Path(args.run_dir))  # its "Deploying the ticket" section
     for record in records:
         print(record["summary"])
     return 0 if all(r["status"] == "ok" for r in records) else 1

@@ -161,7 +161,7 @@ def run_export(job: Path) -> None:
     from lottery_engine import quiet_import
 
     quiet_import.tensorflow()
-    from lottery_engine import export, export_records
+    from lottery_engine import export, export_records, report
 
     export.limit_threads(1)
     run_dir = queue.job_dir(job.parent, queue.read_status(job)["run"])
@@ -176,6 +176,7 @@ def run_export(job: Path) -> None:
         records.append(exporter.run(fmt, export_records.default_path(run_dir, fmt)))
         with open(job / runfolder.LOG, "a") as f:
             f.write(records[-1]["summary"] + "\n")
+    report.write(run_dir)  # its "Deploying the ticket" section
     failed = [r["summary"] for r in records if r["status"] != "ok"]
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(records)} formats failed (the others are "

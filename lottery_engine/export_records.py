@@ -16,6 +16,10 @@ EXPORTS_JSON = "exports.json"
 EXPORT_DIR = "export"
 # format -> file extension, in the order records are kept and shown
 FORMATS = {"keras": "keras", "compact": "keras", "tflite": "tflite", "tflite-int8": "tflite"}
+# the export table's columns, as the Run page and the HTML report show them
+COLUMNS = ["format", "status", "size", "size × dense", "ms batch 1", "speed-up batch 1",
+                  "ms batch 256", "speed-up batch 256", "test acc %", "change (points)",
+                  "runtime", "round", "error"]
 
 
 def default_path(run_dir: Path, fmt: str) -> Path:
@@ -88,3 +92,37 @@ def summary(record: dict) -> str:
     accuracy = (f"test accuracy {100 * record['test_accuracy']:.2f}% "
                 f"({_accuracy_change(record['test_accuracy_change'])})")
     return f"{fmt}: {size}, {speed}, {accuracy}"
+
+
+def table_rows(records: dict[str, dict]) -> list[dict]:
+    """The export table: per format its size, latency per sample at batch 1 and 256 and test
+    accuracy, each beside its ratio to (or change from) the dense ticket measured in the same
+    export (a ratio between two exports would mostly measure the machine); a failed format shows
+    its reason, a record that lacks fields says so instead of breaking the page."""
+    rows = []
+    for fmt, record in records.items():
+        row = dict.fromkeys(COLUMNS) | {"format": fmt, "round": record.get("round"),
+                                        "status": str(record.get("status", "?")),
+                                        "error": record.get("error")}
+        if row["status"] == "ok":
+            try:
+                row |= _measured(record)
+            except (KeyError, TypeError, ZeroDivisionError):
+                row["status"] = "record unreadable"
+        rows.append(row)
+    return rows
+
+
+def _measured(record: dict) -> dict:
+    """An ok record's numbers, as the table shows them."""
+    reference = record["reference"]
+    latency, dense = record["latency_ms_per_sample"], reference["latency_ms_per_sample"]
+    return {"size": human_bytes(record["bytes"]),
+            "size × dense": ratio(record["bytes"] / reference["bytes"]),
+            "ms batch 1": latency["batch_1"],
+            "speed-up batch 1": ratio(dense["batch_1"] / latency["batch_1"]),
+            "ms batch 256": latency["batch_256"],
+            "speed-up batch 256": ratio(dense["batch_256"] / latency["batch_256"]),
+            "test acc %": 100 * record["test_accuracy"],
+            "change (points)": 100 * record["test_accuracy_change"],
+            "runtime": record["runtime"]}

@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import runfolder
+from . import export_records, runfolder
 
 ACCURACY, F1, INFERENCE = "#E64B35", "#4DBBD5", "#3C5488"  # SPEC §6: one run's metrics
 # series: the ticket and each control, everywhere (pages, report, experiment write-up)
@@ -543,6 +543,41 @@ def config_html(run_dir: Path) -> str:
     return f"<pre id='config'>{html_lib.escape(text)}</pre>"
 
 
+def deployment_figure(records: Mapping[str, dict]) -> go.Figure:
+    """Each exported format's size and latency per sample (batch 1 and 256) as a fraction of the
+    dense ticket's, measured in the same export: below 1 is smaller or faster."""
+    fig = go.Figure()
+    ok = {fmt: r for fmt, r in records.items() if r.get("status") == "ok"}
+    bars = {"size": lambda r, ref: r["bytes"] / ref["bytes"]} | {
+        f"latency, batch {n}": (lambda r, ref, key=f"batch_{n}": r["latency_ms_per_sample"][key]
+                                / ref["latency_ms_per_sample"][key]) for n in (1, 256)}
+    for name, fraction in bars.items():
+        fig.add_bar(name=name, x=list(ok), y=[fraction(r, r["reference"]) for r in ok.values()])
+    fig.add_hline(y=1.0, line_dash="dash", line_color="grey", annotation_text="dense ticket")
+    fig.update_layout(title="The ticket deployed: each format against the dense ticket",
+                      yaxis_title="× dense (lower is better)", barmode="group")
+    return fig
+
+
+def _export_cell(value: object) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def deployment_html(run_dir: Path) -> str:
+    """The exports (lottery export) as a table and a chart; empty before the first export."""
+    records = export_records.read(run_dir)
+    if not records:
+        return ""
+    head = _cells("th", export_records.COLUMNS)
+    body = "".join(f"<tr>{_cells('td', [_export_cell(v) for v in row.values()])}</tr>"
+                   for row in export_records.table_rows(records))
+    chart = deployment_figure(records).to_html(full_html=False, include_plotlyjs=False)
+    return (f"<h2>Deploying the ticket</h2><table id='exports'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>{chart}")
+
+
 def html_page(run_dir: Path) -> str:
     """The report as one self-contained page that stands alone when mailed: the ticket, the
     charts (plotly.js inlined once, with the first), every round and the config that made it."""
@@ -555,7 +590,7 @@ def html_page(run_dir: Path) -> str:
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
             f"{name}</title><style>{STYLE}</style></head><body><h1>{name}</h1>"
             f"<h2>Winning ticket</h2>{ticket_html(ticket, records)}<h2>Charts</h2>"
-            + "".join(charts) + f"<h2>Rounds</h2>{html_table(records)}"
+            + "".join(charts) + deployment_html(run_dir) + f"<h2>Rounds</h2>{html_table(records)}"
             f"<h2>Config</h2>{config_html(run_dir)}</body></html>")
 
 

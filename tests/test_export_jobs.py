@@ -217,3 +217,10 @@ print("clean")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT, timeout=300)
     assert result.returncode == 0 and "clean" in result.stdout, result.stderr[-2000:]
+
+
+def test_the_report_gets_a_deploying_section_once_exported(exported):
+    html = (exported[1]["shipped"] / runfolder.REPORT_HTML).read_text()
+    assert "<h2>Deploying the ticket</h2>" in html and "id='exports'" in html
+    assert html.count("<tr>", html.index("id='exports'"), html.index("</table>", html.index(
+        "id='exports'"))) == 1 + 4  # the header and a row per format

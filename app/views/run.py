@@ -227,7 +227,8 @@ def export_view() -> None:
     records = export_records.read(run_dir)
     if not records:
         return
-    st.dataframe(lab.export_rows(records), hide_index=True, column_order=lab.EXPORT_COLUMNS,
+    st.dataframe(export_records.table_rows(records), hide_index=True,
+                 column_order=export_records.COLUMNS,
                  column_config=EXPORT_COLUMNS, placeholder="–")
     st.caption("Sizes, latencies and accuracy are each against the dense ticket timed in the "
                "same export, on one thread. Timed twice, the dense ticket differs by about 10%: "
