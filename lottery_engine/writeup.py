@@ -5,6 +5,10 @@ step of lowest validation loss, Frankle & Carbin §2) and the iteration of that 
 are chosen on validation only and test accuracy is only reported. Ticket-minus-control differences
 are paired by seed (significance.py). Verdicts quote those numbers and nothing else.
 
+Each arm also names its ticket to ship: the sparsest round within 1 point of dense, with what its
+compact export (export.py) buys in size and batch-1 latency. Only that line may import TensorFlow,
+and only when the run has no such export yet: the dashboard reads the rest of this module.
+
 A write-up is a .md file whose figure is the same name with .png; its first line (marker) names its
 experiment, so remaking it overwrites that earlier write-up and nothing else.
 """
@@ -19,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+from filelock import FileLock
 from plotly.subplots import make_subplots
 
 from . import config as config_lib
-from . import runfolder
+from . import export_records, runfolder
 from .config import ConfigError
+from .faults import describe
 from .report import SERIES_COLOURS, SERIES_DASH
 from .significance import Paired, half_width, p_text, paired
 
@@ -31,6 +37,7 @@ SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
                 "random_prune": "random prune"}
 CONTROLS = ("random_reinit", "random_prune")
 HOLD_POINTS = 0.01  # "tickets hold" while within 1 point of dense
+EXPORT_LOCK = ".write-up.lock"  # in RUN_DIR/export/: one write-up exports a run's round at a time
 
 
 def early_stop_accuracy(record: dict) -> float:
@@ -179,6 +186,65 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
                      f"{statistics.fmean(imp[r].iteration):,.0f}, {name} "
                      f"{statistics.fmean(controls[r].iteration):,.0f}.")
     return lines
+
+
+def to_ship(imp: list[Cell]) -> Cell | None:
+    """The sparsest pruning round whose ticket is within 1 point of dense by the tables' number
+    (test accuracy at early stop, mean over seeds); None if no round is."""
+    held = [c for c in imp[1:] if c.mean >= imp[0].mean - HOLD_POINTS]
+    return held[-1] if held else None
+
+
+def compact_export(folder: Path, round_index: int) -> dict:
+    """The run's compact export record of `round_index`: its exports.json's when that holds an
+    ok one, else made now as `lottery export --format compact --round N` makes it (kept there,
+    so remaking the write-up reuses it, and shown in the run's report). Made under a lock in the run's export folder:
+    the worker's write-up and `lottery experiment`'s run at once and would write one file
+    together; the second finds the first's record."""
+    def recorded() -> dict | None:
+        record = export_records.read(folder).get("compact", {})
+        return record if record.get("status") == "ok" and record.get("round") == round_index \
+            else None
+
+    if found := recorded():  # no lock needed: the run's folder may be read-only
+        return found
+    (folder / export_records.EXPORT_DIR).mkdir(exist_ok=True)
+    with FileLock(str(folder / export_records.EXPORT_DIR / EXPORT_LOCK)):
+        if found := recorded():
+            return found
+        from . import export, report  # TensorFlow: paid by the process writing the write-up
+
+        export.limit_threads(1)  # as `lottery export` times; a no-op once TensorFlow has run
+        [record] = export.export(folder, ["compact"], round_index)
+        report.write(folder)  # the run's report shows its exports, as after `lottery export`
+        return record
+
+
+def ship_line(imp: list[Cell], by_seed: dict[int, Path]) -> str:
+    """The ticket to ship, and its compact export's size and batch-1 latency against the dense
+    ticket timed in the same export, from the arm's first seed's run. It is read off the tables'
+    test accuracy, so the line says it is no choice made on validation."""
+    cell, seed = to_ship(imp), min(by_seed)
+    if cell is None:
+        return (f"Ticket to ship: none; no pruning round is within 1 point of dense "
+                f"({100 * imp[0].mean:.2f}%) in test accuracy at early stop, mean over seeds.")
+    text = (f"Ticket to ship: round {cell.round} ({_pct(cell.remaining)} of the weights left), "
+            f"the sparsest within 1 point of dense in test accuracy at early stop, mean over "
+            f"seeds ({100 * cell.mean:.2f}% against {100 * imp[0].mean:.2f}%; read off the test "
+            f"split like the table, not chosen on validation). Its compact export (seed {seed}): ")
+    try:
+        record = compact_export(Path(by_seed[seed]), cell.round)
+    except Exception as exc:  # noqa: BLE001 - the write-up stands without it; one line says why
+        return text + f"not made: {describe(exc)}."
+    if record.get("status") != "ok":
+        return text + f"failed: {record.get('error', 'unknown reason')}."
+    dense = record["reference"]
+    ms, dense_ms = (r["latency_ms_per_sample"]["batch_1"] for r in (record, dense))
+    return text + (f"{export_records.human_bytes(record['bytes'])}, "
+                   f"{export_records.ratio(record['bytes'] / dense['bytes'])} the dense ticket's "
+                   f"{export_records.human_bytes(dense['bytes'])}; {ms:.3g} ms per sample at "
+                   f"batch 1, {export_records.ratio(ms / dense_ms)} the dense ticket's "
+                   f"{dense_ms:.3g} ms timed in the same export (about ±10% is noise).")
 
 
 def figure(results: dict[str, dict[str, list[Cell]]]) -> go.Figure:
@@ -375,12 +441,14 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
           timing: dict[str, list[float]] | None = None, wall: float | None = None,
           source: str = "lottery experiment") -> dict[str, list[str]]:
     """Write RESULTS.md and its PNG beside it (see check_target for what it may overwrite);
-    returns the verdict lines by arm."""
+    returns the verdict lines by arm, each arm's ticket to ship last (it may export one round of
+    the arm's first seed, so the caller may import TensorFlow)."""
     path = Path(path)
     check_target(path, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     results = {label: aggregate(by_seed) for label, by_seed in folders.items()}
-    said = {label: verdicts(series) for label, series in results.items()}
+    said = {label: verdicts(series) + [ship_line(series["imp"], folders[label])]
+            for label, series in results.items()}
     png = figure_path(path)
     figure(results).write_image(png, scale=1)
     parts = [f"{marker(name)}\n", f"# {name}\n",

@@ -11,7 +11,7 @@ from app import probe
 from jobs import queue
 
 from .jobs_helpers import tiny_yaml, wait_state
-from .test_browser import OUTPUT, _cell, _page, _zoom, browser  # noqa: F401 (a fixture)
+from .test_browser import DOCS, OUTPUT, _cell, _page, _zoom, browser  # noqa: F401 (a fixture)
 
 
 def test_a_zoom_survives_the_redraw_when_a_live_run_ends(browser, tmp_path):  # noqa: F811
@@ -70,7 +70,7 @@ def test_charts_follow_a_dark_theme(browser, tmp_path):  # noqa: F811
         plots = page.locator(".js-plotly-plot")
         expect(plots.nth(4)).to_be_visible()
         page.wait_for_timeout(500)
-        page.screenshot(path=str(OUTPUT / "run_dark.png"))
+        page.screenshot(path=str(DOCS / "run_dark.png"))
         backgrounds = [plots.nth(i).evaluate(SEEN_BACKGROUND) for i in range(plots.count())]
         assert all(_brightness(colour) < 0.2 for colour in backgrounds), backgrounds
         text = plots.first.evaluate("gd => getComputedStyle(gd.querySelector('.gtitle')).fill")
@@ -105,4 +105,4 @@ def test_brushing_parallel_coordinates_filters_the_table(browser, tmp_path):  # 
         expect(page.get_by_text("1 of 2 runs inside the brushed ranges")).to_be_visible()
         expect(_cell(table, "rate 0.")).to_have_count(1)
         expect(_cell(table, "rate 0.4")).to_have_count(1)
-        page.screenshot(path=str(OUTPUT / "parallel_brushed.png"))
+        page.screenshot(path=str(DOCS / "parallel_brushed.png"))

@@ -1,20 +1,22 @@
-"""Experiments: launch one config over several seeds with its controls, watch all its jobs, see the
-grouped figures (accuracy and iteration at early stop vs weights remaining) grow as series finish,
-download the write-up."""
+"""Experiments: launch one config over several seeds with its controls, or a grid over one or two
+of its keys (one arm per combination), watch all its jobs, see the grouped figures (accuracy and
+iteration at early stop vs weights remaining) grow as series finish, download the write-up."""
 
 import time
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine import config as config_lib
 from lottery_engine import experiment as experiment_lib
-from lottery_engine import writeup
+from lottery_engine import writeup, yaml_text
 
-WRITE_UP_WAIT = 120.0  # seconds after the last job's end to wait for its write-up
+WRITE_UP_WAIT = 300.0  # seconds after the last job's end to wait for its write-up (it exports)
+GRID_ROWS = 2  # config keys a launch may sweep (an experiment file's `grid` takes any number)
 st.title("Experiments")
 root = lab.home()
 lab.no_worker_banner(root)
@@ -31,10 +33,61 @@ def experiment_config(text: str, base: Path, settings: dict[str, Any]) -> config
             else config_lib.load(base, overrides))
 
 
-def refuse(exc: Exception) -> None:
-    """Each refusal in its own line: a config's every bad value, or the queue's reason."""
+def refuse(exc: Exception, place: DeltaGenerator | None = None) -> None:
+    """Each refusal in its own line, under the button or in `place` (under the field it is
+    about): a config's every bad value, or the queue's reason."""
     for reason in exc.errors if isinstance(exc, config_lib.ConfigError) else [exc]:
-        st.error(f"Not queued: {lab.plain(reason)}")
+        (st if place is None else place).error(f"Not queued: {lab.plain(reason)}")
+
+
+def grid_row(number: int) -> tuple[str, str, DeltaGenerator]:
+    """One row of the grid: a config key, its values, and the place under them for a refusal."""
+    key, values = st.columns([1, 2])
+    return (key.text_input(f"Grid key {number}", placeholder="imp.prune_rate",
+                           help="A config key, section.key: one arm per value (per combination "
+                                "with the other row), each over every seed."),
+            values.text_input(f"Grid values {number}", placeholder="0.2, 0.4",
+                              help="Separated by commas, as in an experiment file's grid list: "
+                                   "0.2, 0.4 or init, step:500."),
+            st.container())
+
+
+def grid_entry(key: str, values: str, number: int, grid: dict[str, list]) -> dict[str, list]:
+    """A row as {key: values} ({} when blank). The values are read as the inside of a YAML list
+    by the one size-limited reader, so they arrive typed as an experiment file's would."""
+    key, values = key.strip(), values.strip()
+    if not key and not values:
+        return {}
+    if not key or not values:
+        raise config_lib.ConfigError(
+            f"grid row {number}: give a config key and its values, e.g. imp.prune_rate and "
+            f"0.2, 0.4.")
+    if key in grid:
+        raise config_lib.ConfigError(f"grid.{key}: the row above sweeps it already; give all "
+                                     f"its values there.")
+    try:
+        return {key: yaml_text.parse(f"[{values}]", f"grid.{key}")}
+    except yaml_text.YamlError as exc:
+        raise config_lib.ConfigError(str(exc)) from None
+
+
+def checked_grid(rows: list[tuple[str, str, DeltaGenerator]], name: str, cfg: config_lib.Config,
+                 seeds: list[int]) -> dict[str, list] | None:
+    """The rows' grid; each row is expanded alone first (its key, its values, the configs they
+    make), so a refusal shows under the row it is about. None when any row was refused."""
+    grid: dict[str, list] = {}
+    refused = False
+    for number, (key, values, place) in enumerate(rows, start=1):
+        try:
+            row = grid_entry(key, values, number, grid)
+            if row:
+                experiment_lib.grid_arms(name, cfg, row, seeds[:1])
+        except config_lib.ConfigError as exc:
+            refuse(exc, place)
+            refused = True
+        else:
+            grid |= row
+    return None if refused else grid
 
 
 with st.expander("Launch an experiment", expanded=not experiments.list_experiments(root)):
@@ -58,17 +111,21 @@ with st.expander("Launch an experiment", expanded=not experiments.list_experimen
                                                      list(config_lib.CONTROLS))
         settings["imp.target_sparsity"] = right.number_input("Target sparsity", value=0.9,
                                                              step=0.05)
+        st.caption("Optionally a grid over the config (blank rows: one arm).")
+        rows = [grid_row(number) for number in range(1, GRID_ROWS + 1)]
         if st.form_submit_button("Queue experiment", type="primary"):
+            label, seed_list = name.strip() or "experiment", list(range(int(seeds)))
             try:
                 cfg = experiment_config(text, configs[chosen], settings)
-                exp, members = experiment_lib.one_arm(name.strip() or "experiment", cfg,
-                                                      list(range(int(seeds))))
-                new_id = experiments.submit(exp, members, root)
+                grid = checked_grid(rows, label, cfg, seed_list)
+                if grid is not None:
+                    exp, members = (experiment_lib.grid_arms(label, cfg, grid, seed_list) if grid
+                                    else experiment_lib.one_arm(label, cfg, seed_list))
+                    new_id = experiments.submit(exp, members, root)
+                    st.session_state["chosen_experiment"] = new_id
+                    st.success(f"Queued experiment {new_id}: {len(members)} jobs.")
             except (config_lib.ConfigError, queue.JobError) as exc:
                 refuse(exc)
-            else:
-                st.session_state["chosen_experiment"] = new_id
-                st.success(f"Queued experiment {new_id}: {int(seeds)} jobs.")
 
 known = experiments.list_experiments(root)
 if not known:
@@ -85,7 +142,8 @@ written = experiments.folder(root, experiment_id) / experiments.RESULTS
 
 
 def waiting(jobs: list[dict]) -> bool:
-    """Jobs still to finish, or the write-up the last one's worker is making (a minute at most)."""
+    """Jobs still to finish, or the write-up the last one's worker is making (a compact export
+    per arm for its ticket to ship: minutes at most)."""
     if not experiments.finished(jobs):
         return True
     ended = max((j.get("finished", 0) for j in jobs), default=0)
