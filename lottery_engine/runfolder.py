@@ -7,7 +7,6 @@ flushed line at a time and read incrementally from a byte offset.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -15,7 +14,6 @@ import re
 import secrets
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,39 +203,6 @@ def series(run_dir: Path) -> dict[str, list[dict]]:
 def is_complete(run_dir: Path) -> bool:
     """A run is finished when its summary exists; it is written last."""
     return (Path(run_dir) / SUMMARY).is_file()
-
-
-def exported_file(run_dir: Path, record: dict) -> Path | None:
-    """The file an export record names, if that export succeeded and its file is in the run
-    folder: one exported elsewhere (`lottery export --out`) is not the run's to hand out, and
-    a record is data read from disk, never a path to follow out of the run."""
-    run_dir = Path(run_dir).resolve()
-    if record.get("status") != "ok" or not isinstance(record.get("file"), str):
-        return None
-    path = (run_dir / record["file"]).resolve()
-    return path if path.is_relative_to(run_dir) and path.is_file() else None
-
-
-def ticket_zip(run_dir: Path) -> bytes:
-    """The winning ticket as one zip: model, mask, metrics and the config that made it; once it
-    has been exported (`lottery export`), also its compact model and every format's record
-    (exports.json), so what the zip ships says what it measured."""
-    from . import export_records  # it imports this module
-
-    run_dir = Path(run_dir)
-    names = [TICKET_MODEL, TICKET_MASK, TICKET_JSON, CONFIG]
-    # runs from before class names were kept have no classes.json, unexported ones no records
-    names += [name for name in (CLASSES, export_records.EXPORTS_JSON)
-              if (run_dir / name).is_file()]
-    compact = export_records.read(run_dir).get("compact", {})
-    path = exported_file(run_dir, compact)
-    if path and compact.get("round") == read_json(run_dir / TICKET_JSON, {}).get("round"):
-        names.append(str(path.relative_to(run_dir.resolve())))  # not another round's compact
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in names:
-            archive.write(run_dir / name, name)
-    return buffer.getvalue()
 
 
 def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 16384) -> str:

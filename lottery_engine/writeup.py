@@ -22,16 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 from filelock import FileLock
-from plotly.subplots import make_subplots
 
 from . import config as config_lib
 from . import export_records, runfolder
 from .config import ConfigError
 from .faults import describe
-from .report import SERIES_COLOURS, SERIES_DASH
-from .significance import Paired, half_width, p_text, paired
+from .report import experiment_figure
+from .significance import Paired, p_text, paired
 
 SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
                 "random_prune": "random prune"}
@@ -247,40 +245,6 @@ def ship_line(imp: list[Cell], by_seed: dict[int, Path]) -> str:
                    f"{dense_ms:.3g} ms timed in the same export (about ±10% is noise).")
 
 
-def figure(results: dict[str, dict[str, list[Cell]]]) -> go.Figure:
-    """The Figure 4 pair per arm: test accuracy at early stop and early-stop iteration, both
-    against weights remaining (log x); bands are the 95% interval of the mean over seeds."""
-    fig = make_subplots(rows=2, cols=len(results), subplot_titles=list(results),
-                        shared_xaxes=True, vertical_spacing=0.08)
-    for col, series in enumerate(results.values(), start=1):
-        for name, cells in series.items():
-            colour, x = SERIES_COLOURS.get(name, "#777777"), [100 * c.remaining for c in cells]
-            for row, values in ((1, [[100 * a for a in c.accuracy] for c in cells]),
-                                (2, [c.iteration for c in cells])):
-                means = [statistics.fmean(v) for v in values]
-                n = len(values[0])
-                if n > 1:
-                    half = [half_width(v) for v in values]
-                    fig.add_trace(go.Scatter(
-                        x=x + x[::-1], y=[m + h for m, h in zip(means, half)]
-                        + [m - h for m, h in zip(means, half)][::-1], fill="toself",
-                        fillcolor=colour, opacity=0.18, line={"width": 0}, hoverinfo="skip",
-                        showlegend=False), row=row, col=col)
-                fig.add_trace(go.Scatter(
-                    x=x, y=means, mode="lines+markers", name=SERIES_NAMES.get(name, name),
-                    legendgroup=name, showlegend=col == 1 and row == 1,
-                    line={"color": colour, "dash": SERIES_DASH.get(name)}), row=row, col=col)
-        fig.update_xaxes(type="log", autorange="reversed", row=2, col=col,
-                         title_text="weights remaining (%)")
-        fig.update_xaxes(type="log", autorange="reversed", row=1, col=col)
-    fig.update_yaxes(title_text="test accuracy at early stop (%)", row=1, col=1)
-    fig.update_yaxes(title_text="early-stop iteration", row=2, col=1)
-    fig.update_layout(width=560 * len(results), height=820, template="plotly_white",
-                      legend={"orientation": "h", "y": -0.08}, margin={"t": 40},
-                      uirevision="experiment")  # a live page keeps the user's zoom
-    return fig
-
-
 def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     mean = scale * statistics.fmean(values)
     if len(values) < 2:
@@ -450,7 +414,7 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
     said = {label: verdicts(series) + [ship_line(series["imp"], folders[label])]
             for label, series in results.items()}
     png = figure_path(path)
-    figure(results).write_image(png, scale=1)
+    experiment_figure(results, SERIES_NAMES).write_image(png, scale=1)
     parts = [f"{marker(name)}\n", f"# {name}\n",
              "Iterative magnitude pruning (winning tickets) against the same masks with a fresh "
              "initialisation (random reinit) and random masks of the same per-layer sparsity "

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from app import lab
 from jobs import queue, worker
 from jobs.ray_worker import RayWorker
-from lottery_engine import export, export_records, pipeline, runfolder
+from lottery_engine import downloads, export, export_records, pipeline, runfolder
 
 from .conftest import ROOT, tiny_config
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state
@@ -62,7 +62,7 @@ def test_a_worker_runs_the_export_job_into_the_run_folder(exported):
     records = export_records.read(shipped)
     assert list(records) == list(export.FORMATS)
     assert all(r["status"] == "ok" for r in records.values()), records
-    assert all(runfolder.exported_file(shipped, r) for r in records.values())
+    assert all(downloads.exported_file(shipped, r) for r in records.values())
     assert records["tflite"]["runtime"].startswith("LiteRT")
     log = (home / end["id"] / runfolder.LOG).read_text()
     assert [line.split(":")[0] for line in log.splitlines()] == list(export.FORMATS)
@@ -78,7 +78,7 @@ def test_a_format_that_fails_fails_the_job_and_the_others_are_kept(exported):
     records = export_records.read(blocked)
     assert {fmt: r["status"] for fmt, r in records.items()} == {
         "keras": "ok", "compact": "ok", "tflite": "failed", "tflite-int8": "ok"}
-    assert runfolder.exported_file(blocked, records["tflite-int8"]).stat().st_size > 0
+    assert downloads.exported_file(blocked, records["tflite-int8"]).stat().st_size > 0
 
 
 def test_a_cancelled_export_stops_before_its_next_format_and_keeps_the_ones_done(exported):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lottery_engine import config as config_lib
-from lottery_engine import imp, keras_file, pipeline, prunable, runfolder
+from lottery_engine import downloads, imp, keras_file, pipeline, prunable, runfolder
 from lottery_engine.config import ConfigError
 from lottery_engine.masks import load_masks
 from tests import user_models
@@ -182,7 +182,7 @@ def test_a_csv_with_string_labels_keeps_its_class_names_in_the_run_and_the_ticke
     pipeline.execute(cfg, tmp_path / "run")
     classes = ["setosa", "versicolor", "virginica"]
     assert runfolder.read_json(tmp_path / "run" / runfolder.CLASSES) == classes
-    with zipfile.ZipFile(io.BytesIO(runfolder.ticket_zip(tmp_path / "run"))) as archive:
+    with zipfile.ZipFile(io.BytesIO(downloads.ticket_zip(tmp_path / "run"))) as archive:
         assert archive.read(runfolder.CLASSES) == (tmp_path / "run" / runfolder.CLASSES).read_bytes()
 
 

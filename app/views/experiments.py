@@ -13,7 +13,7 @@ from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine import config as config_lib
 from lottery_engine import experiment as experiment_lib
-from lottery_engine import writeup, yaml_text
+from lottery_engine import report, writeup, yaml_text
 
 WRITE_UP_WAIT = 300.0  # seconds after the last job's end to wait for its write-up (it exports)
 GRID_ROWS = 2  # config keys a launch may sweep (an experiment file's `grid` takes any number)
@@ -171,9 +171,11 @@ def experiment_view() -> None:
     else:
         results = {label: writeup.aggregate(by_seed) for label, by_seed in folders.items()}
         st.caption("Accuracy at early stop (test) and the early-stop iteration against weights "
-                   "remaining, mean over seeds with the 95% interval as a band: the rounds every "
+                   "remaining, mean over seeds with their spread (the legend says which): the "
+                   "rounds every "
                    "seed has finished so far.")
-        figure = writeup.figure(results).update_layout(width=None, autosize=True)
+        figure = report.experiment_figure(results, writeup.SERIES_NAMES).update_layout(
+            width=None, autosize=True)
         charts.chart(figure, key="experiment-figure")
         for label, series in results.items():
             with st.container(border=True):

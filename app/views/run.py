@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import lab
 from jobs import queue
-from lottery_engine import export_records, report, runfolder
+from lottery_engine import downloads, export_records, report, runfolder
 
 EXPORT_COLUMNS = {
     "ms batch 1": st.column_config.NumberColumn(
@@ -161,7 +161,7 @@ def ticket_view() -> None:
     # 4.6 MB of plotly.js; a VGG16 ticket is hundreds of MB)
     left, right = st.columns(2)
     left.download_button("Download the winning ticket (.zip)",
-                         lambda: runfolder.ticket_zip(run_dir),
+                         lambda: downloads.ticket_zip(run_dir),
                          file_name=f"{job_id}-winning-ticket.zip", mime="application/zip",
                          type="primary", on_click="ignore")
     page = run_dir / runfolder.REPORT_HTML
@@ -234,7 +234,7 @@ def export_view() -> None:
                "same export, on one thread. Timed twice, the dense ticket differs by about 10%: "
                "a speed-up within that is noise, and most of a batch-1 TFLite speed-up is "
                "Keras's own per-call overhead.")
-    files = {fmt: runfolder.exported_file(run_dir, record) for fmt, record in records.items()}
+    files = {fmt: downloads.exported_file(run_dir, record) for fmt, record in records.items()}
     for column, (fmt, path) in zip(st.columns(len(files)), files.items()):
         if path:  # read when clicked, like the ticket zip
             column.download_button(f"{fmt} ({export_records.human_bytes(path.stat().st_size)})",
