@@ -7,12 +7,25 @@ key and hands each new figure to `Plotly.react`, which keeps the UI state while 
 stays the same (the report's figures set it). Streamlit still remounts a component when the page
 around it changes shape (the full redraw when a live run ends drops its progress bar), so the
 plot itself is kept per page and key and moved into the new place: the same plot, the same view.
-A brushed parallel-coordinates chart reports its ranges back. Plotly's own bundle, from the
-plotly package, is served once by Streamlit's static file serving and cached by the browser.
+A brushed parallel-coordinates chart reports its ranges back.
+
+Plotly's full bundle (4.8 MB, from the plotly package) takes a fresh browser seconds to parse
+and run, so a chart whose traces are all in Plotly's published "cartesian" partial bundle
+(1.5 MB, vendored in app/vendor/plotly.js-cartesian-dist-min/, MIT licence, the same plotly.js
+version as the package's: tests/test_browser_cold.py checks) is drawn with that; only a chart
+that needs another trace type (the Compare page's parallel coordinates) loads the full bundle,
+and a new chart drawn after that uses it too (the Compare page draws its line chart first, so a
+first visit there loads both). A plot stays with the bundle that first drew it (so a kept plot
+keeps its view), unless its figure needs the full one. Streamlit's static file serving
+(app/static/, where `serve_plotly_js` copies the bundles) sends them gzip-compressed with an
+ETag and Last-Modified date but no Cache-Control (the browser revalidates, or reuses them by its
+own heuristic); the file names carry the plotly.js version, so a cached copy is never another
+version's.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlencode
@@ -24,19 +37,52 @@ from plotly.io.json import to_json_plotly
 
 STATIC = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PARTIAL_DIR = Path(__file__).resolve().parent / "vendor" / "plotly.js-cartesian-dist-min"
+PARTIAL_JS = PARTIAL_DIR / "plotly-cartesian.min.js"
+# the trace types of the cartesian partial bundle (its README)
+PARTIAL_TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d",
+                            "histogram2dcontour", "image", "pie", "scatter", "scatterternary",
+                            "violin"})
+
+
+def bundle_version(path: Path) -> str:
+    """The plotly.js version a bundle says in its header comment ("plotly.js … v4.1.1")."""
+    with open(path, encoding="utf-8") as f:
+        head = f.read(300)
+    match = re.search(r"plotly\.js[^\n]* v(\d+\.\d+\.\d+\S*)", head)
+    if not match:
+        raise ValueError(f"no plotly.js version in the header of {path}")
+    return match.group(1)
+
+
+# served names, with the version: a cached bundle is never taken for another version's
+FULL_NAME = f"plotly-{bundle_version(PLOTLY_JS)}.min.js"
+PARTIAL_NAME = f"plotly-cartesian-{bundle_version(PARTIAL_JS)}.min.js"
 JS = """
-function loadPlotly() {
-  if (window.Plotly) return Promise.resolve(window.Plotly);
-  if (!window.labPlotly) {
-    window.labPlotly = new Promise((resolve, reject) => {
+const FULL = "app/static/__FULL__", PARTIAL = "app/static/__PARTIAL__";
+
+// A bundle's Plotly, by URL; each is loaded once per page. (A bundle sets window.Plotly as it
+// runs and its load event follows at once, so each promise gets its own bundle's Plotly.)
+function loadPlotly(src) {
+  const bundles = (window.labPlotlyBundles = window.labPlotlyBundles || new Map());
+  if (!bundles.has(src)) {
+    bundles.set(src, new Promise((resolve, reject) => {
       const script = document.createElement("script");
-      script.src = "app/static/plotly.min.js";
+      script.src = src;
       script.onload = () => resolve(window.Plotly);
       script.onerror = reject;
       document.head.appendChild(script);
-    });
+    }));
   }
-  return window.labPlotly;
+  return bundles.get(src);
+}
+
+// The bundle to draw `figure` in `div` with: the full one if the figure needs it; else the one
+// that drew this plot before; else the partial one, unless the full one is already on the page.
+function bundleFor(div, figure) {
+  if (figure.fullBundle) return FULL;
+  if (div.labBundle) return div.labBundle;
+  return window.labPlotlyBundles && window.labPlotlyBundles.has(FULL) ? FULL : PARTIAL;
 }
 
 const KEPT = 40;  // plots kept for a remount, by page and key; the oldest are let go
@@ -74,23 +120,35 @@ export default function (component) {
   // out would otherwise size itself to nothing
   div.style.height = `${figure.layout.height || 450}px`;
   div.style.width = "100%";
-  loadPlotly().then((Plotly) => Plotly.react(div, figure.data, figure.layout,
-                                             {responsive: true, displaylogo: false}))
+  const src = bundleFor(div, figure);
+  loadPlotly(src).then((Plotly) => {
+    if (div.labPlotly && div.labPlotly !== Plotly) div.labPlotly.purge(div);  // the other bundle
+    div.labPlotly = Plotly;
+    div.labBundle = src;
+    return Plotly.react(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
+  })
     .then(() => {
       if (div.labListening || figure.data[0]?.type !== "parcoords") return;
       div.labListening = true;
       div.on("plotly_restyle", () => div.labComponent.setStateValue("brush", brushed(div)));
     });
 }
-"""
+""".replace("__FULL__", FULL_NAME).replace("__PARTIAL__", PARTIAL_NAME)
 
 
 def serve_plotly_js() -> None:
-    """Put Plotly's bundle where Streamlit's static serving finds it (app/static/)."""
-    target = STATIC / PLOTLY_JS.name
-    if not target.is_file() or target.stat().st_size != PLOTLY_JS.stat().st_size:
-        STATIC.mkdir(exist_ok=True)
-        shutil.copyfile(PLOTLY_JS, target)
+    """Put Plotly's bundles, full and partial, where Streamlit's static serving finds them
+    (app/static/), under their versioned names."""
+    for source, name in ((PLOTLY_JS, FULL_NAME), (PARTIAL_JS, PARTIAL_NAME)):
+        target = STATIC / name
+        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+            STATIC.mkdir(exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+def needs_full_bundle(figure: go.Figure) -> bool:
+    """Whether `figure` has a trace type that the partial bundle lacks."""
+    return any(trace.type not in PARTIAL_TRACES for trace in figure.data)
 
 
 # Plotly's dark template, on whatever background the page's dark theme has (none of its own)
@@ -122,7 +180,8 @@ def chart(figure: go.Figure, key: str) -> dict[str, list]:
     same key updates the same plot in place. Returns the ranges brushed on a parallel-coordinates
     chart's axes, by axis label ({} for any other chart, or before a brush)."""
     figure = _page_revision(themed(figure, st.context.theme.type))
-    data = to_json_plotly({**figure.to_plotly_json(), "key": key})
+    data = to_json_plotly({**figure.to_plotly_json(), "key": key,
+                           "fullBundle": needs_full_bundle(figure)})
     result = _component(data=data, key=key, default={"brush": {}},
                         on_brush_change=_declared)
     return result.brush or {}

@@ -85,3 +85,14 @@ def timed_load(page, url: str, first: str, complete: list[str],
     for selector in complete:
         page.locator(selector).last.wait_for(state="visible", timeout=timeout)
     return first_seen, time.perf_counter() - start
+
+
+def cold_load(browser, url: str, first: str, complete: list[str],
+              timeout: float = 60_000) -> tuple[float, float]:
+    """`timed_load` as a first visit sees it: a new browser context (an empty cache, as a person
+    opening a shared link in a fresh browser), closed afterwards."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    try:
+        return timed_load(context.new_page(), url, first, complete, timeout)
+    finally:
+        context.close()

@@ -48,7 +48,8 @@ RESULTS = {
     "vgg_round.py": [r"through the frozen base: +[\d.]+ s per round",
                      r"on cached features: +[\d.]+ s per round", r"speed-up per round: \d+x"],
 }
-BROWSER_RESULTS = [r"Chromium, Run page of the finished run, .* first chart [\d.]+ s",
+BROWSER_RESULTS = [r"Chromium, Run page of the finished run, warm .* first chart [\d.]+ s",
+                   r"Chromium, Run page of the finished run, cold .* first chart [\d.]+ s",
                    r"Chromium, Runs page with \d+ jobs, .* table shown [\d.]+ s"]
 # seconds; quick runs take 2-60 s on a 2-core machine (README's Benchmarks): these leave room
 TIMEOUT = {"ray_fanout.py": 240, "experiment_throughput.py": 180}
