@@ -109,6 +109,7 @@ def test_launch_watch_zoom_and_download_in_a_real_browser(browser, tmp_path):
         page.get_by_role("button", name="Queue run").click()
         expect(page.get_by_text("imp.prune_rate: invalid value 1.5; expected a number in "
                                 "(0, 1)")).to_be_visible()
+        page.screenshot(path=str(DOCS / "launch.png"))  # the refusal beside its field
         for label, value in (("Prune rate per round", "0.2"),
                              ("Image size (pixels, square)", "16"),
                              ("Limit total images (0 = all)", "200"),
@@ -117,7 +118,6 @@ def test_launch_watch_zoom_and_download_in_a_real_browser(browser, tmp_path):
             field = page.get_by_label(label, exact=True)
             field.fill(value)
             field.press("Tab")
-        page.screenshot(path=str(DOCS / "launch.png"))
         page.get_by_role("button", name="Queue run").click()
         expect(page.get_by_text("Queued job")).to_be_visible()
         page.get_by_role("link", name="Watch").click()
