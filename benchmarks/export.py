@@ -31,7 +31,7 @@ quiet_import.tensorflow()
 
 from lottery_engine import config as config_lib  # noqa: E402
 from lottery_engine import data as data_lib  # noqa: E402
-from lottery_engine import export, export_records, pipeline, runfolder  # noqa: E402
+from lottery_engine import export, export_records, pipeline, runfolder, tflite_export  # noqa: E402
 from lottery_engine.keras_cache import keras_home  # noqa: E402
 
 ARCHS = ("lenet_300_100", "lenet")
@@ -87,10 +87,29 @@ def _units(record: dict) -> str:
     return f"{record['compaction']['units_removed']} of {before} hidden units removed: {parts}"
 
 
+def _against_dense_tflite(exporter: export.Exporter, sparse: dict) -> str:
+    """The sparse float TFLite against a dense float TFLite of the same ticket (no sparsity
+    encoding), both through LiteRT on one thread: what sparsity buys within one runtime."""
+    if sparse["status"] != "ok":
+        return "sparse tflite failed; no comparison with a dense TFLite"
+    content = tflite_export.convert(exporter.ticket, None, sparse=False)
+    dense, _ = export.measure_tflite(content, exporter.x_test, exporter.data.y_test,
+                                     exporter.logits, exporter.repeats)
+    latency = sparse["latency_ms_per_sample"]
+    speed = ", ".join(f"speed-up {export_records.ratio(dense.latency[key] / latency[key])} at "
+                      f"{key.replace('_', ' ')}" for key in ("batch_1", "batch_256"))
+    return (f"sparse tflite vs a dense float TFLite of the same ticket "
+            f"({export_records.human_bytes(len(content))}): "
+            f"{export_records.ratio(sparse['bytes'] / len(content))} the size (target <= 0.25x), "
+            f"{speed} (target >= 1.5x at batch 1)")
+
+
 def report(run_dir: Path, repeats: int) -> None:
     last = _sparsest(run_dir)
     label = f"{runfolder.run_name(run_dir)} r{last['round']}"
-    records = export.export(run_dir, round_index=last["round"], repeats=repeats)
+    exporter = export.Exporter(run_dir, last["round"], repeats)
+    records = [exporter.run(fmt, export_records.default_path(run_dir, fmt))
+               for fmt in export.FORMATS]
     left = last["remaining_prunable"] / last["total_prunable"]
     print(f"\n{label}: round {last['round']}, {100 * left:.1f}% of prunable weights left")
     print(f"{'format':<12} {'size':>9} {'x dense':>6}   {'stored':>9} "
@@ -103,6 +122,8 @@ def report(run_dir: Path, repeats: int) -> None:
         print(f"{label} compaction: {_units(compact)}")
     for record in records:
         print(f"{label} {record['summary']}")
+    tflite = next(r for r in records if r["format"] == "tflite")
+    print(f"{label} {_against_dense_tflite(exporter, tflite)}")
 
 
 def main() -> None:

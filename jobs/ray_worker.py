@@ -288,8 +288,17 @@ class RayWorker(Worker):
             self._lost(job_id, str(exc).splitlines()[0].split(". ")[0])
 
     def _end(self, job_id: str, state: str, error: str | None) -> None:
+        """Record how a job ended, only while it is still this dispatcher's (as the local
+        worker does): one cancelled, deleted or taken over meanwhile was decided without it."""
         self.running.pop(job_id)
-        self.record_end(job_id, state, error)
+        try:
+            mine = queue.heartbeat(job_id, self.root, self.id, {}) is not None
+        except queue.JobError:
+            mine = False
+        if mine:
+            self.record_end(job_id, state, error)
+        else:
+            log.warning("job %s: no longer ours; its end (%s) is not recorded", job_id, state)
 
     def _lost(self, job_id: str, why: str) -> None:
         """The task died with its node or process: resume the job after its last finished round
@@ -325,6 +334,8 @@ class RayWorker(Worker):
                 progress["phase"] = "waiting for a Ray node with the resources it asks for"
             try:
                 owned = queue.heartbeat(job_id, self.root, self.id, progress) is not None
+            except queue.JobError:  # deleted while this dispatcher was stopped past its lease
+                owned = False
             except OSError as exc:
                 self._io_trouble(f"job {job_id}: heartbeat not written", exc)
                 continue
