@@ -168,27 +168,33 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
     root = home(root)
     cfg = copy.deepcopy(cfg)
     config_lib.absolute_paths(cfg)
-    job_id = _new_id()
-    staging = root / f".staging-{job_id}"
-    try:
-        staging.mkdir()
-        cfg = keras_file.pin(cfg, staging)  # a user's model travels in the job folder
-        runfolder.atomic_write(staging / runfolder.CONFIG, config_lib.to_yaml(cfg))
+
+    def fill(staging: Path, job_id: str) -> None:
+        pinned = keras_file.pin(cfg, staging)  # a user's model travels in the job folder
+        runfolder.atomic_write(staging / runfolder.CONFIG, config_lib.to_yaml(pinned))
         runfolder.write_json(staging / STATUS, {
             "id": job_id, "name": cfg.run.name, "state": QUEUED, "submitted": time.time(),
             "num_rounds": cfg.imp.num_rounds, "epochs": cfg.train.epochs,
             "arch": cfg.train.arch, "data": _data_label(cfg.data), "notes": "", "tags": []}
             | ({"experiment": experiment} if experiment else {}))
+
+    return _create_job(root, "job", fill)
+
+
+def _create_job(root: Path, what: str, fill: Callable[[Path, str], None]) -> str:
+    """A new job folder, written whole in a staging folder by `fill(staging, job_id)` and
+    renamed into place, so no reader ever sees half a job; returns its id."""
+    job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    staging = root / f".staging-{job_id}"
+    try:
+        staging.mkdir()
+        fill(staging, job_id)
         os.replace(staging, root / job_id)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise JobError(f"queue home {root}: the job could not be written "
+        raise JobError(f"queue home {root}: the {what} could not be written "
                        f"({describe(exc, root)}).") from None
     return job_id
-
-
-def _new_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def is_export(status: dict) -> bool:
@@ -218,21 +224,15 @@ def submit_export(run_id: str, root: str | Path | None = None) -> str:
         if live := [job for job in earlier if job["state"] not in FINISHED]:
             raise JobError(f"run {run_id}: its export {live[-1]['id']} is already "
                            f"{live[-1]['state']}.")
-        job_id = _new_id()
-        staging = root / f".staging-{job_id}"
-        try:
-            for job in earlier:
+
+        def fill(staging: Path, job_id: str) -> None:
+            for job in earlier:  # the finished export this one replaces
                 shutil.rmtree(root / job["id"])
-            staging.mkdir()
             runfolder.write_json(staging / STATUS, {
                 "id": job_id, "kind": EXPORT, "run": run_id, "state": QUEUED,
                 "name": f"export of {status.get('name', run_id)}", "submitted": time.time()})
-            os.replace(staging, root / job_id)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise JobError(f"queue home {root}: the export job could not be written "
-                           f"({describe(exc, root)}).") from None
-    return job_id
+
+        return _create_job(root, "export job", fill)
 
 
 def _data_label(data: config_lib.DataConfig) -> str:

@@ -9,6 +9,7 @@ does not fit the data is refused in one line. The dashboard never imports Tensor
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -48,7 +49,7 @@ def _layer_rows(model: keras.Model, cfg: Config, selected: list[str],
                   if k.name in selected]
         rows.append({"layer": mine[0].path.split(":")[0] if mine else layer.name,
                      "type": type(layer).__name__,
-                     "parameters": int(sum(int(w.numpy().size) for w in layer.weights)),
+                     "parameters": int(sum(math.prod(w.shape) for w in layer.weights)),
                      "pruned": "; ".join(pruned) or "not pruned"})
     return rows
 
@@ -70,7 +71,7 @@ def summarize(cfg: Config) -> dict[str, Any]:
         "classes": len(classes),
         "output": "logits" if logits else "probabilities",
         "parameters": int(model.count_params()),
-        "prunable_weights": int(sum(int(v.numpy().size) for v in selected.values())),
+        "prunable_weights": int(sum(math.prod(v.shape) for v in selected.values())),
         "prunable": list(selected),
         "layers": _layer_rows(model, cfg, list(selected), rates),
     }
