@@ -28,7 +28,9 @@ BUNDLED = ("digits",)
 KERAS_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 SCOPES = ("global", "layerwise")
 CONTROLS = ("random_reinit", "random_prune")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "adamw")
+LR_SCHEDULES = ("constant", "step", "cosine")
+AUGMENTATIONS = ("flip", "crop")  # random horizontal flip, random crop after 4-pixel padding
 DEVICES = ("cpu", "gpu", "auto")
 SELECT_METRICS = ("val_accuracy", "val_f1")
 # the original plan's names for today's keys (section -> plan name -> today's name)
@@ -123,6 +125,7 @@ class DataConfig:
     val_split: float = 0.2
     path: str | None = None  # the .npz (source arrays) or .csv (source csv) file
     label: str | None = None  # the label column of a csv
+    augment: list[str] = field(default_factory=list)  # images only: flip, crop (recipes.py)
 
 
 @dataclass
@@ -141,6 +144,13 @@ class TrainConfig:
     eval_every: int | None = None  # validate every N steps (and at each epoch end); None: per epoch
     early_stopping: bool = False  # stop a round when val loss stops improving; keep the best point
     patience: int = 3  # validations without a lower val loss before early stopping stops
+    momentum: float = 0.9  # sgd only (heavy-ball, or Nesterov's with nesterov: true)
+    nesterov: bool = False
+    weight_decay: float = 0.0  # L2 on the kernels (sgd, adam); decoupled for adamw
+    lr_schedule: str = "constant"  # step (x gamma at each milestone epoch) or cosine; recipes.py
+    milestones: list[int] = field(default_factory=list)  # epochs; lr_schedule step only
+    gamma: float = 0.1
+    warmup_steps: int = 0  # linear warm-up from 0 over this many optimizer steps
 
 
 @dataclass

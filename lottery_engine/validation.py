@@ -19,9 +19,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from .schema import (ARCHS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES, OPTIMIZERS,
-                     PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, Config, ConfigError,
-                     Problems, did_you_mean)
+from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES,
+                     LR_SCHEDULES, OPTIMIZERS, PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES,
+                     Config, ConfigError, Problems, TrainConfig, did_you_mean)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
 MAX_NAME = 100
@@ -35,6 +35,7 @@ MAX_PATIENCE = 1_000
 MAX_STEP = 10**9  # rewind step, validation interval
 MAX_PATH = 4096
 MAX_FLOPS = 10**16
+MAX_WEIGHT_DECAY = 1.0  # 1e-4..5e-4 for sgd, up to ~0.1 for adamw
 
 # what a check reads beyond its own key: it is skipped while one of these is refused
 SPLIT_KEYS = ("run.seed", "data.source", "data.name", "data.data_dir", "data.path", "data.label",
@@ -222,6 +223,36 @@ def _check_data(cfg: Config, problems: Problems) -> None:
     problems.check(_fraction, "data.val_split", data.val_split)
     problems.check(_split_total, data,
                    needs=("data.source", "data.train_split", "data.val_split"))
+    if problems.check(_augment, data.augment):
+        problems.check(_augment_images, data, needs=("data.source",))
+
+
+def _augment(kinds: Any) -> None:
+    allowed = ", ".join(AUGMENTATIONS)
+    if not isinstance(kinds, list):
+        fail("data.augment", kinds, f"expected a list drawn from {allowed} (or [] for none)")
+    for kind in kinds:
+        _choice("data.augment", kind, AUGMENTATIONS)
+    if len(set(kinds)) != len(kinds):
+        fail("data.augment", kinds, "each augmentation at most once")
+
+
+def _augment_images(data: Any) -> None:
+    """Flips and crops move pixels: a csv's rows are not images (a .npz's rows are checked
+    against its file in check_local_files)."""
+    if data.augment and data.source == "csv":
+        fail("data.augment", data.augment, "flip and crop apply to images, and a csv's rows are "
+             "not; use augment: [] for csv data")
+
+
+def _augment_features(cfg: Config) -> None:
+    """A frozen base's head trains on the base's outputs cached once (features.py), so there
+    is no image left to flip or crop at each step."""
+    train = cfg.train
+    if cfg.data.augment and train.arch == "vgg16" and train.feature_cache \
+            and getattr(train, "freeze_base", True):
+        fail("data.augment", cfg.data.augment, "vgg16's head trains on base features cached "
+             "once, which cannot be augmented; set train.feature_cache: false, or augment: []")
 
 
 def _leave_test(data: Any, why: str = "") -> None:
@@ -268,6 +299,75 @@ def _check_train(cfg: Config, problems: Problems) -> None:
         problems.check(_int_in, "train.eval_every", train.eval_every, 1, MAX_STEP)
     problems.check(_bool, "train.early_stopping", train.early_stopping)
     problems.check(_int_in, "train.patience", train.patience, 1, MAX_PATIENCE)
+    _check_recipe(cfg, problems)
+
+
+def _momentum(train: TrainConfig) -> None:
+    if not _is_number(train.momentum) or not 0 <= train.momentum < 1:
+        fail("train.momentum", train.momentum, "expected a number in [0, 1)")
+    if train.optimizer != "sgd" and train.momentum != TrainConfig.momentum:
+        fail("train.momentum", train.momentum, f"only sgd uses momentum ({train.optimizer} has "
+             f"its own moment estimates); use optimizer: sgd, or leave momentum out")
+
+
+def _nesterov(train: TrainConfig) -> None:
+    if train.nesterov and train.optimizer != "sgd":
+        fail("train.nesterov", train.nesterov, f"Nesterov momentum is sgd's; use optimizer: "
+             f"sgd, or nesterov: false with {train.optimizer}")
+    if train.nesterov and train.momentum == 0:
+        fail("train.nesterov", train.nesterov, "Nesterov momentum needs train.momentum above 0")
+
+
+def _weight_decay(value: Any) -> None:
+    if not _is_number(value) or not 0 <= value <= MAX_WEIGHT_DECAY:
+        fail("train.weight_decay", value, f"expected a number in [0, {MAX_WEIGHT_DECAY:g}] "
+             f"(0: none; OpenLTH's ResNet-20 uses 1e-4)")
+
+
+def _milestones(train: TrainConfig) -> None:
+    """Epochs at which a step schedule multiplies the rate by gamma: only with lr_schedule
+    step, which needs at least one; strictly increasing, each inside training (1..epochs-1)."""
+    key, milestones = "train.milestones", train.milestones
+    if not isinstance(milestones, list) or not all(map(_is_int, milestones)):
+        fail(key, milestones, "expected a list of epochs, e.g. [80, 120]")
+    if train.lr_schedule != "step":
+        if milestones:
+            fail(key, milestones, f"only lr_schedule: step uses milestones (it is "
+                 f"{train.lr_schedule}); set lr_schedule: step, or milestones: []")
+        return
+    if not milestones:
+        fail(key, milestones, "lr_schedule step needs the epochs at which the rate drops, "
+             "e.g. milestones: [80, 120]")
+    if any(b <= a for a, b in zip(milestones, milestones[1:])):
+        fail(key, milestones, "epochs in strictly increasing order")
+    if not 1 <= milestones[0] or not milestones[-1] <= train.epochs - 1:
+        fail(key, milestones, f"each epoch from 1 to train.epochs - 1 ({train.epochs - 1}): a "
+             f"drop at 0 or after the last epoch changes nothing")
+
+
+def _gamma(train: TrainConfig) -> None:
+    if not _is_number(train.gamma) or not 0 < train.gamma <= 1:
+        fail("train.gamma", train.gamma, "expected a number in (0, 1], the factor at each "
+             "milestone")
+    if train.lr_schedule != "step" and train.gamma != TrainConfig.gamma:
+        fail("train.gamma", train.gamma, f"only lr_schedule: step uses gamma (it is "
+             f"{train.lr_schedule}); set lr_schedule: step, or leave gamma out")
+
+
+def _check_recipe(cfg: Config, problems: Problems) -> None:
+    """The optimizer's and the schedule's keys (recipes.py computes the schedule); a key that
+    the chosen optimizer or schedule would ignore is refused rather than silently ignored."""
+    train = cfg.train
+    problems.check(_momentum, train, needs=("train.optimizer",))
+    problems.check(_bool, "train.nesterov", train.nesterov)
+    problems.check(_nesterov, train, needs=("train.optimizer", "train.nesterov"))
+    problems.check(_weight_decay, train.weight_decay)
+    problems.check(_choice, "train.lr_schedule", train.lr_schedule, LR_SCHEDULES)
+    problems.check(_milestones, train, needs=("train.lr_schedule", "train.epochs"))
+    problems.check(_gamma, train, needs=("train.lr_schedule",))
+    problems.check(_int_in, "train.warmup_steps", train.warmup_steps, 0, MAX_STEP)
+    problems.check(_augment_features, cfg,
+                   needs=("data.augment", "train.arch", "train.feature_cache"))
 
 
 def _model_file(train: Any) -> None:
@@ -529,15 +629,29 @@ def _vgg16_weights(cfg: Config) -> None:
         vgg16_weights_path(cfg.train.weights)
 
 
+def _augment_arrays(cfg: Config) -> None:
+    """A .npz's rows are images to flip and crop only when each is (height, width, channels)."""
+    if cfg.data.augment and cfg.data.source == "arrays":
+        from . import user_data
+
+        shape, _ = user_data.peek(cfg.data)
+        if len(shape) != 3:
+            fail("data.augment", cfg.data.augment, f"flip and crop apply to images, and the rows "
+                 f"of {Path(cfg.data.path).name} have shape {shape}, not (height, width, "
+                 f"channels); use augment: []")
+
+
 def _hybrid_metrics(cfg: Config) -> None:
     if cfg.report.compare_with_hybrid_pipeline:
         _check_hybrid_metrics(cfg.report.hybrid_pipeline_metrics_path)
 
 
 def check_local_files(cfg: Config, problems: Problems) -> None:
-    """The data folder, the splits, VGG16 weights and the hybrid metrics file, as seen here; each
-    only once the values it reads were accepted (a refused value is not looked for on disk)."""
+    """The data folder, the splits, VGG16 weights, a .npz's row shape (for data.augment) and the
+    hybrid metrics file, as seen here; each only once the values it reads were accepted (a
+    refused value is not looked for on disk)."""
     problems.check(check_splits, cfg, needs=SPLIT_KEYS)
     problems.check(_safe_model_file, cfg, needs=("train.arch", "train.model_file"))
     problems.check(_vgg16_weights, cfg, needs=("train.arch", "train.weights"))
+    problems.check(_augment_arrays, cfg, needs=("data.augment", "data.source", "data.path"))
     problems.check(_hybrid_metrics, cfg, needs=HYBRID_KEYS)
