@@ -133,12 +133,15 @@ def _keras(cfg: DataConfig, progress: Progress | None) -> Pool:
     try:
         (x, y), (x_test, y_test) = getattr(keras.datasets, cfg.name).load_data()
     except Exception as exc:  # noqa: BLE001 - any download failure means the same to the user
+        debian = (f", or install Debian's package: apt-get install dataset-fashion-mnist (its "
+                  f"files in {DEBIAN_FASHION_MNIST} are used automatically)"
+                  if cfg.name == "fashion_mnist" else "")
         raise FileNotFoundError(
             f"data.name: could not load {cfg.name} through keras.datasets ({exc}). Either connect "
             f"to the network once so Keras can download it into "
-            f"{keras_home() / 'datasets'}, or, for fashion_mnist offline, install "
-            f"Debian's package: apt-get install dataset-fashion-mnist "
-            f"(its files in {DEBIAN_FASHION_MNIST} are used automatically).") from None
+            f"{keras_home() / 'datasets'}{debian}, or save the arrays you have as an .npz "
+            f"(x_train, y_train, x_test, y_test; images as uint8 N×H×W×C) and set "
+            f"data.source: arrays with data.path: that file.") from None
     names = [str(c) for c in range(int(y.max()) + 1)]
     if cfg.name == "fashion_mnist":
         names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",

@@ -15,11 +15,18 @@ from . import config as config_lib
 from . import data as data_lib
 from . import flops, metrics, models, runfolder
 
-DEFAULT_LAYER = {"vgg16": "block3_conv3", "lenet": "conv_2"}
+# the last conv of a small net, the middle of a deep one (a ResNet's middle stage's output)
+DEFAULT_LAYER = {"vgg16": "block3_conv3", "lenet": "conv_2", "conv2": "conv_2", "conv4": "conv_4",
+                 "conv6": "conv_6", "resnet20": "stage2_block3_out", "vgg16_cifar": "block3_conv3"}
 
 
 def _up_to(model: keras.Model, name: str) -> keras.Model:
-    """A model from the input to `name`'s output, globally average-pooled; finds nested layers."""
+    """A model from the input to `name`'s output, globally average-pooled. A layer of the model
+    itself is cut from its graph (a ResNet is no chain of layers); one inside a nested base is
+    reached by calling the layers before that base in turn."""
+    if name in {layer.name for layer in model.layers}:
+        features = model.get_layer(name).output
+        return keras.Model(model.inputs, keras.layers.GlobalAveragePooling2D()(features))
     x = inputs = keras.Input(model.input_shape[1:])
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -28,8 +35,6 @@ def _up_to(model: keras.Model, name: str) -> keras.Model:
             x = keras.Model(layer.input, layer.get_layer(name).output)(x)
             break
         x = layer(x)
-        if layer.name == name:
-            break
     else:
         raise ValueError(f"--layer {name}: no such layer in {model.name}.")
     return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
@@ -52,7 +57,7 @@ def run(cfg: config_lib.Config, out_dir: Path, run_dir: Path | None = None,
     layer = layer or DEFAULT_LAYER.get(cfg.train.arch)
     if layer is None:
         raise ValueError(f"train.arch: {cfg.train.arch} has no conv layer for the hybrid "
-                         f"baseline; use lenet or vgg16, or pass --layer.")
+                         f"baseline; pass --layer.")
     split = data_lib.load_split(run_dir / runfolder.SPLIT) if run_dir else None
     dataset = data_lib.load(cfg.data, cfg.run.seed, split)
     model = _model(cfg, dataset, run_dir, kind)

@@ -10,14 +10,10 @@ import keras
 import numpy as np
 from keras import layers
 
-from . import user_model
+from . import literature_models, user_model
 from .config import ConfigError, TrainConfig
 from .keras_cache import vgg16_weights_path
-
-def _head(num_classes: int) -> layers.Dense:
-    if num_classes == 2:
-        return layers.Dense(1, activation="sigmoid", name="output")
-    return layers.Dense(num_classes, activation="softmax", name="output")
+from .literature_models import head
 
 
 def lenet(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -31,7 +27,7 @@ def lenet(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
         layers.Flatten(name="flatten"),
         layers.Dense(120, activation="relu", name="dense_1"),
         layers.Dense(84, activation="relu", name="dense_2"),
-        _head(num_classes),
+        head(num_classes),
     ], name="lenet")
 
 
@@ -43,7 +39,7 @@ def lenet_300_100(input_shape: tuple[int, int, int], num_classes: int) -> keras.
         layers.Flatten(name="flatten"),
         layers.Dense(300, activation="relu", name="dense_1"),
         layers.Dense(100, activation="relu", name="dense_2"),
-        _head(num_classes),
+        head(num_classes),
     ], name="lenet_300_100")
 
 
@@ -59,11 +55,14 @@ def _caffe_preprocessing() -> layers.Conv2D:
     return conv
 
 
-def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "none") -> keras.Model:
-    """VGG16's conv base, frozen, under a prunable dense head fc1 -> fc2 -> output."""
+def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "none",
+          freeze_base: bool = True) -> keras.Model:
+    """VGG16's conv base under a prunable dense head fc1 -> fc2 -> output. The base is frozen
+    (a fixed feature extractor, never pruned) unless `freeze_base` is false: then its 13 convs
+    train and are pruned with the head, as a network trained from its pretrained weights."""
     base = keras.applications.VGG16(include_top=False, weights=vgg16_weights_path(weights),
                                     input_shape=input_shape)
-    base.trainable = False
+    base.trainable = not freeze_base
     inputs = keras.Input(input_shape)
     x = layers.Rescaling(1.0, name="to_float")(inputs)
     x = _caffe_preprocessing()(x)
@@ -71,7 +70,7 @@ def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "n
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(256, activation="relu", name="fc1")(x)
     x = layers.Dense(256, activation="relu", name="fc2")(x)
-    return keras.Model(inputs, _head(num_classes)(x), name="vgg16_head")
+    return keras.Model(inputs, head(num_classes)(x), name="vgg16_head")
 
 
 def build(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
@@ -83,7 +82,9 @@ def build(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
     if cfg.arch == "lenet_300_100":
         return lenet_300_100(input_shape, num_classes)
     if cfg.arch == "vgg16":
-        return vgg16(input_shape, num_classes, cfg.weights)
+        return vgg16(input_shape, num_classes, cfg.weights, cfg.freeze_base)
+    if cfg.arch in literature_models.BUILDERS:
+        return literature_models.BUILDERS[cfg.arch](input_shape, num_classes)
     return user_model.build(cfg, input_shape, num_classes, fresh)
 
 

@@ -533,6 +533,19 @@ def ticket_html(ticket: dict | None, records: list[dict]) -> str:
     return f"<table id='ticket'>{rows}</table>"
 
 
+def network_text(train: Mapping) -> str:
+    """The network a run trained, from its frozen config's train section: the architecture and,
+    for vgg16, whether its conv base was a fixed feature extractor or trained and pruned with the
+    head (two different experiments under one arch name)."""
+    arch = str(train.get("arch", "?"))
+    if arch != "vgg16":
+        return arch
+    if train.get("freeze_base", True) is False:
+        return ("vgg16 with its conv base trained and pruned with the dense head "
+                "(train.freeze_base: false, no feature cache)")
+    return "vgg16 with its conv base frozen (never trained or pruned) under the pruned dense head"
+
+
 def config_html(run_dir: Path) -> str:
     """The frozen config as escaped YAML text: what made these numbers (names and paths in it
     are the user's, so plain text, never markup)."""
@@ -587,8 +600,10 @@ def html_page(run_dir: Path) -> str:
     charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
               for i, fig in enumerate(figures(run_dir))]
     name = html_lib.escape(runfolder.run_name(run_dir))
+    network = html_lib.escape(network_text(runfolder.frozen_config(run_dir).get("train") or {}))
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
             f"{name}</title><style>{STYLE}</style></head><body><h1>{name}</h1>"
+            f"<p id='network'>Network: {network}.</p>"
             f"<h2>Winning ticket</h2>{ticket_html(ticket, records)}<h2>Charts</h2>"
             + "".join(charts) + deployment_html(run_dir) + f"<h2>Rounds</h2>{html_table(records)}"
             f"<h2>Config</h2>{config_html(run_dir)}</body></html>")

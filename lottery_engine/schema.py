@@ -13,16 +13,28 @@ from typing import Any, Callable
 
 from .faults import UserError
 
-BUILTIN_ARCHS = ("lenet", "lenet_300_100", "vgg16")
+BUILTIN_ARCHS = ("lenet", "lenet_300_100", "vgg16", "conv2", "conv4", "conv6", "resnet20",
+                 "vgg16_cifar")
 USER_ARCHS = ("file", "factory")  # the user's own network: a .keras file, or package.module:function
 ARCHS = BUILTIN_ARCHS + USER_ARCHS
 INITS = ("file", "fresh")  # a .keras file's own weights as θ0, or its layers re-initialised
 LOSSES = ("auto", "logits", "probabilities")  # auto: read from the output layer's activation
+# VGG-16's 13 convs as Keras names them: vgg16_cifar's, and an unfrozen vgg16 base's (pruned too)
+VGG16_CONVS = [f"block{b}_conv{c}" for b, n in enumerate((2, 2, 3, 3, 3), start=1)
+               for c in range(1, n + 1)]
 PRUNABLE_LAYERS = {
     "lenet": ["conv_1", "conv_2", "dense_1", "dense_2", "output"],
     "lenet_300_100": ["dense_1", "dense_2", "output"],
     "vgg16": ["fc1", "fc2", "output"],
+    **{arch: [*(f"conv_{i}" for i in range(1, convs + 1)), "dense_1", "dense_2", "output"]
+       for arch, convs in (("conv2", 2), ("conv4", 4), ("conv6", 6))},
+    "resnet20": ["conv", *(f"stage{s}_block{b}_{conv}" for s in (1, 2, 3) for b in (1, 2, 3)
+                           for conv in ("conv1", "conv2", "shortcut")
+                           if conv != "shortcut" or (s > 1 and b == 1)), "output"],
+    "vgg16_cifar": [*VGG16_CONVS, "output"],
 }
+# the smallest image side a literature network takes: each of its poolings or strides halves it
+MIN_IMAGE_SIDE = {"conv2": 2, "conv4": 4, "conv6": 8, "resnet20": 4, "vgg16_cifar": 16}
 SOURCES = ("bundled", "folder", "keras", "arrays", "csv")
 BUNDLED = ("digits",)
 KERAS_DATASETS = ("fashion_mnist", "mnist", "cifar10")
@@ -132,6 +144,7 @@ class DataConfig:
 class TrainConfig:
     arch: str = "lenet"
     weights: str = "none"  # "imagenet" when arch is vgg16 and weights is not given, as in Keras
+    freeze_base: bool = True  # vgg16: false trains and prunes the ImageNet base's 13 convs too
     model_file: str | None = None  # arch file: a Keras 3 .keras file (in a run folder: its copy)
     factory: str | None = None  # arch factory: "package.module:function"
     init: str = "file"  # arch file/factory: θ0 is the model's weights (file) or re-drawn (fresh)

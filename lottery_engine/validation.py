@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES,
-                     LR_SCHEDULES, OPTIMIZERS, PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES,
+                     LR_SCHEDULES, MIN_IMAGE_SIDE, OPTIMIZERS, PRUNABLE_LAYERS, SCOPES,
+                     SELECT_METRICS, SOURCES, VGG16_CONVS,
                      Config, ConfigError, Problems, TrainConfig, did_you_mean)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
@@ -272,6 +273,19 @@ def _weights_for_arch(train: Any) -> None:
         fail("train.weights", train.weights, "only vgg16 takes pretrained weights; use none")
 
 
+def _image_size_for_arch(cfg: Config) -> None:
+    least = MIN_IMAGE_SIDE.get(cfg.train.arch)
+    if least and cfg.data.source not in FILE_SOURCES and min(cfg.data.image_size) < least:
+        fail("data.image_size", cfg.data.image_size, f"{cfg.train.arch}'s poolings halve the "
+             f"image, so it needs at least {least}×{least}")
+
+
+def _freeze_base_for_arch(train: TrainConfig) -> None:
+    if train.arch != "vgg16" and train.freeze_base is not True:
+        fail("train.freeze_base", train.freeze_base, "only vgg16 has a pretrained base to freeze "
+             "or train; leave the key out")
+
+
 def _vgg16_channels(cfg: Config) -> None:
     if cfg.train.arch == "vgg16" and cfg.data.source not in FILE_SOURCES \
             and cfg.data.channels != 3:
@@ -289,6 +303,10 @@ def _check_train(cfg: Config, problems: Problems) -> None:
     problems.check(_weights, train.weights)
     problems.check(_weights_for_arch, train, needs=("train.arch", "train.weights"))
     problems.check(_vgg16_channels, cfg, needs=("train.arch", "data.source", "data.channels"))
+    problems.check(_image_size_for_arch, cfg, needs=("train.arch", "data.source",
+                                                      "data.image_size"))
+    problems.check(_bool, "train.freeze_base", train.freeze_base)
+    problems.check(_freeze_base_for_arch, train, needs=("train.arch", "train.freeze_base"))
     _check_user_model(cfg, problems)
     problems.check(_int_in, "train.epochs", train.epochs, 1, MAX_EPOCHS)
     problems.check(_int_in, "train.batch_size", train.batch_size, 1, MAX_BATCH)
@@ -428,7 +446,7 @@ def _check_layers(cfg: Config, problems: Problems) -> None:
     """imp.prunable_layers and imp.layer_rates, against the layers of a built-in architecture
     (a rate names a layer that prunable_layers keeps)."""
     imp, arch = cfg.imp, cfg.train.arch
-    known = None if problems.refused("train.arch") else PRUNABLE_LAYERS.get(arch)
+    known = None if problems.refused("train.arch") else _builtin_prunable(cfg.train)
     if imp.prunable_layers is not None and \
             problems.check(_prunable_layers, imp.prunable_layers, known, arch) and known:
         known = [name for name in known
@@ -438,6 +456,15 @@ def _check_layers(cfg: Config, problems: Problems) -> None:
     for layer, rate in imp.layer_rates.items():
         problems.check(_check_patterns, f"imp.layer_rates.{layer}", [layer], known, arch)
         problems.check(_fraction, f"imp.layer_rates.{layer}", rate)
+
+
+def _builtin_prunable(train: TrainConfig) -> list[str] | None:
+    """A built-in architecture's prunable layers (None: the user's own network); an unfrozen
+    vgg16 base adds its 13 convs, in the model's order."""
+    known = PRUNABLE_LAYERS.get(train.arch)
+    if train.arch == "vgg16" and train.freeze_base is False:
+        return [*VGG16_CONVS, *known]
+    return known
 
 
 def _rate_mapping(rates: Any) -> None:
@@ -495,11 +522,20 @@ def _hybrid_path_given(report: Any) -> None:
              "(made by `lottery hybrid`), or set compare_with_hybrid_pipeline: false")
 
 
+def _base_flops_frozen(cfg: Config) -> None:
+    """The figure stands for a frozen base counted whole; a trained base is pruned, so its convs
+    are counted layer by layer at their density and a fixed figure would be wrong."""
+    if cfg.train.freeze_base is False:
+        fail("flops.vgg16_base_flops", cfg.flops.vgg16_base_flops, "with train.freeze_base: "
+             "false the base's convs are counted per layer at their density; leave the key out")
+
+
 def _check_outputs(cfg: Config, problems: Problems) -> None:
     problems.check(_bool, "flops.include_frozen_base", cfg.flops.include_frozen_base)
     base = cfg.flops.vgg16_base_flops
     if base is not None:
         problems.check(_int_in, "flops.vgg16_base_flops", base, 1, MAX_FLOPS)
+        problems.check(_base_flops_frozen, cfg, needs=("train.freeze_base",))
     for key in ("html", "markdown", "compare_with_hybrid_pipeline"):
         problems.check(_bool, f"report.{key}", getattr(cfg.report, key))
     problems.check(_path, "report.hybrid_pipeline_metrics_path",

@@ -28,7 +28,7 @@ from . import config as config_lib
 from . import export_records, runfolder
 from .config import ConfigError
 from .faults import describe
-from .report import experiment_figure
+from .report import experiment_figure, network_text
 from .significance import Paired, p_text, paired
 
 SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
@@ -346,7 +346,8 @@ def protocol(folder: Path) -> str:
     stop = (f"early stopping after {train['patience']} validations without a lower validation "
             f"loss (weights of the lowest kept)" if train.get("early_stopping")
             else "no early stopping (accuracy at early stop read from the best validation point)")
-    return (f"{train['arch']}, {imp['scope']} pruning of {100 * imp['prune_rate']:g}% per round"
+    return (f"{network_text(train)}, {imp['scope']} pruning of "
+            f"{100 * imp['prune_rate']:g}% per round"
             + (f" ({rates})" if rates else "") + f", {train['optimizer']} lr "
             f"{train['learning_rate']:g}, batch {train['batch_size']}, at most "
             f"{train['epochs']} epochs per round, validation every "
