@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from . import data as data_lib
 from . import features, flops, keras_file, metrics, models, prunable, runfolder, training
+from .train_step import FusedStep, choose_jit
 from .config import BUILTIN_ARCHS, Config, ConfigError, rewind_step, to_yaml
 from .events import Listener
 from .masks import MaskManager, load_masks, random_masks_like
@@ -29,6 +30,9 @@ log = logging.getLogger("lottery")
 
 _REINIT_SEED_OFFSET = 100_003
 _RANDOM_PRUNE_SEED_OFFSET = 200_003
+# jit_compile: auto times XLA against graph mode only when a round is long enough to repay the
+# probe (a few seconds of tracing and compiling both); shorter runs take graph mode.
+PROBE_MIN_STEPS = 1000
 
 
 def check_device(device: str) -> list:
@@ -80,6 +84,9 @@ class Trainer:
         self.manager = MaskManager(self.model, kernels)
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
         self._initial_optimizer: list[np.ndarray] | None = None
+        self._step: FusedStep | None = None
+        self.jit: bool | None = None  # the XLA choice of the run's earlier rounds, when resumed
+        self.step_info: dict = {"train_step": self.cfg.train.step}
         self._train: tuple[tf.Tensor, tf.Tensor] | None = None
         self._warn_base_flops()
         self._prepare_inputs()
@@ -131,16 +138,61 @@ class Trainer:
         return [new if id(v) in trainable else old for v, new, old in
                 zip(self.model.weights, fresh, self.manager.rewind_weights)]
 
+    def _chunk(self) -> int:
+        """Steps per call of the compiled step: every point the monitor must see is a boundary."""
+        batches = self._batches_per_epoch()
+        return training.steps_per_execution(batches, self.cfg.train.eval_every,
+                                            rewind_step(self.cfg, batches))
+
+    def epoch_trainer(self) -> training.EpochTrainer:
+        """The configured training path with a fresh optimizer: every round and series starts
+        from one. The first call compiles; later ones reset the optimizer state and keep the
+        traced step: no re-tracing per round (it cost 0.6-1.0 s each)."""
+        train = self.cfg.train
+        if train.step == "keras":
+            self._fresh_optimizer()
+            return training.keras_epochs(self.fit_model, self._train_tensors(), train.batch_size)
+        if self._step is None:
+            self.listener.phase_started("compiling the training step")
+            self._step = self._make_step()
+        else:
+            self._step.reset()
+        return training.fused_epochs(self._step, train.batch_size, self._chunk())
+
+    def _make_step(self) -> FusedStep:
+        """The fused step, with XLA as configured, as the run's earlier rounds had it, or as
+        timing both on this run's shapes picks (jit_compile: auto); the record says which."""
+        def make(jit: bool) -> FusedStep:
+            return FusedStep(self.fit_model, self._train_tensors(), self.cfg.train, self.logits,
+                             jit)
+
+        jit = self.cfg.train.jit_compile if self.jit is None else self.jit
+        steps = self.cfg.train.epochs * self._batches_per_epoch()
+        if jit == "auto" and steps < PROBE_MIN_STEPS:
+            jit = False
+            log.info("jit_compile: auto: graph mode, a round of %d steps is too short to time "
+                     "XLA against it", steps)
+        if jit != "auto":
+            self.step_info["jit_compile"] = bool(jit)
+            return make(bool(jit))
+        self.listener.phase_started("timing the training step with and without XLA")
+        full = len(self.data.y_train) // self.cfg.train.batch_size
+        sample = training.epoch_order(self.cfg.run.seed, 0, len(self.data.y_train))
+        rows = min(self._chunk(), full)
+        step, probe = choose_jit(make, sample[:rows * self.cfg.train.batch_size].reshape(rows, -1),
+                                 self.fit_model.variables)
+        log.info("jit_compile: auto chose %s (ms per step: XLA %.2f, graph %.2f)",
+                 "XLA" if probe["jit_compile"] else "graph mode",
+                 probe["probe_ms_per_step"]["xla"], probe["probe_ms_per_step"]["graph"])
+        self.step_info.update(probe)
+        return step
+
     def _fresh_optimizer(self) -> None:
-        """Every round and series starts from a fresh optimizer. The first compiles; later ones
-        reset the optimizer to its state before any step, which leaves the traced train and
-        test steps in place: no re-tracing per round (it cost 0.6-1.0 s each)."""
+        """The Keras path's fresh optimizer: the first compiles; later ones reset the optimizer
+        to its state before any step, which leaves the traced train and test steps in place."""
         if self._initial_optimizer is None:
             self.listener.phase_started("compiling the training step")
-            batches = self._batches_per_epoch()
-            chunk = training.steps_per_execution(batches, self.cfg.train.eval_every,
-                                                 rewind_step(self.cfg, batches))
-            models.compile_model(self.fit_model, self.cfg.train, self.logits, chunk)
+            models.compile_model(self.fit_model, self.cfg.train, self.logits, self._chunk())
             self._initial_optimizer = models.optimizer_state(self.fit_model)
         else:
             models.reset_optimizer(self.fit_model, self._initial_optimizer)
@@ -169,13 +221,14 @@ class Trainer:
     def train(self, round_index: int, series: str) -> training.RoundTraining:
         """A fresh optimizer, then this round's schedule."""
         keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
-        self._fresh_optimizer()
+        train_epoch = self.epoch_trainer()
         schedule = self.schedule(round_index, series)
         self.listener.round_started(round_index, series, self.manager.report()["global_sparsity"])
         result = training.train_round(
-            self.fit_model, self._train_tensors(), self.cfg.run.seed, schedule, self.listener,
-            round_index, lambda: training.loss_and_accuracy(self.fit_model, self.inputs["val"],
-                                                            self.data.y_val, self.logits))
+            self.fit_model, train_epoch, len(self.data.y_train), self.cfg.run.seed, schedule,
+            self.listener, round_index,
+            lambda: training.loss_and_accuracy(self.fit_model, self.inputs["val"],
+                                               self.data.y_val, self.logits))
         if schedule.snapshot_step and result.snapshot is None:
             ended = "stopped early after" if result.stopped_early else "ended after"
             raise ConfigError(f"imp.rewind: {self.cfg.imp.rewind} is past the end of round 0 "
@@ -225,6 +278,7 @@ class Trainer:
             "start_step": result.start_step,
             "steps": result.steps,
             "stopped_early": result.stopped_early,
+            **self.step_info,
             **self._early_stop_point(result, val, test),
             "val_curve": result.curve,
             "history": result.history,
@@ -301,6 +355,7 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     trainer = Trainer(cfg, dataset, run_dir, listener)
     if records:
         _restore(trainer, run_dir, records[-1]["round"])
+        trainer.jit = records[-1].get("jit_compile")
         log.info("resuming %s after round %d", run_dir, records[-1]["round"])
     else:
         trainer.model.save_weights(run_dir / runfolder.REWIND)

@@ -41,6 +41,8 @@ KERAS_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 SCOPES = ("global", "layerwise")
 CONTROLS = ("random_reinit", "random_prune")
 OPTIMIZERS = ("adam", "sgd", "adamw")
+TRAIN_STEPS = ("fused", "keras")
+JIT_CHOICES = ("auto", True, False)
 LR_SCHEDULES = ("constant", "step", "cosine")
 AUGMENTATIONS = ("flip", "crop")  # random horizontal flip, random crop after 4-pixel padding
 DEVICES = ("cpu", "gpu", "auto")
@@ -157,6 +159,8 @@ class TrainConfig:
     eval_every: int | None = None  # validate every N steps (and at each epoch end); None: per epoch
     early_stopping: bool = False  # stop a round when val loss stops improving; keep the best point
     patience: int = 3  # validations without a lower val loss before early stopping stops
+    step: str = "fused"  # the engine's own compiled step (train_step.py), or keras: Keras' fit
+    jit_compile: bool | str = "auto"  # XLA for the fused step: auto times both at round 0
     momentum: float = 0.9  # sgd only (heavy-ball, or Nesterov's with nesterov: true)
     nesterov: bool = False
     weight_decay: float = 0.0  # L2 on the kernels (sgd, adam); decoupled for adamw

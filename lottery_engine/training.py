@@ -6,7 +6,8 @@ Why not Keras' own epochs and EarlyStopping callback:
   every series of a round (ticket and controls) sees the same batches: paired comparisons.
 - Frankle & Carbin report the iteration of minimum validation loss (their Figure 4); per-epoch
   validation cannot resolve it. Validation here runs every `eval_every` steps and at each epoch end.
-Each epoch is one `fit` call on an index dataset, so the traced train step is reused throughout.
+The steps themselves run on the engine's own compiled step (train_step.py) or on Keras' `fit`
+(`train.step: keras`, the reference); both report to the same Monitor at each call boundary.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tensorflow as tf
 
 from . import metrics
 from .events import Listener
+from .train_step import FusedStep
 
 
 @dataclass
@@ -86,34 +88,30 @@ def loss_and_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray,
     return float(-np.log(picked).mean()), float((proba.argmax(axis=1) == y).mean())
 
 
-class _Monitor(keras.callbacks.Callback):
-    """Counts steps, reports progress, validates on schedule, tracks the best point."""
+class Monitor:
+    """Follows a round's step clock: progress, the rewind snapshot, validation on schedule, the
+    best point and early stopping. Both training paths call `reached` at each call boundary."""
 
-    def __init__(self, schedule: Schedule, listener: Listener, round_index: int,
-                 validate: Callable[[], tuple[float, float]]):
-        super().__init__()
-        self.s, self.listener, self.round_index, self.validate = (schedule, listener,
-                                                                  round_index, validate)
-        self.step = self.fit_start = schedule.start_step
-        self.fit_steps = 0
+    def __init__(self, model: keras.Model, schedule: Schedule, listener: Listener,
+                 round_index: int, validate: Callable[[], tuple[float, float]]):
+        self.model, self.s, self.listener, self.round_index, self.validate = (
+            model, schedule, listener, round_index, validate)
+        self.step = schedule.start_step
         self.best_loss, self.best_step, self.best_weights, self.waited = math.inf, 0, None, 0
         self.curve: list[list[float]] = []
         self.snapshot: list[np.ndarray] | None = None
         self.stop = False
 
-    def begin_fit(self, steps: int) -> None:
-        """The next `fit` call trains `steps` steps from the current one."""
-        self.fit_start, self.fit_steps = self.step, steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        # with steps_per_execution, `batch` is the last step of the call (past the data at the end)
-        self.step = self.fit_start + min(batch + 1, self.fit_steps)
-        if self.step == self.s.snapshot_step:
+    def reached(self, step: int) -> bool:
+        """Training has reached `step` (round 0's clock); True when the round should stop."""
+        self.step = step
+        if step == self.s.snapshot_step:
             self.snapshot = self.model.get_weights()
-        epoch, in_epoch = divmod(self.step - 1, self.s.batches)
+        epoch, in_epoch = divmod(step - 1, self.s.batches)
         self.listener.batch_finished(self.round_index, epoch, in_epoch + 1, self.s.batches)
-        if self.s.validates_after(self.step):
+        if self.s.validates_after(step):
             self._check()
+        return self.stop
 
     def _check(self) -> None:
         loss, accuracy = self.validate()
@@ -124,7 +122,64 @@ class _Monitor(keras.callbacks.Callback):
         else:
             self.waited += 1
             if self.s.early_stopping and self.waited >= self.s.patience:
-                self.stop = self.model.stop_training = True
+                self.stop = True
+
+
+# Trains one epoch's examples (`order`, cut into batches) from global step `first`, telling the
+# monitor each call boundary it reaches and stopping when it says so; returns the epoch's mean
+# training loss and accuracy.
+EpochTrainer = Callable[[np.ndarray, int, Monitor], dict[str, float]]
+
+
+def fused_epochs(step: FusedStep, batch_size: int, chunk: int) -> EpochTrainer:
+    """Epochs on the engine's own step: `chunk` steps per call; the last, smaller batch of an
+    epoch gets a call of its own (a different shape, traced once)."""
+
+    def train_epoch(order: np.ndarray, first: int, monitor: Monitor) -> dict[str, float]:
+        full = len(order) // batch_size
+        rows = order[:full * batch_size].reshape(full, batch_size)
+        calls = [rows[i:i + chunk] for i in range(0, full, chunk)]
+        if len(order) > full * batch_size:
+            calls.append(order[full * batch_size:][None])
+        done = first
+        for batches in calls:
+            step.run(batches, done)
+            done += len(batches)
+            if monitor.reached(done):
+                break
+        return step.take_logs()
+
+    return train_epoch
+
+
+class _KerasCallback(keras.callbacks.Callback):
+    """The Keras path's bridge from `fit`'s batch ends to the monitor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.monitor: Monitor | None = None
+        self.first = self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # with steps_per_execution, `batch` is the last step of the call (past the data at the end)
+        if self.monitor.reached(self.first + min(batch + 1, self.steps)):
+            self.model.stop_training = True
+
+
+def keras_epochs(model: keras.Model, train: tuple[tf.Tensor, tf.Tensor],
+                 batch_size: int) -> EpochTrainer:
+    """Epochs on Keras' `fit` (compiled by the caller): the reference path, one `fit` per epoch
+    on an index dataset, so the traced train step is reused throughout."""
+    callback = _KerasCallback()
+
+    def train_epoch(order: np.ndarray, first: int, monitor: Monitor) -> dict[str, float]:
+        callback.monitor, callback.first = monitor, first
+        callback.steps = -(-len(order) // batch_size)
+        fitted = model.fit(_batches(*train, order, batch_size), epochs=1, verbose=0,
+                           shuffle=False, callbacks=[callback])
+        return {key: values[-1] for key, values in fitted.history.items()}
+
+    return train_epoch
 
 
 def _batches(x: tf.Tensor, y: tf.Tensor, order: np.ndarray, batch_size: int) -> tf.data.Dataset:
@@ -132,7 +187,7 @@ def _batches(x: tf.Tensor, y: tf.Tensor, order: np.ndarray, batch_size: int) -> 
     return indices.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
 
 
-def train_round(model: keras.Model, train: tuple[tf.Tensor, tf.Tensor], seed: int,
+def train_round(model: keras.Model, train_epoch: EpochTrainer, examples: int, seed: int,
                 schedule: Schedule, listener: Listener, round_index: int,
                 validate: Callable[[], tuple[float, float]]) -> RoundTraining:
     """Train steps start_step..T of the schedule (fewer if early stopping stops it).
@@ -140,19 +195,14 @@ def train_round(model: keras.Model, train: tuple[tf.Tensor, tf.Tensor], seed: in
     With early stopping the model ends at its best point; without, it ends after step T and the
     best point's weights are returned alongside for measuring accuracy at early stop.
     """
-    monitor = _Monitor(schedule, listener, round_index, validate)
+    monitor = Monitor(model, schedule, listener, round_index, validate)
     history: dict[str, list[float]] = {}
-    n = int(train[1].shape[0])
     start = time.perf_counter()
     first_epoch, skip = divmod(schedule.start_step, schedule.batches)
     for epoch in range(first_epoch, schedule.epochs):
-        order = epoch_order(seed, epoch, n)[(skip if epoch == first_epoch else 0)
-                                            * schedule.batch_size:]
-        monitor.begin_fit(-(-len(order) // schedule.batch_size))
-        fitted = model.fit(_batches(*train, order, schedule.batch_size), epochs=1, verbose=0,
-                           shuffle=False,
-                           callbacks=[monitor])
-        logs = {key: values[-1] for key, values in fitted.history.items()}
+        skipped = skip if epoch == first_epoch else 0
+        order = epoch_order(seed, epoch, examples)[skipped * schedule.batch_size:]
+        logs = train_epoch(order, epoch * schedule.batches + skipped, monitor)
         logs["val_loss"], logs["val_accuracy"] = monitor.curve[-1][1:]
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))

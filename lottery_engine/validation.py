@@ -19,9 +19,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, KERAS_DATASETS, LOSSES,
-                     LR_SCHEDULES, MIN_IMAGE_SIDE, OPTIMIZERS, PRUNABLE_LAYERS, SCOPES,
-                     SELECT_METRICS, SOURCES, VGG16_CONVS,
+from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, JIT_CHOICES,
+                     KERAS_DATASETS, LOSSES, LR_SCHEDULES, MIN_IMAGE_SIDE, OPTIMIZERS,
+                     PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, TRAIN_STEPS, VGG16_CONVS,
                      Config, ConfigError, Problems, TrainConfig, did_you_mean)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
@@ -318,6 +318,31 @@ def _check_train(cfg: Config, problems: Problems) -> None:
     problems.check(_bool, "train.early_stopping", train.early_stopping)
     problems.check(_int_in, "train.patience", train.patience, 1, MAX_PATIENCE)
     _check_recipe(cfg, problems)
+    problems.check(_choice, "train.step", train.step, TRAIN_STEPS)
+    problems.check(_jit_compile, train.jit_compile)
+    problems.check(_keras_step, cfg, needs=("train", "data.augment"))
+
+
+def _jit_compile(value: Any) -> None:
+    if value not in JIT_CHOICES or (value != "auto" and not isinstance(value, bool)):
+        fail("train.jit_compile", value, "allowed: auto (time both at round 0), true (XLA) or "
+             "false (graph mode)")
+
+
+def _keras_step(cfg: Config) -> None:
+    """Keras' fit path (the reference) runs the recipes it had: constant-rate adam or sgd with
+    momentum 0.9. The rest is the fused step's; refusing beats training without it silently."""
+    train, default = cfg.train, TrainConfig()
+    if train.step != "keras":
+        return
+    extras = [key for key in ("optimizer", "momentum", "nesterov", "weight_decay",
+                              "lr_schedule", "warmup_steps")
+              if getattr(train, key) != getattr(default, key)
+              and not (key == "optimizer" and train.optimizer == "sgd")]
+    extras += ["data.augment"] if cfg.data.augment else []
+    if extras:
+        fail("train.step", train.step, f"keras runs only constant-rate adam or sgd with "
+             f"momentum 0.9; for {', '.join(extras)} use step: fused")
 
 
 def _momentum(train: TrainConfig) -> None:

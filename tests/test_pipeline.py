@@ -167,35 +167,55 @@ def test_rewind_to_a_step_of_round_zero(tmp_path):
                 tmp_path / "too-far")
 
 
-def test_rounds_reuse_the_traced_train_step_with_a_fresh_optimizer(tmp_path):
-    """Each round and control starts from a fresh optimizer, yet the train step is traced once:
-    the optimizer is reset to its state before any step, not rebuilt by compile()."""
+def _train_rounds_0_and_1(trainer, cfg):
+    trainer.train(0, "imp")
+    trainer.manager.prune(cfg.imp.prune_rate, cfg.imp.scope, cfg.imp.layer_rates)
+    trainer.manager.rewind()
+    trainer.train(1, "imp")
+
+
+def test_rounds_reuse_the_traced_fused_step_with_a_fresh_optimizer(tmp_path):
+    """Each round and control starts from a fresh optimizer, yet the step is traced once, not
+    once per round."""
     cfg = tiny_config(imp__controls=["random_reinit"])
+    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
+    batches = -(-len(trainer.data.y_train) // 32)
+    _train_rounds_0_and_1(trainer, cfg)
+    step = trainer._step
+    assert step.traces == 1 and step.iterations == batches  # counted from 0 again in round 1
+    trainer.train(1, "random_reinit")
+    assert trainer._step is step and step.traces == 1 and step.iterations == batches
+
+
+def test_the_keras_path_reuses_its_traced_train_step_with_a_fresh_optimizer(tmp_path):
+    """`train.step: keras` resets the optimizer to its state before any step rather than
+    rebuilding it by compile(), which would trace the train step again."""
+    cfg = tiny_config(train__step="keras")
     trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
     traces = []  # Python in a train step runs only while TensorFlow traces it
     original = trainer.fit_model.train_step
     trainer.fit_model.train_step = lambda data: traces.append(1) or original(data)
     trainer.train(0, "imp")
     traced, optimizer = len(traces), trainer.fit_model.optimizer
-    assert traced >= 1 and int(optimizer.iterations.numpy()) > 0
-    trainer.manager.prune(cfg.imp.prune_rate, cfg.imp.scope, cfg.imp.layer_rates)
-    trainer.manager.rewind()
-    trainer.train(1, "imp")
+    trainer.train(0, "imp")
+    assert traced and len(traces) == traced and trainer.fit_model.optimizer is optimizer
     assert int(optimizer.iterations.numpy()) == -(-len(trainer.data.y_train) // 32)  # from 0
-    trainer.train(1, "random_reinit")
-    assert len(traces) == traced and trainer.fit_model.optimizer is optimizer
+    assert trainer.step_info == {"train_step": "keras"}
 
 
-def test_a_reset_optimizer_trains_exactly_as_a_recompiled_one(tmp_path, tiny_run, monkeypatch):
-    def recompile_every_round(self):  # the former way: a new optimizer object per round
-        imp.models.compile_model(self.fit_model, self.cfg.train, self.logits)
+def test_a_reset_step_trains_exactly_as_a_new_one(tmp_path, tiny_run, monkeypatch):
+    new_step = imp.Trainer.epoch_trainer
 
-    monkeypatch.setattr(imp.Trainer, "_fresh_optimizer", recompile_every_round)
+    def new_step_every_round(self):  # a new FusedStep, with new optimizer variables, per round
+        self._step = None
+        return new_step(self)
+
+    monkeypatch.setattr(imp.Trainer, "epoch_trainer", new_step_every_round)
     cfg = tiny_config(imp__controls=["random_reinit", "random_prune"])
-    recompiled = pipeline.execute(cfg, tmp_path / "recompiled")
+    renewed = pipeline.execute(cfg, tmp_path / "renewed")
     for name, records in runfolder.series(tiny_run).items():
-        again = runfolder.series(tmp_path / "recompiled")[name]
+        again = runfolder.series(tmp_path / "renewed")[name]
         assert [r["val_accuracy"] for r in again] == [r["val_accuracy"] for r in records]
         assert [r["val_loss"] for r in again] == [r["val_loss"] for r in records]
-    assert recompiled["ticket"]["round"] == runfolder.read_json(
+    assert renewed["ticket"]["round"] == runfolder.read_json(
         tiny_run / runfolder.TICKET_JSON)["round"]

@@ -1,0 +1,173 @@
+"""Is the engine's own training step faster than Keras' fit, and does it find the same tickets?
+
+1. Speed: training steps per second of one series (the run's own epoch order, batch 60, Adam,
+   validation left out) on Keras' fit (`train.step: keras`, the former path) and on the fused
+   step in graph mode and with XLA, for LeNet-300-100 and the conv LeNet on Fashion-MNIST, with
+   1 and 2 TensorFlow threads. Each (network, threads) runs in a subprocess of its own (the thread
+   count is fixed when TensorFlow starts) and times the paths in alternating repeats, best of
+   --repeats. Targets at one thread: fused >= 1.6x fit on both networks. A run's series are still
+   trained one after another (stacking them is not built yet), so a run with both controls gains
+   what one series gains.
+2. Statistics: the published protocol's LeNet-300-100 (configs/fashion_lenet_300_100.yaml,
+   early stopping) for --seeds seeds x --rounds rounds with both controls, on both paths. Per
+   round, the paired differences of test accuracy at early stop (fused - fit, one pair per seed
+   and series) with their 95% t intervals: the new path must find tickets of the same quality;
+   an interval that excludes 0 is a difference. The two paths cannot agree bit for bit (a ulp
+   anywhere grows to ~1e-2 in the weights within 200 steps).
+
+    python benchmarks/train_step.py [--steps 900] [--repeats 3] [--seeds 3] [--rounds 6]
+                                    [--epochs 15] [--part speed|stats|both] [--quick]
+
+--quick: 1,200 images, a few steps, one thread, one seed, one round of one epoch: the same code paths in
+seconds, for tests/test_benchmarks.py; its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lottery_engine import quiet_import  # noqa: E402
+
+quiet_import.tensorflow()
+import tensorflow as tf  # noqa: E402
+
+from lottery_engine import config as config_lib  # noqa: E402
+from lottery_engine import data as data_lib  # noqa: E402
+from lottery_engine import imp, pipeline, runfolder, significance, training  # noqa: E402
+
+PATHS = {"keras fit": ["train.step=keras"],
+         "fused, graph": ["train.step=fused", "train.jit_compile=false"],
+         "fused, XLA": ["train.step=fused", "train.jit_compile=true"]}
+
+
+class NoValidation:
+    """The step clock without validation: a speed measurement of training steps alone."""
+
+    def reached(self, step: int) -> bool:
+        return False
+
+
+def _config(arch: str, overrides: list[str], limit: int) -> config_lib.Config:
+    limited = [f"data.limit_total={limit}"] if limit else []
+    return config_lib.load(ROOT / "configs" / f"fashion_{arch}.yaml", overrides + limited)
+
+
+def speed_worker(arch: str, threads: int, steps: int, repeats: int, limit: int) -> dict:
+    """Steps per second of each path, in this process (its thread count already set)."""
+    imp.setup_runtime("cpu")
+    base = _config(arch, [], limit)
+    data = data_lib.load(base.data, base.run.seed)
+    order = training.epoch_order(base.run.seed, 0, len(data.y_train))[:steps * 60]
+    best = {name: float("inf") for name in PATHS}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {name: imp.Trainer(_config(arch, overrides, limit), data, Path(tmp))
+                    for name, overrides in PATHS.items()}
+        for name, trainer in list(trainers.items()):  # trace and compile outside the timing
+            try:
+                trainer.epoch_trainer()(order, 0, NoValidation())
+            except config_lib.ConfigError:  # XLA refuses the model (max pooling)
+                del trainers[name]
+        for _ in range(repeats):
+            for name, trainer in trainers.items():
+                train_epoch = trainer.epoch_trainer()
+                start = time.perf_counter()
+                train_epoch(order, 0, NoValidation())
+                best[name] = min(best[name], time.perf_counter() - start)
+    return {name: len(order) / 60 / seconds if name in trainers else None
+            for name, seconds in best.items()}
+
+
+def speed(args: argparse.Namespace) -> None:
+    print(f"1. steps per second of one series (batch 60, Adam, {args.steps} steps, best of "
+          f"{args.repeats} alternating repeats; validation left out)")
+    print(f"{'network':<15}{'threads':>8}" + "".join(f"{name:>15}" for name in PATHS)
+          + f"{'fused/fit':>11}")
+    for arch in ("lenet_300_100", "lenet"):
+        for threads in args.threads:
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", arch, str(threads), "--steps",
+                 str(args.steps), "--repeats", str(args.repeats), "--limit", str(args.limit)],
+                check=True, capture_output=True, text=True).stdout
+            rates = json.loads(out.strip().splitlines()[-1])
+            fused = max(rates["fused, graph"], rates["fused, XLA"] or 0)
+            print(f"{arch:<15}{threads:>8}"
+                  + "".join(f"{rates[name]:>15.0f}" if rates[name] else
+                            f"{'refused':>15}" for name in PATHS)
+                  + f"{fused / rates['keras fit']:>10.2f}x")
+
+
+def stats(args: argparse.Namespace) -> None:
+    print(f"\n2. test accuracy at early stop, fused - fit, LeNet-300-100, {args.seeds} seeds x "
+          f"{args.rounds} rounds, ticket and both controls paired per seed")
+    records: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, step in (("fit", "keras"), ("fused", "fused")):
+            start = time.perf_counter()
+            for seed in range(args.seeds):
+                cfg = _config("lenet_300_100", [
+                    f"run.seed={seed}", f"train.step={step}", f"train.epochs={args.epochs}",
+                    f"imp.num_rounds={args.rounds}", "report.html=false"], args.limit)
+                folder = Path(tmp) / f"{name}-{seed}"
+                pipeline.execute(cfg, folder)
+                for series, rounds in runfolder.series(folder).items():
+                    for record in rounds:
+                        records.setdefault(name, {})[(seed, series, record["round"])] = record
+            print(f"{name}: {time.perf_counter() - start:.0f} s"
+                  + (f", jit_compile {sorted({r.get('jit_compile') for r in records[name].values()})}"
+                     if name == "fused" else ""))
+    contain = True
+    for round_index in range(args.rounds + 1):
+        keys = sorted(key for key in records["fit"]  # round 0 is shared by every series
+                      if key[2] == round_index and (round_index or key[1] == "imp"))
+        pair = significance.paired(
+            [records["fused"][key]["early_stop_test_accuracy"] for key in keys],
+            [records["fit"][key]["early_stop_test_accuracy"] for key in keys])
+        contain &= not pair.significant
+        print(f"round {round_index}: {pair.text()}")
+    print(f"every interval contains 0: {contain}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=900)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--part", choices=["speed", "stats", "both"], default="both")
+    parser.add_argument("--worker", nargs=2, metavar=("ARCH", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(steps=8, repeats=1, seeds=1, rounds=1, epochs=1, limit=1200,
+                            threads=[1])
+    args = parser.parse_args()
+    if args.worker:
+        threads = int(args.worker[1])
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        print(json.dumps(speed_worker(args.worker[0], threads, args.steps, args.repeats,
+                                      args.limit)))
+        return
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    if args.part in ("speed", "both"):
+        speed(args)
+    if args.part in ("stats", "both"):
+        stats(args)
+
+
+if __name__ == "__main__":
+    main()

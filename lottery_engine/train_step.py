@@ -1,0 +1,178 @@
+"""The engine's own compiled training step: k optimizer steps per call, fused updates, masks after.
+
+Why not Keras `fit` (the `train.step: keras` path, kept as the reference): on LeNet-300-100 a Keras
+step ran at 30-41% of what its matmuls reach alone. Keras' Adam in graph mode makes about ten passes
+over memory per variable, and `fit` pays for an input pipeline and callbacks on every call. Here:
+- batches are gathered in-graph from the resident training tensors by the rows of an index matrix
+  (the run's (seed, epoch) order, cut into batches by the caller), k rows per call;
+- the update is one fused TensorFlow kernel per variable (`ResourceApplyAdam`,
+  `ResourceApplyKerasMomentum`, `ResourceApplyGradientDescent`), the same arithmetic as Keras'
+  Adam and SGD;
+- right after the update each variable's constraint runs: for a prunable kernel that is the
+  MaskConstraint (a user's constraint, then the mask), so a pruned weight is exactly 0 after
+  every step, as on the Keras path.
+The step may be compiled with XLA (`jit_compile`); `choose_jit` times both on the run's own shapes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .schema import ConfigError, TrainConfig
+
+ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-7  # Keras' Adam defaults, as the Keras path uses
+SGD_MOMENTUM = 0.9  # as models.compile_model's SGD
+
+
+class FusedStep:
+    """A model's compiled train step with its own optimizer state and training-loss sums.
+
+    `reset()` gives a fresh optimizer without tracing again, so every round and series starts
+    from zero moments at no cost.
+    """
+
+    def __init__(self, model: keras.Model, train: tuple[tf.Tensor, tf.Tensor], cfg: TrainConfig,
+                 logits: bool, jit_compile: bool):
+        self.model, self.cfg, self.logits, self.jit_compile = model, cfg, logits, jit_compile
+        self.variables = list(model.trainable_variables)
+        self._x, self._y = train
+        self._binary = model.outputs[0].shape[-1] == 1
+        slots = 2 if cfg.optimizer == "adam" else 1
+        self._slots = [[tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+                        for v in self.variables] for _ in range(slots)]
+        self._iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._sums = tf.Variable(tf.zeros(3, tf.float64), trainable=False)  # loss·n, correct, n
+        self._function = tf.function(
+            self._steps, jit_compile=jit_compile, reduce_retracing=True,
+            input_signature=[tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([], tf.int64)])
+
+    def reset(self) -> None:
+        """A fresh optimizer: zero moments, step count 0, and new training-loss sums."""
+        for slot in self._slots:
+            for variable in slot:
+                variable.assign(tf.zeros_like(variable))
+        self._iterations.assign(0)
+        self._sums.assign(tf.zeros(3, tf.float64))
+
+    @property
+    def iterations(self) -> int:
+        """Optimizer steps since the last reset."""
+        return int(self._iterations.numpy())
+
+    @property
+    def traces(self) -> int:
+        """How often the step was traced: once per batch shape, never again per round."""
+        return self._function.experimental_get_tracing_count()
+
+    def run(self, batches: np.ndarray, first_step: int) -> None:
+        """Train one step per row of `batches` (example indices), the first being global step
+        `first_step` of round 0's clock."""
+        try:
+            self._function(tf.constant(batches, tf.int64), tf.constant(first_step, tf.int64))
+        except tf.errors.UnimplementedError as error:  # XLA lacks a deterministic kernel
+            if not self.jit_compile:
+                raise
+            reason = error.message.splitlines()[0]
+            raise ConfigError(f"train.jit_compile: XLA cannot compile this model's step "
+                              f"({reason}); use jit_compile: false or auto") from None
+
+    def take_logs(self) -> dict[str, float]:
+        """Mean training loss and accuracy since the last call (Keras' per-epoch `history`:
+        batch means weighted by batch size, regularisation losses included)."""
+        loss_n, correct, n = self._sums.numpy()
+        self._sums.assign(tf.zeros(3, tf.float64))
+        return {"loss": float(loss_n / max(n, 1)), "accuracy": float(correct / max(n, 1))}
+
+    def _steps(self, batches: tf.Tensor, first_step: tf.Tensor) -> None:
+        for i in tf.range(tf.shape(batches)[0]):
+            self._step(batches[i], first_step + tf.cast(i, tf.int64))
+
+    def _step(self, batch: tf.Tensor, step: tf.Tensor) -> None:
+        x, y = tf.gather(self._x, batch), tf.gather(self._y, batch)
+        with tf.GradientTape() as tape:
+            predicted = self.model(x, training=True)
+            loss = self._loss(y, predicted)
+            total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+        gradients = tape.gradient(total, [v.value for v in self.variables])
+        self._iterations.assign_add(1)
+        learning_rate = tf.constant(self.cfg.learning_rate, tf.float32)
+        for index, (variable, gradient) in enumerate(zip(self.variables, gradients)):
+            self._update(index, variable, gradient, learning_rate)
+        for variable in self.variables:
+            if variable.constraint is not None:
+                variable.assign(variable.constraint(variable.value))
+        n = tf.cast(tf.shape(batch)[0], tf.float64)
+        self._sums.assign_add(tf.stack([tf.cast(loss, tf.float64) * n,
+                                        tf.cast(self._correct(y, predicted), tf.float64), n]))
+
+    def _update(self, index: int, variable: keras.Variable, gradient: tf.Tensor,
+                learning_rate: tf.Tensor) -> None:
+        """One fused kernel: the update Keras' optimizer computes in several passes."""
+        handle = variable.value.handle
+        if self.cfg.optimizer == "adam":
+            t = tf.cast(self._iterations, tf.float32)
+            tf.raw_ops.ResourceApplyAdam(
+                var=handle, m=self._slots[0][index].handle, v=self._slots[1][index].handle,
+                beta1_power=ADAM_BETAS[0] ** t, beta2_power=ADAM_BETAS[1] ** t,
+                lr=learning_rate, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], epsilon=ADAM_EPSILON,
+                grad=gradient, use_locking=False)
+        else:
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=handle, accum=self._slots[0][index].handle, lr=learning_rate, grad=gradient,
+                momentum=SGD_MOMENTUM, use_locking=False, use_nesterov=False)
+
+    def _loss(self, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
+        if self._binary:
+            return tf.reduce_mean(keras.losses.binary_crossentropy(
+                tf.cast(tf.reshape(y, [-1, 1]), predicted.dtype), predicted,
+                from_logits=self.logits))
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+            y, predicted, from_logits=self.logits))
+
+    def _correct(self, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
+        if self._binary:
+            guess = tf.cast(predicted[:, 0] > (0.0 if self.logits else 0.5), y.dtype)
+        else:
+            guess = tf.cast(tf.argmax(predicted, axis=-1), y.dtype)
+        return tf.reduce_sum(tf.cast(tf.equal(guess, tf.reshape(y, [-1])), tf.int64))
+
+
+def _seconds_per_call(step: FusedStep, batches: np.ndarray, calls: int) -> float:
+    step.run(batches, 0)  # traces and compiles
+    best = float("inf")
+    for _ in range(calls):
+        start = time.perf_counter()
+        step.run(batches, 0)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose_jit(make: Callable[[bool], FusedStep], batches: np.ndarray,
+               variables: list[keras.Variable], calls: int = 3) -> tuple[FusedStep, dict]:
+    """Time the step with and without XLA on `batches` (the run's own shapes) and keep the faster.
+
+    XLA fuses a dense net's small ops well but its CPU convolutions are slow, so neither choice
+    is right for every network and machine; timing a few calls decides. The probe trains, so every
+    variable in `variables` (the model's, with BatchNorm statistics and seed states) is put back
+    afterwards, and the kept step is reset: the run goes on as if the probe never happened.
+    """
+    saved = [np.array(v.numpy()) for v in variables]
+    steps = {jit: make(jit) for jit in (False, True)}
+    seconds = {False: _seconds_per_call(steps[False], batches, calls)}
+    try:
+        seconds[True] = _seconds_per_call(steps[True], batches, calls)
+    except ConfigError as error:  # e.g. max pooling has no deterministic XLA gradient
+        seconds[True], refused = float("inf"), str(error)
+    for variable, value in zip(variables, saved):
+        variable.assign(value)
+    jit = seconds[True] < seconds[False]
+    steps[jit].reset()
+    probe = {"jit_compile": jit, "probe_ms_per_step": {
+        way: 1000 * seconds[key] / len(batches) if seconds[key] < float("inf") else None
+        for way, key in (("xla", True), ("graph", False))}}
+    return steps[jit], probe if seconds[True] < float("inf") else {**probe, "xla_refused": refused}
