@@ -164,7 +164,8 @@ class Trainer:
         timing both on this run's shapes picks (jit_compile: auto); the record says which."""
         def make(jit: bool) -> FusedStep:
             return FusedStep(self.fit_model, self._train_tensors(), self.cfg.train, self.logits,
-                             jit)
+                             jit, self._batches_per_epoch(), tuple(self.cfg.data.augment),
+                             self.cfg.run.seed)
 
         jit = self.cfg.train.jit_compile if self.jit is None else self.jit
         steps = self.cfg.train.epochs * self._batches_per_epoch()

@@ -7,7 +7,8 @@ over memory per variable, and `fit` pays for an input pipeline and callbacks on 
   (the run's (seed, epoch) order, cut into batches by the caller), k rows per call;
 - the update is one fused TensorFlow kernel per variable (`ResourceApplyAdam`,
   `ResourceApplyKerasMomentum`, `ResourceApplyGradientDescent`), the same arithmetic as Keras'
-  Adam and SGD;
+  Adam and SGD; the learning rate and augmentation (recipes.py) are functions of round 0's step
+  clock, so a late-rewound round continues both from step k;
 - right after the update each variable's constraint runs: for a prunable kernel that is the
   MaskConstraint (a user's constraint, then the mask), so a pruned weight is exactly 0 after
   every step, as on the Keras path.
@@ -23,10 +24,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import recipes
 from .schema import ConfigError, TrainConfig
 
 ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-7  # Keras' Adam defaults, as the Keras path uses
-SGD_MOMENTUM = 0.9  # as models.compile_model's SGD
+
+
+def decays(variable: keras.Variable) -> bool:
+    """Weight decay applies to kernels (dense, conv, depthwise, pointwise), never to biases or
+    BatchNorm's scales and shifts."""
+    return variable.name.endswith("kernel")
 
 
 class FusedStep:
@@ -37,12 +44,14 @@ class FusedStep:
     """
 
     def __init__(self, model: keras.Model, train: tuple[tf.Tensor, tf.Tensor], cfg: TrainConfig,
-                 logits: bool, jit_compile: bool):
+                 logits: bool, jit_compile: bool, steps_per_epoch: int = 1,
+                 augment: tuple[str, ...] = (), seed: int = 0):
         self.model, self.cfg, self.logits, self.jit_compile = model, cfg, logits, jit_compile
+        self.steps_per_epoch, self.augment, self.seed = steps_per_epoch, tuple(augment), seed
         self.variables = list(model.trainable_variables)
         self._x, self._y = train
         self._binary = model.outputs[0].shape[-1] == 1
-        slots = 2 if cfg.optimizer == "adam" else 1
+        slots = 2 if cfg.optimizer in ("adam", "adamw") else 1
         self._slots = [[tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
                         for v in self.variables] for _ in range(slots)]
         self._iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -81,6 +90,10 @@ class FusedStep:
             raise ConfigError(f"train.jit_compile: XLA cannot compile this model's step "
                               f"({reason}); use jit_compile: false or auto") from None
 
+    def learning_rate(self, step: int) -> float:
+        """The rate of global step `step`, as the step computes it."""
+        return float(recipes.learning_rate(self.cfg, step, self.steps_per_epoch))
+
     def take_logs(self) -> dict[str, float]:
         """Mean training loss and accuracy since the last call (Keras' per-epoch `history`:
         batch means weighted by batch size, regularisation losses included)."""
@@ -94,13 +107,15 @@ class FusedStep:
 
     def _step(self, batch: tf.Tensor, step: tf.Tensor) -> None:
         x, y = tf.gather(self._x, batch), tf.gather(self._y, batch)
+        if self.augment:
+            x = recipes.augment(x, self.seed, step // self.steps_per_epoch, step, self.augment)
         with tf.GradientTape() as tape:
             predicted = self.model(x, training=True)
             loss = self._loss(y, predicted)
             total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
         gradients = tape.gradient(total, [v.value for v in self.variables])
         self._iterations.assign_add(1)
-        learning_rate = tf.constant(self.cfg.learning_rate, tf.float32)
+        learning_rate = recipes.learning_rate(self.cfg, step, self.steps_per_epoch)
         for index, (variable, gradient) in enumerate(zip(self.variables, gradients)):
             self._update(index, variable, gradient, learning_rate)
         for variable in self.variables:
@@ -112,19 +127,29 @@ class FusedStep:
 
     def _update(self, index: int, variable: keras.Variable, gradient: tf.Tensor,
                 learning_rate: tf.Tensor) -> None:
-        """One fused kernel: the update Keras' optimizer computes in several passes."""
-        handle = variable.value.handle
-        if self.cfg.optimizer == "adam":
+        """One fused kernel: the update Keras' optimizer computes in several passes. Weight decay
+        is L2 on the kernels (added to the gradient, as OpenLTH's SGD has it), decoupled for
+        adamw (the kernel shrinks by lr·decay before the Adam step, as Keras' AdamW)."""
+        handle, cfg = variable.value.handle, self.cfg
+        if cfg.weight_decay and decays(variable):
+            if cfg.optimizer == "adamw":
+                variable.assign_sub(variable.value * learning_rate * cfg.weight_decay)
+            else:
+                gradient = gradient + cfg.weight_decay * variable.value
+        if cfg.optimizer in ("adam", "adamw"):
             t = tf.cast(self._iterations, tf.float32)
             tf.raw_ops.ResourceApplyAdam(
                 var=handle, m=self._slots[0][index].handle, v=self._slots[1][index].handle,
                 beta1_power=ADAM_BETAS[0] ** t, beta2_power=ADAM_BETAS[1] ** t,
                 lr=learning_rate, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], epsilon=ADAM_EPSILON,
                 grad=gradient, use_locking=False)
-        else:
+        elif cfg.momentum:
             tf.raw_ops.ResourceApplyKerasMomentum(
                 var=handle, accum=self._slots[0][index].handle, lr=learning_rate, grad=gradient,
-                momentum=SGD_MOMENTUM, use_locking=False, use_nesterov=False)
+                momentum=cfg.momentum, use_locking=False, use_nesterov=cfg.nesterov)
+        else:
+            tf.raw_ops.ResourceApplyGradientDescent(var=handle, alpha=learning_rate,
+                                                    delta=gradient, use_locking=False)
 
     def _loss(self, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
         if self._binary:

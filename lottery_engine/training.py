@@ -133,7 +133,8 @@ EpochTrainer = Callable[[np.ndarray, int, Monitor], dict[str, float]]
 
 def fused_epochs(step: FusedStep, batch_size: int, chunk: int) -> EpochTrainer:
     """Epochs on the engine's own step: `chunk` steps per call; the last, smaller batch of an
-    epoch gets a call of its own (a different shape, traced once)."""
+    epoch gets a call of its own (a different shape, traced once). The epoch's logs carry the
+    learning rate of its first step."""
 
     def train_epoch(order: np.ndarray, first: int, monitor: Monitor) -> dict[str, float]:
         full = len(order) // batch_size
@@ -147,7 +148,7 @@ def fused_epochs(step: FusedStep, batch_size: int, chunk: int) -> EpochTrainer:
             done += len(batches)
             if monitor.reached(done):
                 break
-        return step.take_logs()
+        return {**step.take_logs(), "learning_rate": step.learning_rate(first)}
 
     return train_epoch
 
@@ -177,7 +178,8 @@ def keras_epochs(model: keras.Model, train: tuple[tf.Tensor, tf.Tensor],
         callback.steps = -(-len(order) // batch_size)
         fitted = model.fit(_batches(*train, order, batch_size), epochs=1, verbose=0,
                            shuffle=False, callbacks=[callback])
-        return {key: values[-1] for key, values in fitted.history.items()}
+        return {**{key: values[-1] for key, values in fitted.history.items()},
+                "learning_rate": float(model.optimizer.learning_rate.numpy())}
 
     return train_epoch
 

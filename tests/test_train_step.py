@@ -136,3 +136,48 @@ def test_the_xla_choice_is_recorded_and_kept_on_resume(tmp_path, monkeypatch):
     pipeline.execute(tiny_config(train__arch="lenet_300_100", imp__num_rounds=2),
                      tmp_path / "run")
     assert runfolder.read_rounds(tmp_path / "run")[2]["jit_compile"] == chosen
+
+
+def _one_sgd_step(augment: tuple[str, ...] = (), **recipe
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The weights before and after one step of plain SGD (lr 0.1) with `recipe`."""
+    keras.utils.set_random_seed(4)
+    model = models.lenet((12, 12, 1), 10)
+    before = [w.copy() for w in model.get_weights()]
+    cfg = TrainConfig(**{"optimizer": "sgd", "momentum": 0.0, "learning_rate": 0.1, **recipe})
+    FusedStep(model, _data((12, 12, 1)), cfg, False, False, 10, augment, seed=5).run(
+        np.arange(16)[None], 0)
+    return before, model.get_weights()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_weight_decay_shrinks_kernels_by_lr_times_decay_and_leaves_biases(optimizer):
+    """L2 (sgd: added to the gradient) and decoupled decay (adamw) both move a kernel by
+    -lr·decay·w more than the same step without decay, in one step; biases are not decayed."""
+    momentum = {"momentum": 0.0} if optimizer == "sgd" else {"momentum": 0.9}
+    before, plain = _one_sgd_step(optimizer=optimizer, **momentum)
+    _, decayed = _one_sgd_step(optimizer=optimizer, weight_decay=0.01, **momentum)
+    for w0, a, b, variable in zip(before, plain, decayed, models.lenet((12, 12, 1), 10).weights):
+        expected = -0.1 * 0.01 * w0 if variable.name == "kernel" else np.zeros_like(w0)
+        np.testing.assert_allclose(b - a, expected, atol=1e-6)
+
+
+def test_augmentation_changes_the_batch_the_same_way_every_time():
+    """Inside the step, flips and crops change what trains, and the same (seed, epoch, step)
+    gives the same augmented batch: the ticket and its controls see the same images."""
+    _, plain = _one_sgd_step()
+    _, augmented = _one_sgd_step(("flip", "crop"))
+    _, again = _one_sgd_step(("flip", "crop"))
+    assert all(np.array_equal(a, b) for a, b in zip(augmented, again))
+    assert not all(np.allclose(a, b) for a, b in zip(augmented, plain))
+
+
+def test_the_schedule_is_in_the_record_and_continues_from_the_rewind_step(tmp_path):
+    """Warm-up over 6 steps, the rate halved at epoch 1; round 1 is rewound to step 3, so its
+    first epoch trains at half the warmed-up rate (step 3 of 6), as round 0 did at step 3."""
+    cfg = tiny_config(train__optimizer="sgd", train__learning_rate=0.2, train__epochs=2,
+                      train__lr_schedule="step", train__milestones=[1], train__gamma=0.5,
+                      train__warmup_steps=6, imp__rewind="step:3", imp__num_rounds=1)
+    records = pipeline.execute(cfg, tmp_path / "run") and runfolder.read_rounds(tmp_path / "run")
+    assert records[0]["history"]["learning_rate"] == pytest.approx([0.0, 0.1])
+    assert records[1]["history"]["learning_rate"] == pytest.approx([0.1, 0.1])
