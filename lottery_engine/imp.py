@@ -154,6 +154,7 @@ class Trainer:
             return training.keras_epochs(self.fit_model, self._train_tensors(), train.batch_size)
         if self._step is None:
             self.listener.phase_started("compiling the training step")
+            _check_own_training(self.fit_model)
             self._step = self._make_step()
         else:
             self._step.reset()
@@ -284,6 +285,16 @@ class Trainer:
             "val_curve": result.curve,
             "history": result.history,
         }
+
+
+def _check_own_training(model: keras.Model) -> None:
+    """A model class with its own train_step or compute_loss trains its way only under `fit`;
+    the fused step would bypass that code and train something else without a word."""
+    overridden = [name for name in ("train_step", "compute_loss")
+                  if getattr(type(model), name) is not getattr(keras.Model, name)]
+    if overridden:
+        raise ConfigError(f"train.step: {type(model).__name__} overrides {' and '.join(overridden)}"
+                          f", which the fused step would bypass; set train.step: keras")
 
 
 def _frozen_config(run_dir: Path, cfg: Config) -> None:

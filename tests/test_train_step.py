@@ -181,3 +181,16 @@ def test_the_schedule_is_in_the_record_and_continues_from_the_rewind_step(tmp_pa
     records = pipeline.execute(cfg, tmp_path / "run") and runfolder.read_rounds(tmp_path / "run")
     assert records[0]["history"]["learning_rate"] == pytest.approx([0.0, 0.1])
     assert records[1]["history"]["learning_rate"] == pytest.approx([0.1, 0.1])
+
+
+def test_a_model_with_its_own_train_step_needs_the_keras_path(tmp_path):
+    """The fused step would bypass a user's train_step: refused in one line, and the Keras path
+    runs it."""
+    factory = {"train__arch": "factory", "train__factory": "tests.user_models:custom_step_factory"}
+    with pytest.raises(ConfigError, match=r"^train.step: CountingModel overrides train_step, "
+                                          r"which the fused step would bypass; set train.step: "
+                                          r"keras$"):
+        pipeline.execute(tiny_config(**factory, imp__num_rounds=1), tmp_path / "fused")
+    pipeline.execute(tiny_config(**factory, train__step="keras", imp__num_rounds=1),
+                     tmp_path / "keras")
+    assert [r["train_step"] for r in runfolder.read_rounds(tmp_path / "keras")] == ["keras"] * 2

@@ -65,3 +65,18 @@ def save_digits_npz(path: Path, limit: int = 400) -> Path:
     x, y = digits(limit)
     np.savez(path, x_train=x, y_train=y)
     return path
+
+
+@keras.saving.register_keras_serializable(package="lottery_tests")
+class CountingModel(keras.Model):
+    """A user's model class with its own train_step."""
+
+    def train_step(self, data):
+        return super().train_step(data)
+
+
+def custom_step_factory(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """`train.factory: tests.user_models:custom_step_factory`."""
+    inputs = keras.Input(input_shape)
+    x = layers.Dense(16, activation="relu", name="dense")(layers.Flatten()(inputs))
+    return CountingModel(inputs, layers.Dense(num_classes, activation="softmax", name="out")(x))
