@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from . import data as data_lib
 from . import features, flops, keras_file, metrics, models, prunable, runfolder, training
+from .scoring import SplitScorer
 from .train_step import FusedStep, choose_jit
 from .config import BUILTIN_ARCHS, Config, ConfigError, rewind_step, to_yaml
 from .events import Listener
@@ -85,6 +86,7 @@ class Trainer:
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
         self._initial_optimizer: list[np.ndarray] | None = None
         self._step: FusedStep | None = None
+        self._scorers: dict[str, SplitScorer] = {}
         self.jit: bool | None = None  # the XLA choice of the run's earlier rounds, when resumed
         self.step_info: dict = {"train_step": self.cfg.train.step}
         self._train: tuple[tf.Tensor, tf.Tensor] | None = None
@@ -229,23 +231,30 @@ class Trainer:
         result = training.train_round(
             self.fit_model, train_epoch, len(self.data.y_train), self.cfg.run.seed, schedule,
             self.listener, round_index,
-            lambda: training.loss_and_accuracy(self.fit_model, self.inputs["val"],
-                                               self.data.y_val, self.logits))
+            lambda: self._loss_and_accuracy("val"))
         if schedule.snapshot_step and result.snapshot is None:
             ended = "stopped early after" if result.stopped_early else "ended after"
             raise ConfigError(f"imp.rewind: {self.cfg.imp.rewind} is past the end of round 0 "
                               f"({ended} {result.steps} steps); choose a smaller N.")
         return result
 
+    def probabilities(self, split: str) -> np.ndarray:
+        """The model's class probabilities on the val or test split, as it is now."""
+        if split not in self._scorers:
+            self._scorers[split] = SplitScorer(self.fit_model, self.inputs[split], self.logits)
+        return self._scorers[split].probabilities()
+
+    def _loss_and_accuracy(self, split: str) -> tuple[float, float]:
+        labels = self.data.y_val if split == "val" else self.data.y_test
+        return training.loss_and_accuracy(self.probabilities(split), labels)
+
     def _early_stop_point(self, result: training.RoundTraining, val: dict, test: dict) -> dict:
         """The round's numbers at its lowest validation loss (Frankle & Carbin's early stop)."""
         if result.best_weights is not None:
             final = self.fit_model.get_weights()
             self.fit_model.set_weights(result.best_weights)
-            val = {"val_accuracy": training.loss_and_accuracy(
-                self.fit_model, self.inputs["val"], self.data.y_val, self.logits)[1]}
-            test = {"test_accuracy": training.loss_and_accuracy(
-                self.fit_model, self.inputs["test"], self.data.y_test, self.logits)[1]}
+            val = {"val_accuracy": self._loss_and_accuracy("val")[1]}
+            test = {"test_accuracy": self._loss_and_accuracy("test")[1]}
             self.fit_model.set_weights(final)
         best = next(point for point in result.curve if point[0] == result.best_step)
         return {"early_stop_step": result.best_step, "early_stop_val_loss": best[1],
@@ -254,10 +263,9 @@ class Trainer:
 
     def evaluate(self, round_index: int, series: str, result: training.RoundTraining) -> dict:
         report = self.manager.report()
-        val = metrics.classification_metrics(self.data.y_val, metrics.predict_proba(
-            self.fit_model, self.inputs["val"], logits=self.logits), "val")
-        test = metrics.classification_metrics(self.data.y_test, metrics.predict_proba(
-            self.fit_model, self.inputs["test"], logits=self.logits), "test")
+        val = metrics.classification_metrics(self.data.y_val, self.probabilities("val"), "val")
+        test = metrics.classification_metrics(self.data.y_test, self.probabilities("test"),
+                                              "test")
         densities = {n: 1.0 - s for n, s in report["layer_sparsity"].items()}
         per_layer_flops = flops.layer_flops(self.model, densities,
                                             self.cfg.flops.include_frozen_base,

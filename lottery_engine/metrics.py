@@ -13,7 +13,13 @@ def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256,
                   logits: bool = False) -> np.ndarray:
     """Class probabilities (N, classes), also for a single sigmoid output; a model that ends in
     `logits` has them turned into probabilities first (softmax, or sigmoid for one unit)."""
-    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    return as_probabilities(model.predict(x, batch_size=batch_size, verbose=0), logits)
+
+
+def as_probabilities(outputs: np.ndarray, logits: bool = False) -> np.ndarray:
+    """A model's outputs as class probabilities (N, classes) in float64: logits through softmax
+    (sigmoid for one unit), and one sigmoid unit as two columns."""
+    out = np.asarray(outputs, dtype=np.float64)
     if logits:
         if out.shape[1] == 1:
             out = 1.0 / (1.0 + np.exp(-out))
