@@ -1,14 +1,31 @@
+import fnmatch
 
 import pytest
 
 from lottery_engine import config as config_lib
 from lottery_engine.config import ConfigError
+from lottery_engine.schema import PRUNABLE_LAYERS, VGG16_CONVS
 
 from .conftest import ROOT
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "imp_lenet.yaml", "imp_vgg16.yaml",
-                                  "plan_imp_lenet.yaml", "plan_imp_vgg16.yaml"])
+SHIPPED = sorted(path.name for path in (ROOT / "configs").glob("*.yaml")
+                 if not path.name.startswith("experiment_"))  # experiment files: test_experiment
+
+
+def test_every_network_has_a_shipped_config():
+    assert {"resnet20_cifar10.yaml", "vgg16_cifar10.yaml", "conv2_cifar10.yaml",
+            "conv4_cifar10.yaml", "conv6_cifar10.yaml"} <= set(SHIPPED)
+
+
+def test_vgg16_cifar10_leaves_its_output_layer_unpruned_as_openlth():
+    cfg = config_lib.load(ROOT / "configs" / "vgg16_cifar10.yaml", check_files=False)
+    kept = [name for name in PRUNABLE_LAYERS["vgg16_cifar"]
+            if any(fnmatch.fnmatchcase(name, p) for p in cfg.imp.prunable_layers)]
+    assert kept == VGG16_CONVS
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_validate(name):
     """Every value is valid; the folders they point at are the user's to supply."""
     cfg = config_lib.load(ROOT / "configs" / name, check_files=False)
