@@ -172,7 +172,8 @@ class Trainer:
 
         jit = self.cfg.train.jit_compile if self.jit is None else self.jit
         steps = self.cfg.train.epochs * self._batches_per_epoch()
-        if jit == "auto" and steps < PROBE_MIN_STEPS:
+        full = len(self.data.y_train) // self.cfg.train.batch_size  # full batches per epoch
+        if jit == "auto" and (steps < PROBE_MIN_STEPS or not full):
             jit = False
             log.info("jit_compile: auto: graph mode, a round of %d steps is too short to time "
                      "XLA against it", steps)
@@ -180,14 +181,16 @@ class Trainer:
             self.step_info["jit_compile"] = bool(jit)
             return make(bool(jit))
         self.listener.phase_started("timing the training step with and without XLA")
-        full = len(self.data.y_train) // self.cfg.train.batch_size
         sample = training.epoch_order(self.cfg.run.seed, 0, len(self.data.y_train))
         rows = min(self._chunk(), full)
         step, probe = choose_jit(make, sample[:rows * self.cfg.train.batch_size].reshape(rows, -1),
                                  self.fit_model.variables)
-        log.info("jit_compile: auto chose %s (ms per step: XLA %.2f, graph %.2f)",
+        log.info("jit_compile: auto chose %s (ms per step: %s)",
                  "XLA" if probe["jit_compile"] else "graph mode",
-                 probe["probe_ms_per_step"]["xla"], probe["probe_ms_per_step"]["graph"])
+                 ", ".join(f"{way} {ms:.2f}" if ms is not None else f"{way} refused"
+                           for way, ms in probe["probe_ms_per_step"].items()))
+        if "xla_refused" in probe:
+            log.info("%s", probe["xla_refused"])
         self.step_info.update(probe)
         return step
 

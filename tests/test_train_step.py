@@ -194,3 +194,13 @@ def test_a_model_with_its_own_train_step_needs_the_keras_path(tmp_path):
     pipeline.execute(tiny_config(**factory, train__step="keras", imp__num_rounds=1),
                      tmp_path / "keras")
     assert [r["train_step"] for r in runfolder.read_rounds(tmp_path / "keras")] == ["keras"] * 2
+
+
+def test_the_probe_falls_back_to_graph_mode_where_xla_refuses(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(imp, "PROBE_MIN_STEPS", 0)
+    caplog.set_level("INFO", logger="lottery")
+    pipeline.execute(tiny_config(imp__num_rounds=0), tmp_path / "run")  # conv LeNet: max pooling
+    record = runfolder.read_rounds(tmp_path / "run")[0]
+    assert record["jit_compile"] is False and record["probe_ms_per_step"]["xla"] is None
+    assert record["xla_refused"].startswith("train.jit_compile: XLA cannot compile")
+    assert "auto chose graph mode (ms per step: xla refused, graph " in caplog.text
