@@ -42,6 +42,11 @@ RESULTS = {
                        r"vgg16 at \d+x\d+: .* MB of weights"],
     "ray_fanout.py": [r"one local worker: +[\d.]+ s wall", r"Ray, 2 nodes x 1 CPU: +[\d.]+ s wall",
                       r"speed-up [\d.]+x; Ray overhead per job"],
+    "recipes.py": [r"engine \(graph\): +[\d.]+ ms/step", r"keras fit \(graph\): +[\d.]+ ms/step",
+                   r"same recipe: weights after \d+ steps from the same init differ by at most "
+                   r"[\d.e+-]+ \(relative\); one weight one ulp off: [\d.e+-]+",
+                   r"engine / keras fit = [\d.]+x \(graph mode on both; target <= 1.10x\)",
+                   r"load average after: [\d.]+"],
     "round_overhead.py": [r"reset/rebuild = [\d.]+", r"identical val accuracies: True"],
     "run_page.py": [r"AppTest: first render .* ms; refresh median of \d+ [\d.]+ ms"],
     "steps_per_call.py": [r"one step per call: [\d.]+ s/epoch; engine \((\d+) steps per call\): "
@@ -56,7 +61,7 @@ BROWSER_RESULTS = [r"Chromium, Run page of the finished run, warm .* first chart
                    r"Chromium, Run page of the finished run, cold .* first chart [\d.]+ s",
                    r"Chromium, Runs page with \d+ jobs, .* table shown [\d.]+ s"]
 # seconds; quick runs take 2-60 s on a 2-core machine (README's Benchmarks): these leave room
-TIMEOUT = {"ray_fanout.py": 240, "experiment_throughput.py": 180}
+TIMEOUT = {"ray_fanout.py": 240, "experiment_throughput.py": 180, "recipes.py": 180}
 DEFAULT_TIMEOUT = 120
 
 
