@@ -9,66 +9,40 @@ around it changes shape (the full redraw when a live run ends drops its progress
 plot itself is kept per page and key and moved into the new place: the same plot, the same view.
 A brushed parallel-coordinates chart reports its ranges back.
 
-Plotly's full bundle (4.8 MB, from the plotly package) takes a fresh browser seconds to parse
-and run, so a chart whose traces are all in Plotly's published "cartesian" partial bundle
-(1.5 MB, vendored in app/vendor/plotly.js-cartesian-dist-min/, MIT licence, the same plotly.js
-version as the package's: tests/test_browser_cold.py checks) is drawn with that; only a chart
-that needs another trace type (the Compare page's parallel coordinates) loads the full bundle,
-and a new chart drawn after that uses it too (the Compare page draws its line chart first, so a
-first visit there loads both). A plot stays with the bundle that first drew it (so a kept plot
-keeps its view), unless its figure needs the full one. Streamlit's static file serving
-(app/static/, where `serve_plotly_js` copies the bundles) sends them gzip-compressed with an
-ETag and Last-Modified date but no Cache-Control (the browser revalidates, or reuses them by its
-own heuristic); the file names carry the plotly.js version, so a cached copy is never another
-version's.
+The figures are drawn with Plotly's cartesian partial bundle when all their traces are in it;
+only a chart that needs another trace type (the Compare page's parallel coordinates) loads the
+full bundle (app/bundles.py says which files, and how they are served), and a new chart drawn
+after that uses it too (the Compare page draws its line chart first, so a first visit there
+loads both). A plot stays with the bundle that first drew it (so a kept plot keeps its view),
+unless its figure needs the full one. Pages with charts start loading the partial bundle before
+their data work (`preload`).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-from pathlib import Path
 from urllib.parse import urlencode
 
-import plotly
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.io.json import to_json_plotly
 
-STATIC = Path(__file__).resolve().parent / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-PARTIAL_DIR = Path(__file__).resolve().parent / "vendor" / "plotly.js-cartesian-dist-min"
-PARTIAL_JS = PARTIAL_DIR / "plotly-cartesian.min.js"
+from app.bundles import FULL_NAME, PARTIAL_NAME
+
 # the trace types of the cartesian partial bundle (its README)
 PARTIAL_TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d",
                             "histogram2dcontour", "image", "pie", "scatter", "scatterternary",
                             "violin"})
-
-
-def bundle_version(path: Path) -> str:
-    """The plotly.js version a bundle says in its header comment ("plotly.js … v4.1.1")."""
-    with open(path, encoding="utf-8") as f:
-        head = f.read(300)
-    match = re.search(r"plotly\.js[^\n]* v(\d+\.\d+\.\d+\S*)", head)
-    if not match:
-        raise ValueError(f"no plotly.js version in the header of {path}")
-    return match.group(1)
-
-
-# served names, with the version: a cached bundle is never taken for another version's
-FULL_NAME = f"plotly-{bundle_version(PLOTLY_JS)}.min.js"
-PARTIAL_NAME = f"plotly-cartesian-{bundle_version(PARTIAL_JS)}.min.js"
-JS = """
-const FULL = "app/static/__FULL__", PARTIAL = "app/static/__PARTIAL__";
-
-// A bundle's Plotly, by URL; each is loaded once per page. (A bundle sets window.Plotly as it
-// runs and its load event follows at once, so each promise gets its own bundle's Plotly.)
+# A bundle's Plotly, by URL; each is loaded once per page, by a chart or by `preload`. (A bundle
+# sets window.Plotly as it runs and its load event follows at once, so each promise gets its own
+# bundle's Plotly.)
+LOADER = """
 function loadPlotly(src) {
   const bundles = (window.labPlotlyBundles = window.labPlotlyBundles || new Map());
   if (!bundles.has(src)) {
     bundles.set(src, new Promise((resolve, reject) => {
       const script = document.createElement("script");
       script.src = src;
+      script.fetchPriority = "high";  // not behind the page's own lazily loaded chunks
       script.onload = () => resolve(window.Plotly);
       script.onerror = reject;
       document.head.appendChild(script);
@@ -76,6 +50,11 @@ function loadPlotly(src) {
   }
   return bundles.get(src);
 }
+"""
+
+JS = ("""
+const FULL = "app/static/__FULL__", PARTIAL = "app/static/__PARTIAL__";
+""" + LOADER + """
 
 // The bundle to draw `figure` in `div` with: the full one if the figure needs it; else the one
 // that drew this plot before; else the partial one, unless the full one is already on the page.
@@ -133,17 +112,19 @@ export default function (component) {
       div.on("plotly_restyle", () => div.labComponent.setStateValue("brush", brushed(div)));
     });
 }
-""".replace("__FULL__", FULL_NAME).replace("__PARTIAL__", PARTIAL_NAME)
+""").replace("__FULL__", FULL_NAME).replace("__PARTIAL__", PARTIAL_NAME)
 
 
-def serve_plotly_js() -> None:
-    """Put Plotly's bundles, full and partial, where Streamlit's static serving finds them
-    (app/static/), under their versioned names."""
-    for source, name in ((PLOTLY_JS, FULL_NAME), (PARTIAL_JS, PARTIAL_NAME)):
-        target = STATIC / name
-        if not target.is_file() or target.stat().st_size != source.stat().st_size:
-            STATIC.mkdir(exist_ok=True)
-            shutil.copyfile(source, target)
+def preload() -> None:
+    """Run the partial bundle as the page's first element, before the page reads its data: on
+    a first visit a chart otherwise asks for it only once it is mounted, after the frontend has
+    laid out the page, and then waits for it to download and run (half a second or more), while
+    here that runs as the server is still busy with the page's script. Pages with charts call
+    this; under app/asgi.py the page's HTML has already fetched the bundle (app.bundles.EARLY).
+    The element takes no room (its container is hidden)."""
+    st.html(f'<span class="lab-preload"></span><style>.stElementContainer:has(.lab-preload)'
+            f'{{display:none}}</style><script>{LOADER}loadPlotly("app/static/{PARTIAL_NAME}");'
+            f'</script>', unsafe_allow_javascript=True)
 
 
 def needs_full_bundle(figure: go.Figure) -> bool:

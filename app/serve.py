@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent / "streamlit_app.py"
+APP = Path(__file__).resolve().parent / "asgi.py"  # streamlit_app.py, bundles precompressed
 RESTART_DELAY = 2.0
 
 

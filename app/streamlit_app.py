@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from app import charts  # noqa: E402
+from app import bundles, charts  # noqa: E402
 
 st.set_page_config(page_title="Lottery Lab", page_icon=":material/confirmation_number:",
                    layout="wide")
@@ -24,5 +24,8 @@ pages = [  # paths are relative to this file
     st.Page("views/experiments.py", title="Experiments", icon=":material/science:",
             url_path="experiments"),
 ]
-charts.serve_plotly_js()
-st.navigation(pages).run()
+bundles.copy_to_static()
+page = st.navigation(pages)
+if page.url_path in bundles.CHART_PAGES:
+    charts.preload()
+page.run()

@@ -1,19 +1,22 @@
 """A first visit, as a person opening a shared link in a fresh browser sees it: the Run page's
-charts are drawn by Plotly's partial (cartesian) bundle, served compressed and cacheable, and only
-the Compare page, whose parallel-coordinates chart needs a trace type the partial bundle lacks,
-loads the full one. How fast is benchmarks/run_page.py's business; these check what is served
-and that the charts still draw.
+charts are drawn by Plotly's partial (cartesian) bundle, asked for before the page's data work,
+served compressed once and cacheable (app.bundles), and only the Compare page, whose
+parallel-coordinates chart needs a trace type the partial bundle lacks, loads the full one. How
+fast is benchmarks/run_page.py's business; these check what is served and that the charts still
+draw.
 
 The browser test needs Debian's chromium and the playwright package (as tests/test_browser.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 
 import plotly.graph_objects as go
 
-from app import charts, probe
+from app import bundles, charts, probe
 from jobs import queue
 from lottery_engine import report
 
@@ -22,13 +25,66 @@ from .test_browser import browser  # noqa: F401 (a fixture)
 
 
 def test_the_partial_bundle_is_plotlys_own_of_the_packages_version():
-    package = json.loads((charts.PARTIAL_DIR / "package.json").read_text())
+    package = json.loads((bundles.PARTIAL_DIR / "package.json").read_text())
     assert package["name"] == "plotly.js-cartesian-dist-min" and package["license"] == "MIT"
-    assert "MIT" in (charts.PARTIAL_DIR / "LICENSE").read_text()
+    assert "MIT" in (bundles.PARTIAL_DIR / "LICENSE").read_text()
     # the figures' JSON is written by the plotly package for its own plotly.js version
-    assert charts.bundle_version(charts.PARTIAL_JS) == charts.bundle_version(charts.PLOTLY_JS)
-    assert package["version"] == charts.bundle_version(charts.PARTIAL_JS)
-    assert charts.PARTIAL_JS.stat().st_size < 1.5 * 2**20 < charts.PLOTLY_JS.stat().st_size
+    version = bundles.bundle_version(bundles.PARTIAL_JS)
+    assert version == bundles.bundle_version(bundles.PLOTLY_JS)
+    assert package["version"] == bundles.bundle_version(bundles.PARTIAL_JS)
+    assert bundles.PARTIAL_JS.stat().st_size < 1.5 * 2**20 < bundles.PLOTLY_JS.stat().st_size
+
+
+def _get(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[list[dict], list[str]]:
+    """What PrecompressedBundles sends for one GET, and the paths it passed on to Streamlit."""
+    passed, sent = [], []
+
+    async def streamlit(scope, receive, send):
+        passed.append(scope["path"])
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": headers}
+    asyncio.run(bundles.PrecompressedBundles(streamlit)(scope, None, send))
+    return sent, passed
+
+
+def test_bundles_are_served_compressed_once_cacheable_and_revalidated():
+    gzip_ok = [(b"accept-encoding", b"gzip, deflate, br")]
+    sent, passed = _get(f"/base/app/static/{bundles.PARTIAL_NAME}", gzip_ok)
+    headers = dict(sent[0]["headers"])
+    assert not passed and sent[0]["status"] == 200 and headers[b"content-encoding"] == b"gzip"
+    assert b"immutable" in headers[b"cache-control"]
+    assert gzip.decompress(sent[1]["body"]) == bundles.PARTIAL_JS.read_bytes()
+    sent, passed = _get(f"/app/static/{bundles.PARTIAL_NAME}",
+                        [*gzip_ok, (b"if-none-match", headers[b"etag"])])
+    assert sent[0]["status"] == 304 and sent[1]["body"] == b""
+    # anything else is Streamlit's: other files, and a client that takes no gzip
+    for path, accepts in (("/app/static/other.js", gzip_ok), ("/run", gzip_ok),
+                          (f"/app/static/{bundles.FULL_NAME}", [])):
+        assert _get(path, accepts) == ([], [path])
+
+
+def test_a_chart_pages_html_fetches_the_partial_bundle_at_once():
+    page = b"<html><head><title>x</title></head><body></body></html>"
+    sent, asked = [], []
+
+    async def streamlit(scope, receive, send):
+        asked.append(dict(scope["headers"]))
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/html"), (b"content-length", str(len(page)).encode())]})
+        await send({"type": "http.response.body", "body": page})
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/base/run",
+             "headers": [(b"accept-encoding", b"gzip")]}
+    asyncio.run(bundles.EarlyBundleInPages(streamlit)(scope, None, send))
+    body = sent[1]["body"]
+    assert bundles.EARLY.encode() + b"</head>" in body and b"accept-encoding" not in asked[0]
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(body)).encode()
 
 
 def test_only_parallel_coordinates_need_the_full_bundle():
@@ -50,8 +106,8 @@ def test_a_first_visit_draws_with_the_partial_bundle_in_a_real_browser(browser, 
     with probe.served(home, tmp_path / "serve.log") as url:
         assert wait_state(home, job, timeout=400)["state"] == "done"
         context = browser.new_context(viewport={"width": 1400, "height": 1800})  # empty cache
-        bundles = {}  # the Plotly bundles served, by file name: their response headers
-        context.on("response", lambda r: "/app/static/plotly" in r.url and bundles.setdefault(
+        served = {}  # the Plotly bundles served, by file name: their response headers
+        context.on("response", lambda r: "/app/static/plotly" in r.url and served.setdefault(
             r.url.rsplit("/", 1)[1], r.all_headers()))
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -59,10 +115,13 @@ def test_a_first_visit_draws_with_the_partial_bundle_in_a_real_browser(browser, 
         first, complete = probe.timed_load(page, f"{url}/run?job={job}", ".js-plotly-plot",
                                            probe.RUN_PAGE_COMPLETE)
         print(f"cold Run page: first chart {first:.2f} s, complete {complete:.2f} s")
-        assert list(bundles) == [charts.PARTIAL_NAME]  # the full bundle is not loaded at all
-        headers = bundles[charts.PARTIAL_NAME]
+        assert list(served) == [bundles.PARTIAL_NAME]  # the full bundle is not loaded at all
+        headers = served[bundles.PARTIAL_NAME]
         assert headers.get("content-encoding") == "gzip", headers
-        assert headers.get("etag") and headers.get("last-modified"), headers  # revalidated
+        assert "immutable" in headers.get("cache-control", ""), headers  # the name has the version
+        assert headers.get("etag"), headers
+        # asked for by the page's first element, before its charts are mounted
+        assert page.locator(".lab-preload").count() == 1
         plots = page.locator(".js-plotly-plot")
         assert plots.count() == 5
         types = plots.evaluate_all("plots => plots.map(gd => gd.data[0].type)")
@@ -72,7 +131,7 @@ def test_a_first_visit_draws_with_the_partial_bundle_in_a_real_browser(browser, 
         parallel = page.locator(".js-plotly-plot", has=page.locator(".parcoords"))
         expect(parallel).to_be_visible(timeout=60_000)
         assert parallel.evaluate("gd => gd.data[0].type") == "parcoords"
-        assert charts.FULL_NAME in bundles
-        assert bundles[charts.FULL_NAME].get("content-encoding") == "gzip"
+        assert bundles.FULL_NAME in served
+        assert served[bundles.FULL_NAME].get("content-encoding") == "gzip"
         expect(page.locator(".js-plotly-plot")).to_have_count(2)
         context.close()

@@ -1,0 +1,139 @@
+"""Plotly's bundles as the browser gets them: which files, under which versioned names, and how
+they are served. No Streamlit here: `app.asgi` loads this before any script runs.
+
+Plotly's full bundle (4.8 MB, from the plotly package) takes a fresh browser seconds to parse
+and run, so the Run page draws with Plotly's published "cartesian" partial bundle (1.5 MB,
+vendored in app/vendor/plotly.js-cartesian-dist-min/, MIT licence, the same plotly.js version as
+the package's: tests/test_browser_cold.py checks); app.charts picks the bundle per chart.
+
+Streamlit's static file serving (app/static/, where `copy_to_static` puts the bundles) would
+gzip each 1.5 MB response anew in the server's event loop, with no Cache-Control. Under
+app/asgi.py (`make run`), `PrecompressedBundles` answers the same URLs from memory instead,
+compressed once at start-up and cacheable for a year (the names carry the plotly.js version, so
+a cached copy is never another version's), and `EarlyBundleInPages` has a chart page's HTML fetch
+the partial bundle at once, at high priority. Run without them (`streamlit run
+app/streamlit_app.py`), the static serving still answers the same URLs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import plotly
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PARTIAL_DIR = HERE / "vendor" / "plotly.js-cartesian-dist-min"
+PARTIAL_JS = PARTIAL_DIR / "plotly-cartesian.min.js"
+CACHE_CONTROL = b"public, max-age=31536000, immutable"
+
+
+def bundle_version(path: Path) -> str:
+    """The plotly.js version a bundle says in its header comment ("plotly.js … v4.1.1")."""
+    with open(path, encoding="utf-8") as f:
+        head = f.read(300)
+    match = re.search(r"plotly\.js[^\n]* v(\d+\.\d+\.\d+\S*)", head)
+    if not match:
+        raise ValueError(f"no plotly.js version in the header of {path}")
+    return match.group(1)
+
+
+# served names, with the version: a cached bundle is never taken for another version's
+FULL_NAME = f"plotly-{bundle_version(PLOTLY_JS)}.min.js"
+PARTIAL_NAME = f"plotly-cartesian-{bundle_version(PARTIAL_JS)}.min.js"
+SOURCES = {FULL_NAME: PLOTLY_JS, PARTIAL_NAME: PARTIAL_JS}
+PREFIX = "/app/static/"  # Streamlit's static serving's URLs (after any base URL path)
+CHART_PAGES = ("run", "compare", "experiments")  # the URL paths of the pages that draw charts
+# in a chart page's HTML: the partial bundle's download starts with the page's own scripts, at
+# high priority (a script added later is fetched at low priority, behind the lazily loaded
+# chunks of Streamlit's frontend); `app.charts.preload` then runs it from the browser's cache
+EARLY = f'<link rel="preload" as="script" fetchpriority="high" href="app/static/{PARTIAL_NAME}">'
+
+
+def copy_to_static() -> None:
+    """Put the bundles where Streamlit's static serving finds them (app/static/)."""
+    for name, source in SOURCES.items():
+        target = STATIC / name
+        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+            STATIC.mkdir(exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+def _accepts_gzip(scope: dict) -> bool:
+    return any(key == b"accept-encoding" and b"gzip" in value.lower()
+               for key, value in scope.get("headers", ()))
+
+
+class PrecompressedBundles:
+    """ASGI middleware: GET (or HEAD) of a bundle's static URL, from a client that takes gzip,
+    is answered with the bundle gzip-compressed once here, cacheable for a year, with an ETag
+    (304 when the browser already has it); anything else goes on to Streamlit."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.bodies = {name: gzip.compress(path.read_bytes(), 9, mtime=0)
+                       for name, path in SOURCES.items()}
+        self.etags = {name: b'"%s"' % hashlib.sha256(body).hexdigest()[:32].encode()
+                      for name, body in self.bodies.items()}
+
+    async def __call__(self, scope, receive, send) -> None:
+        name = scope.get("path", "").rpartition(PREFIX)[2]
+        if (scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD")
+                or name not in self.bodies or not _accepts_gzip(scope)):
+            await self.app(scope, receive, send)
+            return
+        etag, body = self.etags[name], self.bodies[name]
+        fresh = any(key == b"if-none-match" and etag in value
+                    for key, value in scope.get("headers", ()))
+        headers = [(b"cache-control", CACHE_CONTROL), (b"etag", etag),
+                   (b"vary", b"Accept-Encoding")]
+        if not fresh:
+            headers += [(b"content-type", b"text/javascript; charset=utf-8"),
+                        (b"content-encoding", b"gzip"),
+                        (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 304 if fresh else 200,
+                    "headers": headers})
+        await send({"type": "http.response.body",
+                    "body": body if scope["method"] == "GET" and not fresh else b""})
+
+
+
+class EarlyBundleInPages:
+    """ASGI middleware: the HTML of a chart page (/run, /compare, /experiments: Streamlit's one
+    page for every path) gets `EARLY` in its head. Requested uncompressed (it is 2 kB)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] != "http" or scope.get("method") != "GET"
+                or scope.get("path", "").rstrip("/").rpartition("/")[2] not in CHART_PAGES):
+            await self.app(scope, receive, send)
+            return
+        scope = {**scope, "headers": [(key, value) for key, value in scope["headers"]
+                                      if key != b"accept-encoding"]}
+        start, chunks = {}, []
+
+        async def inject(message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            html = any(key == b"content-type" and value.startswith(b"text/html")
+                       for key, value in start["headers"])
+            if html and b"</head>" in body:
+                body = body.replace(b"</head>", EARLY.encode() + b"</head>", 1)
+            await send({**start, "headers": [
+                (key, str(len(body)).encode() if key == b"content-length" else value)
+                for key, value in start["headers"]]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, inject)
