@@ -160,7 +160,8 @@ class TrainConfig:
     early_stopping: bool = False  # stop a round when val loss stops improving; keep the best point
     patience: int = 3  # validations without a lower val loss before early stopping stops
     step: str = "fused"  # the engine's own compiled step (train_step.py), or keras: Keras' fit
-    jit_compile: bool | str = "auto"  # XLA for the fused step: auto times both at round 0
+    jit_compile: bool | str = False  # XLA for the fused step; auto times both at round 0, so two
+    # runs of one config may take different paths (and numbers): not the default
     momentum: float = 0.9  # sgd only (heavy-ball, or Nesterov's with nesterov: true)
     nesterov: bool = False
     weight_decay: float = 0.0  # L2 on the kernels (sgd, adam); decoupled for adamw

@@ -125,7 +125,7 @@ def test_the_probe_leaves_the_model_as_it_found_it():
 
 def test_the_xla_choice_is_recorded_and_kept_on_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(imp, "PROBE_MIN_STEPS", 0)  # time XLA even on a tiny run
-    cfg = tiny_config(train__arch="lenet_300_100", imp__num_rounds=1)
+    cfg = tiny_config(train__arch="lenet_300_100", train__jit_compile="auto", imp__num_rounds=1)
     pipeline.execute(cfg, tmp_path / "run")
     first = runfolder.read_rounds(tmp_path / "run")
     assert {r["train_step"] for r in first} == {"fused"}
@@ -133,8 +133,8 @@ def test_the_xla_choice_is_recorded_and_kept_on_resume(tmp_path, monkeypatch):
     assert isinstance(chosen, bool) and first[0]["probe_ms_per_step"]["graph"] > 0
     # a resumed run takes the recorded choice rather than timing again
     monkeypatch.setattr(imp, "choose_jit", lambda *a, **k: pytest.fail("timed again"))
-    pipeline.execute(tiny_config(train__arch="lenet_300_100", imp__num_rounds=2),
-                     tmp_path / "run")
+    pipeline.execute(tiny_config(train__arch="lenet_300_100", train__jit_compile="auto",
+                                 imp__num_rounds=2), tmp_path / "run")
     assert runfolder.read_rounds(tmp_path / "run")[2]["jit_compile"] == chosen
 
 
@@ -199,7 +199,8 @@ def test_a_model_with_its_own_train_step_needs_the_keras_path(tmp_path):
 def test_the_probe_falls_back_to_graph_mode_where_xla_refuses(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(imp, "PROBE_MIN_STEPS", 0)
     caplog.set_level("INFO", logger="lottery")
-    pipeline.execute(tiny_config(imp__num_rounds=0), tmp_path / "run")  # conv LeNet: max pooling
+    pipeline.execute(tiny_config(train__jit_compile="auto", imp__num_rounds=0),  # max pooling
+                     tmp_path / "run")
     record = runfolder.read_rounds(tmp_path / "run")[0]
     assert record["jit_compile"] is False and record["probe_ms_per_step"]["xla"] is None
     assert record["xla_refused"].startswith("train.jit_compile: XLA cannot compile")
