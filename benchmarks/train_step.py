@@ -15,8 +15,8 @@
    an interval that excludes 0 is a difference. The two paths cannot agree bit for bit (a ulp
    anywhere grows to ~1e-2 in the weights within 200 steps).
 
-    python benchmarks/train_step.py [--steps 900] [--repeats 3] [--seeds 3] [--rounds 6]
-                                    [--epochs 15] [--part speed|stats|both] [--quick]
+    python benchmarks/train_step.py [--steps 900] [--repeats 3] [--seeds 3] [--first-seed 0]
+                                    [--rounds 6] [--epochs 15] [--part speed|stats|both] [--quick]
 
 --quick: 1,200 images, a few steps, one thread, one seed, one round of one epoch: the same code paths in
 seconds, for tests/test_benchmarks.py; its numbers mean nothing.
@@ -108,13 +108,14 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def stats(args: argparse.Namespace) -> None:
-    print(f"\n2. test accuracy at early stop, fused - fit, LeNet-300-100, {args.seeds} seeds x "
+    print(f"\n2. test accuracy at early stop, fused - fit, LeNet-300-100, {args.seeds} seeds from "
+          f"{args.first_seed} x "
           f"{args.rounds} rounds, ticket and both controls paired per seed")
     records: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, step in (("fit", "keras"), ("fused", "fused")):
             start = time.perf_counter()
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 cfg = _config("lenet_300_100", [
                     f"run.seed={seed}", f"train.step={step}", f"train.epochs={args.epochs}",
                     f"imp.num_rounds={args.rounds}", "report.html=false"], args.limit)
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=900)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
