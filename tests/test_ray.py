@@ -202,7 +202,7 @@ def test_a_change_that_cannot_be_applied_fails_its_job_and_the_dispatcher_goes_o
 def test_a_job_whose_node_dies_resumes_on_another_with_the_same_rounds(cluster, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    text = tiny_yaml("survivor", rounds=3, epochs=3, limit=400)
+    text = tiny_yaml("survivor", rounds=6, epochs=3, limit=800)  # long enough to be killed mid-run
     job_id = queue.submit(text, home)
     dispatcher = _dispatcher(home, cluster.address, max_jobs=1)
     try:
