@@ -24,7 +24,7 @@ from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state
 from .test_app import app, button, select_rows
 from .test_hardening_input import BOMB, QUICKSTART, assert_one_line_error, jobs_in, listing, lottery
 
-LONG = {"rounds": 8, "epochs": 4, "limit": 400}  # minutes of work: still running when it is hit
+LONG = {"rounds": 8, "epochs": 30, "limit": 400}  # a minute of work: still running when it is hit
 
 
 def training(home, job_id: str) -> dict:

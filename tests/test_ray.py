@@ -108,7 +108,7 @@ def test_two_jobs_run_at_once_on_two_nodes_and_match_a_local_run(cluster, tmp_pa
 def test_cancel_reaches_the_remote_job(cluster, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    job_id = queue.submit(tiny_yaml("long", rounds=8, epochs=4, limit=600), home)
+    job_id = queue.submit(tiny_yaml("long", rounds=8, epochs=30, limit=600), home)
     dispatcher = _dispatcher(home, cluster.address)
     try:
         wait_for(lambda: queue.get(job_id, home).get("batches"), timeout=300)
