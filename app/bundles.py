@@ -2,12 +2,14 @@
 they are served. No Streamlit here: `app.asgi` loads this before any script runs.
 
 Plotly's full bundle (4.8 MB, from the plotly package) takes a fresh browser seconds to parse
-and run, so the Run page draws with Plotly's published "cartesian" partial bundle (1.5 MB,
-vendored in app/vendor/plotly.js-cartesian-dist-min/, MIT licence, the same plotly.js version as
-the package's: tests/test_browser_cold.py checks); app.charts picks the bundle per chart.
+and run, so the chart pages draw with a partial bundle of only the trace types they need
+(scatter, bar, heatmap: 1.0 MB, 368 kB compressed), built from plotly.js's own sources of the
+package's plotly.js version by app/vendor/plotly.js-lab-dist-min/build.mjs (its README says how;
+MIT licence; tests/test_browser_cold.py checks the version); app.charts picks the bundle per
+chart.
 
 Streamlit's static file serving (app/static/, where `copy_to_static` puts the bundles) would
-gzip each 1.5 MB response anew in the server's event loop, with no Cache-Control. Under
+gzip each 1 MB response anew in the server's event loop, with no Cache-Control. Under
 app/asgi.py (`make run`), `PrecompressedBundles` answers the same URLs from memory instead,
 compressed once at start-up and cacheable for a year (the names carry the plotly.js version, so
 a cached copy is never another version's), and `EarlyBundleInPages` has a chart page's HTML fetch
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -28,8 +31,10 @@ import plotly
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-PARTIAL_DIR = HERE / "vendor" / "plotly.js-cartesian-dist-min"
-PARTIAL_JS = PARTIAL_DIR / "plotly-cartesian.min.js"
+PARTIAL_DIR = HERE / "vendor" / "plotly.js-lab-dist-min"
+PARTIAL_JS = PARTIAL_DIR / "plotly-lab.min.js"
+# the trace types built into the partial bundle (build.mjs builds it from the same list)
+PARTIAL_TRACES = frozenset(json.loads((PARTIAL_DIR / "package.json").read_text())["traces"])
 CACHE_CONTROL = b"public, max-age=31536000, immutable"
 
 
@@ -45,7 +50,7 @@ def bundle_version(path: Path) -> str:
 
 # served names, with the version: a cached bundle is never taken for another version's
 FULL_NAME = f"plotly-{bundle_version(PLOTLY_JS)}.min.js"
-PARTIAL_NAME = f"plotly-cartesian-{bundle_version(PARTIAL_JS)}.min.js"
+PARTIAL_NAME = f"plotly-lab-{bundle_version(PARTIAL_JS)}.min.js"
 SOURCES = {FULL_NAME: PLOTLY_JS, PARTIAL_NAME: PARTIAL_JS}
 PREFIX = "/app/static/"  # Streamlit's static serving's URLs (after any base URL path)
 CHART_PAGES = ("run", "compare", "experiments")  # the URL paths of the pages that draw charts

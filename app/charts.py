@@ -9,13 +9,13 @@ around it changes shape (the full redraw when a live run ends drops its progress
 plot itself is kept per page and key and moved into the new place: the same plot, the same view.
 A brushed parallel-coordinates chart reports its ranges back.
 
-The figures are drawn with Plotly's cartesian partial bundle when all their traces are in it;
-only a chart that needs another trace type (the Compare page's parallel coordinates) loads the
-full bundle (app/bundles.py says which files, and how they are served), and a new chart drawn
-after that uses it too (the Compare page draws its line chart first, so a first visit there
-loads both). A plot stays with the bundle that first drew it (so a kept plot keeps its view),
-unless its figure needs the full one. Pages with charts start loading the partial bundle before
-their data work (`preload`).
+The figures are drawn with the app's partial Plotly bundle (scatter, bar and heatmap traces)
+when all their traces are in it; only a chart that needs another trace type (the Compare page's
+parallel coordinates) loads the full bundle (app/bundles.py says which files, and how they are
+served), and a new chart drawn after that uses it too (the Compare page draws its line chart
+first, so a first visit there loads both). A plot stays with the bundle that first drew it (so a
+kept plot keeps its view), unless its figure needs the full one. Pages with charts start loading
+the partial bundle before their data work (`preload`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.io.json import to_json_plotly
 
-from app.bundles import FULL_NAME, PARTIAL_NAME
+from app.bundles import FULL_NAME, PARTIAL_NAME, PARTIAL_TRACES
 
-# the trace types of the cartesian partial bundle (its README)
-PARTIAL_TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d",
-                            "histogram2dcontour", "image", "pie", "scatter", "scatterternary",
-                            "violin"})
 # A bundle's Plotly, by URL; each is loaded once per page, by a chart or by `preload`. (A bundle
 # sets window.Plotly as it runs and its load event follows at once, so each promise gets its own
 # bundle's Plotly.)
