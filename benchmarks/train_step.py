@@ -130,7 +130,8 @@ def stats(args: argparse.Namespace) -> None:
     if args.save:
         Path(args.save).write_text(json.dumps(
             [{"path": name, "seed": seed, "series": series, "round": round_index,
-              "early_stop_test_accuracy": record["early_stop_test_accuracy"]}
+              **{key: record[key] for key in ("early_stop_test_accuracy", "early_stop_step",
+                                              "early_stop_val_loss", "steps")}}
              for name, by_key in records.items()
              for (seed, series, round_index), record in sorted(by_key.items())], indent=1))
     contain = True
@@ -159,7 +160,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--save", help="a .json file for every record's test accuracy")
+    parser.add_argument("--save", help="a .json file for every record's test accuracy, early-stop step and val loss")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
