@@ -9,23 +9,28 @@ MIT licence; tests/test_browser_cold.py checks the version); app.charts picks th
 chart.
 
 Streamlit's static file serving (app/static/, where `copy_to_static` puts the bundles) would
-gzip each 1 MB response anew in the server's event loop, with no Cache-Control. Under
-app/asgi.py (`make run`), `PrecompressedBundles` answers the same URLs from memory instead,
-compressed once at start-up and cacheable for a year (the names carry the plotly.js version, so
-a cached copy is never another version's), and `EarlyBundleInPages` has a chart page's HTML fetch
-the partial bundle at once, at high priority. Run without them (`streamlit run
-app/streamlit_app.py`), the static serving still answers the same URLs.
+gzip each 1 MB response anew in the server's event loop, with no Cache-Control, and serves its
+own frontend's scripts uncompressed (a Run page loads about 5.4 MB of them, which gzip to 30%: most
+of what a first visit over a real network waits for). Under app/asgi.py (`make run`),
+`PrecompressedStatic` answers those URLs from memory instead, each compressed once (the bundles at
+start-up, Streamlit's scripts at their first request, in a thread) and cacheable for a year (the
+bundles' names carry the plotly.js version and Streamlit's carry a content hash, so a cached copy
+is never another version's), and `EarlyBundleInPages` has a chart page's HTML fetch the partial
+bundle at once, at high priority. Run without them (`streamlit run app/streamlit_app.py`), the
+static serving still answers the same URLs.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
 
+import anyio
 import plotly
 
 HERE = Path(__file__).resolve().parent
@@ -36,6 +41,11 @@ PARTIAL_JS = PARTIAL_DIR / "plotly-lab.min.js"
 # the trace types built into the partial bundle (build.mjs builds it from the same list)
 PARTIAL_TRACES = frozenset(json.loads((PARTIAL_DIR / "package.json").read_text())["traces"])
 CACHE_CONTROL = b"public, max-age=31536000, immutable"
+# Streamlit's frontend: static/js/<name>.<hash>.js and static/css/… (found without importing it)
+STREAMLIT_STATIC = Path(importlib.util.find_spec("streamlit").submodule_search_locations[0],
+                        "static")
+STREAMLIT_ASSET = re.compile(r"(?:^|/)(static/(?:js|css)/[\w.-]+\.(js|css))$")
+CONTENT_TYPES = {"js": b"text/javascript; charset=utf-8", "css": b"text/css; charset=utf-8"}
 
 
 def bundle_version(path: Path) -> str:
@@ -74,38 +84,63 @@ def _accepts_gzip(scope: dict) -> bool:
                for key, value in scope.get("headers", ()))
 
 
-class PrecompressedBundles:
-    """ASGI middleware: GET (or HEAD) of a bundle's static URL, from a client that takes gzip,
-    is answered with the bundle gzip-compressed once here, cacheable for a year, with an ETag
-    (304 when the browser already has it); anything else goes on to Streamlit."""
+def _etag(body: bytes) -> bytes:
+    return b'"%s"' % hashlib.sha256(body).hexdigest()[:32].encode()
+
+
+def _static_key(path: str) -> str | None:
+    """The file a URL path asks for: `app/static/<bundle>` or Streamlit's `static/js|css/<name>`
+    (after any base URL path); None for anything else."""
+    if PREFIX in path:
+        return "app/static/" + path.rpartition(PREFIX)[2]
+    match = STREAMLIT_ASSET.search(path)
+    return match.group(1) if match else None
+
+
+class PrecompressedStatic:
+    """ASGI middleware: GET (or HEAD) of a bundle or of a script or style sheet of Streamlit's
+    frontend, from a client that takes gzip, is answered with the file gzip-compressed once here,
+    cacheable for a year, with an ETag (304 when the browser already has it); anything else goes
+    on to Streamlit."""
 
     def __init__(self, app) -> None:
         self.app = app
-        self.bodies = {name: gzip.compress(path.read_bytes(), 9, mtime=0)
+        self.bodies = {f"app/static/{name}": gzip.compress(path.read_bytes(), 9, mtime=0)
                        for name, path in SOURCES.items()}
-        self.etags = {name: b'"%s"' % hashlib.sha256(body).hexdigest()[:32].encode()
-                      for name, body in self.bodies.items()}
+        self.etags = {key: _etag(body) for key, body in self.bodies.items()}
+
+    async def _body(self, key: str) -> bytes | None:
+        """The compressed file, compressed at its first request (in a thread, not to stall the
+        event loop) and kept; None when the key names no such file."""
+        if key not in self.bodies:
+            path = STREAMLIT_STATIC / key
+            if key.startswith("app/") or not path.is_file():
+                return None
+            body = await anyio.to_thread.run_sync(
+                lambda: gzip.compress(path.read_bytes(), 6, mtime=0))
+            self.bodies[key], self.etags[key] = body, _etag(body)
+        return self.bodies[key]
 
     async def __call__(self, scope, receive, send) -> None:
-        name = scope.get("path", "").rpartition(PREFIX)[2]
-        if (scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD")
-                or name not in self.bodies or not _accepts_gzip(scope)):
+        key = (_static_key(scope.get("path", "")) if scope["type"] == "http"
+               and scope.get("method") in ("GET", "HEAD") and _accepts_gzip(scope) else None)
+        body = await self._body(key) if key else None
+        if body is None:
             await self.app(scope, receive, send)
             return
-        etag, body = self.etags[name], self.bodies[name]
-        fresh = any(key == b"if-none-match" and etag in value
-                    for key, value in scope.get("headers", ()))
+        etag = self.etags[key]
+        fresh = any(name == b"if-none-match" and etag in value
+                    for name, value in scope.get("headers", ()))
         headers = [(b"cache-control", CACHE_CONTROL), (b"etag", etag),
                    (b"vary", b"Accept-Encoding")]
         if not fresh:
-            headers += [(b"content-type", b"text/javascript; charset=utf-8"),
+            headers += [(b"content-type", CONTENT_TYPES[key.rpartition(".")[2]]),
                         (b"content-encoding", b"gzip"),
                         (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 304 if fresh else 200,
                     "headers": headers})
         await send({"type": "http.response.body",
                     "body": body if scope["method"] == "GET" and not fresh else b""})
-
 
 
 class EarlyBundleInPages:

@@ -87,12 +87,24 @@ def timed_load(page, url: str, first: str, complete: list[str],
     return first_seen, time.perf_counter() - start
 
 
-def cold_load(browser, url: str, first: str, complete: list[str],
-              timeout: float = 60_000) -> tuple[float, float]:
+def cold_load(browser, url: str, first: str, complete: list[str], timeout: float = 60_000,
+              link: tuple[float, float] | None = None,
+              headers: dict[str, str] | None = None) -> tuple[float, float]:
     """`timed_load` as a first visit sees it: a new browser context (an empty cache, as a person
-    opening a shared link in a fresh browser), closed afterwards."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    opening a shared link in a fresh browser), closed afterwards. `link` (Mbit/s, round trip in
+    ms) emulates a network between browser and server, which on this machine is none at all;
+    `headers` are sent with every request (e.g. an Accept-Encoding)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1800},
+                                  extra_http_headers=headers)
     try:
-        return timed_load(context.new_page(), url, first, complete, timeout)
+        page = context.new_page()
+        if link:
+            cdp = context.new_cdp_session(page)
+            cdp.send("Network.enable")
+            mbit, rtt = link
+            cdp.send("Network.emulateNetworkConditions", {
+                "offline": False, "latency": rtt, "downloadThroughput": mbit * 1e6 / 8,
+                "uploadThroughput": mbit * 1e6 / 8})
+        return timed_load(page, url, first, complete, timeout)
     finally:
         context.close()

@@ -11,10 +11,13 @@ real worker in a temporary queue home, plus cancelled jobs up to --jobs in all, 
    after a warm-up (Plotly's bundle cached), and cold, --cold-loads times each in a new browser
    context (an empty cache: a person opening a shared link in a fresh browser); and the Runs
    page until its table shows (warm). Targets on an otherwise idle machine: first chart
-   <= 1.5 s warm and <= 2 s cold, complete <= 3 s; Runs <= 2 s.
+   <= 1.5 s warm and <= 2 s cold, complete <= 3 s; Runs <= 2 s;
+3. the cold load again over an emulated network (--link, default 40 Mbit/s with a 20 ms round
+   trip: a person on broadband opening a shared link, where on this machine the browser and the
+   server share memory), with the server's compression and without it, alternating.
 
     python benchmarks/run_page.py [--rounds 15] [--jobs 200] [--loads 5] [--cold-loads 3]
-                                  [--refreshes 5] [--quick]
+                                  [--refreshes 5] [--link 40:20] [--quick]
 
 --quick: a 2-round run, 3 jobs, one load of each kind and one refresh: the same code path in
 seconds, for tests/test_benchmarks.py; its numbers mean little.
@@ -81,7 +84,11 @@ def app_refresh(home: Path, job_id: str, refreshes: int) -> None:
           f"{1000 * max(times):.0f} ms (target < 200 ms)")
 
 
-def browser(home: Path, job_id: str, loads: int, cold_loads: int, jobs: int) -> None:
+COMPRESSION = {"compressed": None, "uncompressed": {"Accept-Encoding": "identity"}}
+
+
+def browser(home: Path, job_id: str, loads: int, cold_loads: int, jobs: int,
+            link: tuple[float, float]) -> None:
     missing = probe.browser_missing()
     if missing:
         print(f"browser part skipped: {missing}")
@@ -96,6 +103,14 @@ def browser(home: Path, job_id: str, loads: int, cold_loads: int, jobs: int) -> 
         probe.cold_load(chromium, run_page, ".js-plotly-plot", probe.RUN_PAGE_COMPLETE)
         cold_times = [probe.cold_load(chromium, run_page, ".js-plotly-plot",
                                       probe.RUN_PAGE_COMPLETE) for _ in range(cold_loads)]
+        # over an emulated network: the same cold load with the server's compression, then
+        # with the browser refusing it (Accept-Encoding: identity), alternating
+        linked = {way: [] for way in COMPRESSION}
+        for _ in range(cold_loads):
+            for way, headers in COMPRESSION.items():
+                linked[way].append(probe.cold_load(chromium, run_page, ".js-plotly-plot",
+                                                   probe.RUN_PAGE_COMPLETE, link=link,
+                                                   headers=headers)[0])
         page = chromium.new_page(viewport={"width": 1400, "height": 1800})
         probe.timed_load(page, run_page, ".js-plotly-plot", probe.RUN_PAGE_COMPLETE)  # warm-up
         run_times = [probe.timed_load(page, run_page, ".js-plotly-plot", probe.RUN_PAGE_COMPLETE)
@@ -113,6 +128,11 @@ def browser(home: Path, job_id: str, loads: int, cold_loads: int, jobs: int) -> 
     print(f"Chromium, Run page of the finished run, cold (a new browser context each), median "
           f"of {cold_loads} loads: first chart {cold_first:.2f} s (target <= 2 s), complete "
           f"{cold_done:.2f} s (target <= 3 s)")
+    over = {way: statistics.median(times) for way, times in linked.items()}
+    print(f"Chromium, Run page cold over an emulated {link[0]:g} Mbit/s link with a "
+          f"{link[1]:g} ms round trip, median of {cold_loads} alternating loads: first chart "
+          f"{over['compressed']:.2f} s compressed, {over['uncompressed']:.2f} s uncompressed "
+          f"({over['uncompressed'] / over['compressed']:.2f}x)")
     print(f"Chromium, Runs page with {jobs} jobs, median of {loads} loads: table shown "
           f"{statistics.median(runs_times):.2f} s (target <= 2 s)")
 
@@ -124,6 +144,8 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--cold-loads", type=int, default=3)
     parser.add_argument("--refreshes", type=int, default=5)
+    parser.add_argument("--link", default="40:20", help="MBIT_PER_S:ROUND_TRIP_MS of the "
+                        "emulated network for the compressed/uncompressed cold loads")
     parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(rounds=2, jobs=3, loads=1, cold_loads=1, refreshes=1)
@@ -132,7 +154,8 @@ def main() -> None:
         home = Path(tmp)
         job_id = make_home(home, args.rounds, args.jobs)
         app_refresh(home, job_id, args.refreshes)
-        browser(home, job_id, args.loads, args.cold_loads, args.jobs)
+        browser(home, job_id, args.loads, args.cold_loads, args.jobs,
+                tuple(float(part) for part in args.link.split(":")))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def test_the_partial_bundle_is_plotlys_own_of_the_packages_version():
     assert bundles.PARTIAL_JS.stat().st_size < 1.1 * 2**20 < bundles.PLOTLY_JS.stat().st_size
 
 
-def _get(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[list[dict], list[str]]:
-    """What PrecompressedBundles sends for one GET, and the paths it passed on to Streamlit."""
+def _get(path: str, headers: list[tuple[bytes, bytes]],
+         middleware: bundles.PrecompressedStatic | None = None) -> tuple[list[dict], list[str]]:
+    """What PrecompressedStatic sends for one GET, and the paths it passed on to Streamlit."""
     passed, sent = [], []
 
     async def streamlit(scope, receive, send):
@@ -51,7 +52,9 @@ def _get(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[list[dict], lis
         sent.append(message)
 
     scope = {"type": "http", "method": "GET", "path": path, "headers": headers}
-    asyncio.run(bundles.PrecompressedBundles(streamlit)(scope, None, send))
+    middleware = middleware or bundles.PrecompressedStatic(None)
+    middleware.app = streamlit
+    asyncio.run(middleware(scope, None, send))
     return sent, passed
 
 
@@ -68,6 +71,27 @@ def test_bundles_are_served_compressed_once_cacheable_and_revalidated():
     # anything else is Streamlit's: other files, and a client that takes no gzip
     for path, accepts in (("/app/static/other.js", gzip_ok), ("/run", gzip_ok),
                           (f"/app/static/{bundles.FULL_NAME}", [])):
+        assert _get(path, accepts) == ([], [path])
+
+
+def test_streamlits_own_scripts_are_served_compressed_once_and_cacheable():
+    gzip_ok = [(b"accept-encoding", b"gzip")]
+    script = max((bundles.STREAMLIT_STATIC / "static" / "js").glob("index.*.js"),
+                 key=lambda p: p.stat().st_size)  # the frontend's entry script
+    middleware = bundles.PrecompressedStatic(None)
+    bodies = []
+    for _ in range(2):
+        sent, passed = _get(f"/base/static/js/{script.name}", gzip_ok, middleware)
+        headers = dict(sent[0]["headers"])
+        assert not passed and headers[b"content-encoding"] == b"gzip"
+        assert headers[b"content-type"].startswith(b"text/javascript")
+        assert b"immutable" in headers[b"cache-control"]
+        assert gzip.decompress(sent[1]["body"]) == script.read_bytes()
+        bodies.append(sent[1]["body"])
+    assert bodies[0] is bodies[1]  # compressed at the first request only, then kept
+    for path, accepts in (("/static/js/missing.abc.js", gzip_ok),
+                          ("/static/js/../../config.toml", gzip_ok),
+                          (f"/static/js/{script.name}", [])):
         assert _get(path, accepts) == ([], [path])
 
 
