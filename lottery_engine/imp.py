@@ -22,6 +22,7 @@ import tensorflow as tf
 from . import data as data_lib
 from . import features, flops, keras_file, metrics, models, prunable, runfolder, training
 from .scoring import SplitScorer
+from .stacked_step import StackedStep, refusal
 from .train_step import FusedStep, choose_jit
 from .config import BUILTIN_ARCHS, Config, ConfigError, rewind_step, to_yaml
 from .events import Listener
@@ -86,6 +87,7 @@ class Trainer:
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
         self._initial_optimizer: list[np.ndarray] | None = None
         self._step: FusedStep | None = None
+        self._stacks: dict[int, StackedStep] = {}  # by series count: traced once per size
         self._scorers: dict[str, SplitScorer] = {}
         self.jit: bool | None = None  # the XLA choice of the run's earlier rounds, when resumed
         self.step_info: dict = {"train_step": self.cfg.train.step}
@@ -193,6 +195,43 @@ class Trainer:
             log.info("%s", probe["xla_refused"])
         self.step_info.update(probe)
         return step
+
+    def stacking(self) -> bool:
+        """Whether rounds >= 1 train their series as one stack (train.stack: true and a model
+        the stack can express; the log says why not, once)."""
+        if not self.cfg.train.stack or not self.cfg.imp.controls:
+            return False
+        if "stack_refused" not in self.step_info:
+            self.step_info["stack_refused"] = (
+                refusal(self.model) if self.fit_model is self.model
+                else "a frozen base's head trains on cached features")
+            if self.step_info["stack_refused"]:
+                log.info("train.stack: the series train one after another: %s",
+                         self.step_info["stack_refused"])
+        return self.step_info["stack_refused"] is None
+
+    def _stack(self, series: int) -> StackedStep:
+        if series not in self._stacks:
+            self.listener.phase_started(f"compiling the training step for {series} series")
+            self._stacks[series] = StackedStep(
+                self.model, self.manager.variables, series, self._train_tensors(),
+                self.cfg.train, self._batches_per_epoch(), tuple(self.cfg.data.augment),
+                self.cfg.run.seed)
+        return self._stacks[series]
+
+    def train_stacked(self, round_index: int, starts: list[tuple[list[np.ndarray], dict]]
+                      ) -> list[tuple[training.RoundTraining, list[np.ndarray]]]:
+        """A round >= 1's series trained together, each from its (weights, masks); returns each
+        one's RoundTraining and the weights it ends with."""
+        keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
+        schedule = self.schedule(round_index, "stack")
+        self.listener.round_started(round_index, "imp", self.manager.report()["global_sparsity"])
+        x_val, y_val = tf.constant(self.inputs["val"]), self.data.y_val
+        return training.train_stacked_round(
+            self._stack, starts, len(self.data.y_train), self.cfg.run.seed, schedule,
+            self.listener, round_index, self._chunk(),
+            lambda step: [training.loss_and_accuracy(p, y_val)
+                          for p in step.probabilities(x_val)])
 
     def _fresh_optimizer(self) -> None:
         """The Keras path's fresh optimizer: the first compiles; later ones reset the optimizer
@@ -320,25 +359,63 @@ def _restore(trainer: Trainer, run_dir: Path, last_round: int) -> None:
     trainer.model.load_weights(run_dir / runfolder.weights_file(last_round))
 
 
+def _control_start(trainer: Trainer, name: str, round_index: int,
+                   imp_masks: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]:
+    """Where control `name` of this round starts: random_reinit from freshly drawn weights on
+    the ticket's masks, random_prune from the ticket's rewind point on random masks of the same
+    per-layer sparsity."""
+    seed = trainer.cfg.run.seed
+    if name == "random_reinit":
+        return trainer.fresh_init(seed_for(seed, round_index, _REINIT_SEED_OFFSET)), imp_masks
+    return trainer.manager.rewind_weights, random_masks_like(
+        imp_masks, seed_for(seed, round_index, _RANDOM_PRUNE_SEED_OFFSET))
+
+
+def _finish_control(trainer: Trainer, name: str, round_index: int, run_dir: Path,
+                    start: list[np.ndarray], record: dict) -> None:
+    out = runfolder.control_dir(run_dir, name)
+    trainer.manager.save(out / runfolder.mask_file(round_index), start)
+    runfolder.append_round(out, record)
+    trainer.listener.round_finished(record)
+
+
 def _run_controls(trainer: Trainer, round_index: int, run_dir: Path) -> None:
     """Train this round's controls on the IMP masks' sparsity; leave the IMP state as it was."""
-    cfg, manager = trainer.cfg, trainer.manager
+    manager = trainer.manager
     imp_masks, imp_weights = dict(manager.masks), trainer.model.get_weights()
-    for name in cfg.imp.controls:
-        start = manager.rewind_weights
-        if name == "random_reinit":
-            start = trainer.fresh_init(seed_for(cfg.run.seed, round_index, _REINIT_SEED_OFFSET))
-        else:
-            manager.set_masks(random_masks_like(imp_masks, seed_for(
-                cfg.run.seed, round_index, _RANDOM_PRUNE_SEED_OFFSET)))
+    for name in trainer.cfg.imp.controls:
+        start, masks = _control_start(trainer, name, round_index, imp_masks)
+        manager.set_masks(masks)
         manager.rewind(start)
         record = trainer.evaluate(round_index, name, trainer.train(round_index, name))
-        out = runfolder.control_dir(run_dir, name)
-        manager.save(out / runfolder.mask_file(round_index), start)
-        runfolder.append_round(out, record)
-        trainer.listener.round_finished(record)
+        _finish_control(trainer, name, round_index, run_dir, start, record)
         manager.set_masks(imp_masks)
     trainer.model.set_weights(imp_weights)
+
+
+def _stacked_round(trainer: Trainer, round_index: int, run_dir: Path) -> dict:
+    """The ticket and its controls of round >= 1 trained as one stack (train.stack), then each
+    evaluated, saved and recorded as when trained one after another (their records say
+    `train_step: stacked`); the model ends with the ticket's weights and masks. Returns the
+    ticket's record."""
+    manager = trainer.manager
+    imp_masks = dict(manager.masks)
+    starts = {"imp": (manager.rewind_weights, imp_masks)}
+    starts |= {name: _control_start(trainer, name, round_index, imp_masks)
+               for name in trainer.cfg.imp.controls}
+    trained = trainer.train_stacked(round_index, list(starts.values()))
+    records = {}
+    for (name, (start, masks)), (result, weights) in zip(starts.items(), trained):
+        manager.set_masks(masks)
+        trainer.model.set_weights(weights)
+        records[name] = {**trainer.evaluate(round_index, name, result),
+                         "train_step": "stacked", "stacked_series": len(starts),
+                         "jit_compile": False}
+        if name != "imp":
+            _finish_control(trainer, name, round_index, run_dir, start, records[name])
+    manager.set_masks(imp_masks)
+    trainer.model.set_weights(trained[0][1])
+    return records["imp"]
 
 
 def _prepare_controls(cfg: Config, run_dir: Path, next_round: int, round0: dict | None) -> None:
@@ -391,16 +468,19 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
         if round_index > 0:
             manager.prune(imp.prune_rate, imp.scope, trainer.layer_rates)
             manager.rewind()
-        result = trainer.train(round_index, "imp")
-        if result.snapshot is not None:
-            manager.rewind_weights = result.snapshot
-            _save_weights_list(trainer, result.snapshot, run_dir / runfolder.REWIND)
-        record = trainer.evaluate(round_index, "imp", result)
+        if round_index > 0 and trainer.stacking():
+            record = _stacked_round(trainer, round_index, run_dir)
+        else:
+            result = trainer.train(round_index, "imp")
+            if result.snapshot is not None:
+                manager.rewind_weights = result.snapshot
+                _save_weights_list(trainer, result.snapshot, run_dir / runfolder.REWIND)
+            record = trainer.evaluate(round_index, "imp", result)
         manager.save(run_dir / runfolder.mask_file(round_index))
         trainer.model.save_weights(run_dir / runfolder.weights_file(round_index))
         if round_index == 0:
             _prepare_controls(cfg, run_dir, 1, record)
-        else:
+        elif not trainer.stacking():
             _run_controls(trainer, round_index, run_dir)
         runfolder.append_round(run_dir, record)
         records.append(record)

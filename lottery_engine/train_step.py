@@ -36,6 +36,79 @@ def decays(variable: keras.Variable) -> bool:
     return variable.name.endswith("kernel")
 
 
+def each_step(step: Callable[[tf.Tensor, tf.Tensor], None], batches: tf.Tensor,
+              first_step: tf.Tensor) -> None:
+    """In a traced function: `step(batch, global step)` for each row of `batches` (example
+    indices), the first being global step `first_step` of round 0's clock."""
+    for i in tf.range(tf.shape(batches)[0]):
+        step(batches[i], first_step + tf.cast(i, tf.int64))
+
+
+def batch_of(step: "FusedStep", batch: tf.Tensor, global_step: tf.Tensor
+             ) -> tuple[tf.Tensor, tf.Tensor]:
+    """A step's examples, gathered in-graph from the resident training tensors and augmented as
+    recipes.py draws it from (seed, epoch, step). `step` is a FusedStep or a StackedStep."""
+    x, y = (tf.gather(tensor, batch) for tensor in step.train)
+    if step.augment:
+        x = recipes.augment(x, step.seed, global_step // step.steps_per_epoch, global_step,
+                            step.augment)
+    return x, y
+
+
+class FusedOptimizer:
+    """Adam, AdamW or SGD (with momentum or Nesterov) over `variables` as one fused TensorFlow
+    kernel per variable: the update Keras' optimizer computes in several passes over memory.
+
+    Elementwise, so it updates a stack of S networks' variables (stacked_step.py) exactly as S
+    separate ones. Weight decay is L2 on the kernels (`decayed`; added to the gradient, as
+    OpenLTH's SGD has it), decoupled for adamw (the kernel shrinks by lr·decay before the Adam
+    step, as Keras' AdamW).
+    """
+
+    def __init__(self, cfg: TrainConfig, variables: list[tf.Variable], decayed: list[bool]):
+        self.cfg, self.variables, self.decayed = cfg, variables, decayed
+        slots = 2 if cfg.optimizer in ("adam", "adamw") else 1
+        self.slots = [[tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+                       for v in variables] for _ in range(slots)]
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def reset(self) -> None:
+        """Zero moments and step count 0: a fresh optimizer without tracing again."""
+        for slot in self.slots:
+            for variable in slot:
+                variable.assign(tf.zeros_like(variable))
+        self.iterations.assign(0)
+
+    def apply(self, gradients: list[tf.Tensor], learning_rate: tf.Tensor) -> None:
+        """One step (in a traced function): every variable updated by its gradient."""
+        self.iterations.assign_add(1)
+        for index, gradient in enumerate(gradients):
+            self._update(index, gradient, learning_rate)
+
+    def _update(self, index: int, gradient: tf.Tensor, learning_rate: tf.Tensor) -> None:
+        variable, cfg = self.variables[index], self.cfg
+        if cfg.weight_decay and self.decayed[index]:
+            if cfg.optimizer == "adamw":
+                variable.assign_sub(variable * learning_rate * cfg.weight_decay)
+            else:
+                gradient = gradient + cfg.weight_decay * variable
+        if cfg.optimizer in ("adam", "adamw"):
+            t = tf.cast(self.iterations, tf.float32)
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle, m=self.slots[0][index].handle,
+                v=self.slots[1][index].handle, beta1_power=ADAM_BETAS[0] ** t,
+                beta2_power=ADAM_BETAS[1] ** t, lr=learning_rate, beta1=ADAM_BETAS[0],
+                beta2=ADAM_BETAS[1], epsilon=ADAM_EPSILON, grad=gradient, use_locking=False)
+        elif cfg.momentum:
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=variable.handle, accum=self.slots[0][index].handle, lr=learning_rate,
+                grad=gradient, momentum=cfg.momentum, use_locking=False,
+                use_nesterov=cfg.nesterov)
+        else:
+            tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=learning_rate,
+                                                    delta=gradient, use_locking=False)
+
+
 class FusedStep:
     """A model's compiled train step with its own optimizer state and training-loss sums.
 
@@ -49,12 +122,10 @@ class FusedStep:
         self.model, self.cfg, self.logits, self.jit_compile = model, cfg, logits, jit_compile
         self.steps_per_epoch, self.augment, self.seed = steps_per_epoch, tuple(augment), seed
         self.variables = list(model.trainable_variables)
-        self._x, self._y = train
+        self.train = train  # the resident (x, y) training tensors
         self._binary = model.outputs[0].shape[-1] == 1
-        slots = 2 if cfg.optimizer in ("adam", "adamw") else 1
-        self._slots = [[tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
-                        for v in self.variables] for _ in range(slots)]
-        self._iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.optimizer = FusedOptimizer(cfg, [v.value for v in self.variables],
+                                        [decays(v) for v in self.variables])
         self._sums = tf.Variable(tf.zeros(3, tf.float64), trainable=False)  # loss·n, correct, n
         self._function = tf.function(
             self._steps, jit_compile=jit_compile, reduce_retracing=True,
@@ -62,16 +133,13 @@ class FusedStep:
 
     def reset(self) -> None:
         """A fresh optimizer: zero moments, step count 0, and new training-loss sums."""
-        for slot in self._slots:
-            for variable in slot:
-                variable.assign(tf.zeros_like(variable))
-        self._iterations.assign(0)
+        self.optimizer.reset()
         self._sums.assign(tf.zeros(3, tf.float64))
 
     @property
     def iterations(self) -> int:
         """Optimizer steps since the last reset."""
-        return int(self._iterations.numpy())
+        return int(self.optimizer.iterations.numpy())
 
     @property
     def traces(self) -> int:
@@ -102,54 +170,23 @@ class FusedStep:
         return {"loss": float(loss_n / max(n, 1)), "accuracy": float(correct / max(n, 1))}
 
     def _steps(self, batches: tf.Tensor, first_step: tf.Tensor) -> None:
-        for i in tf.range(tf.shape(batches)[0]):
-            self._step(batches[i], first_step + tf.cast(i, tf.int64))
+        each_step(self._step, batches, first_step)
 
     def _step(self, batch: tf.Tensor, step: tf.Tensor) -> None:
-        x, y = tf.gather(self._x, batch), tf.gather(self._y, batch)
-        if self.augment:
-            x = recipes.augment(x, self.seed, step // self.steps_per_epoch, step, self.augment)
+        x, y = batch_of(self, batch, step)
         with tf.GradientTape() as tape:
             predicted = self.model(x, training=True)
             loss = self._loss(y, predicted)
             total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
         gradients = tape.gradient(total, [v.value for v in self.variables])
-        self._iterations.assign_add(1)
-        learning_rate = recipes.learning_rate(self.cfg, step, self.steps_per_epoch)
-        for index, (variable, gradient) in enumerate(zip(self.variables, gradients)):
-            self._update(index, variable, gradient, learning_rate)
+        self.optimizer.apply(gradients, recipes.learning_rate(self.cfg, step,
+                                                              self.steps_per_epoch))
         for variable in self.variables:
             if variable.constraint is not None:
                 variable.assign(variable.constraint(variable.value))
         n = tf.cast(tf.shape(batch)[0], tf.float64)
         self._sums.assign_add(tf.stack([tf.cast(loss, tf.float64) * n,
                                         tf.cast(self._correct(y, predicted), tf.float64), n]))
-
-    def _update(self, index: int, variable: keras.Variable, gradient: tf.Tensor,
-                learning_rate: tf.Tensor) -> None:
-        """One fused kernel: the update Keras' optimizer computes in several passes. Weight decay
-        is L2 on the kernels (added to the gradient, as OpenLTH's SGD has it), decoupled for
-        adamw (the kernel shrinks by lr·decay before the Adam step, as Keras' AdamW)."""
-        handle, cfg = variable.value.handle, self.cfg
-        if cfg.weight_decay and decays(variable):
-            if cfg.optimizer == "adamw":
-                variable.assign_sub(variable.value * learning_rate * cfg.weight_decay)
-            else:
-                gradient = gradient + cfg.weight_decay * variable.value
-        if cfg.optimizer in ("adam", "adamw"):
-            t = tf.cast(self._iterations, tf.float32)
-            tf.raw_ops.ResourceApplyAdam(
-                var=handle, m=self._slots[0][index].handle, v=self._slots[1][index].handle,
-                beta1_power=ADAM_BETAS[0] ** t, beta2_power=ADAM_BETAS[1] ** t,
-                lr=learning_rate, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], epsilon=ADAM_EPSILON,
-                grad=gradient, use_locking=False)
-        elif cfg.momentum:
-            tf.raw_ops.ResourceApplyKerasMomentum(
-                var=handle, accum=self._slots[0][index].handle, lr=learning_rate, grad=gradient,
-                momentum=cfg.momentum, use_locking=False, use_nesterov=cfg.nesterov)
-        else:
-            tf.raw_ops.ResourceApplyGradientDescent(var=handle, alpha=learning_rate,
-                                                    delta=gradient, use_locking=False)
 
     def _loss(self, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
         if self._binary:

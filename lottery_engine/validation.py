@@ -321,6 +321,8 @@ def _check_train(cfg: Config, problems: Problems) -> None:
     problems.check(_choice, "train.step", train.step, TRAIN_STEPS)
     problems.check(_jit_compile, train.jit_compile)
     problems.check(_keras_step, cfg, needs=("train", "data.augment"))
+    problems.check(_bool, "train.stack", train.stack)
+    problems.check(_stack, train, needs=("train.stack", "train.step"))
 
 
 def _jit_compile(value: Any) -> None:
@@ -343,6 +345,12 @@ def _keras_step(cfg: Config) -> None:
     if extras:
         fail("train.step", train.step, f"keras runs only constant-rate adam or sgd with "
              f"momentum 0.9; for {', '.join(extras)} use step: fused")
+
+
+def _stack(train: TrainConfig) -> None:
+    if train.stack and train.step != "fused":
+        fail("train.stack", train.stack, "stacking is a form of the fused step; use step: "
+             "fused, or leave stack out")
 
 
 def _momentum(train: TrainConfig) -> None:
