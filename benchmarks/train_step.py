@@ -9,14 +9,16 @@
    `train.stack`'s: a round's ticket and both controls trained as one stack of 3 (series-steps
    per second, so comparable with the others); target >= 1.8x fit for a run with both controls.
 2. Statistics: the published protocol's LeNet-300-100 (configs/fashion_lenet_300_100.yaml,
-   early stopping) for --seeds seeds x --rounds rounds with both controls, on both paths. Per
-   round, the paired differences of test accuracy at early stop (fused - fit, one pair per seed
-   and series) with their 95% t intervals: the new path must find tickets of the same quality;
-   an interval that excludes 0 is a difference. The two paths cannot agree bit for bit (a ulp
-   anywhere grows to ~1e-2 in the weights within 200 steps).
+   early stopping; --arch lenet: configs/fashion_lenet.yaml) for --seeds seeds x --rounds rounds
+   with both controls, on two paths (--compare NEW OLD: fused fit by default, or stacked fused).
+   Per round, the paired differences of test accuracy at early stop (NEW - OLD, one pair per seed:
+   the mean of its series) with their 95% t intervals: the new path must find tickets of the
+   same quality; an interval that excludes 0 is a difference. The two paths cannot agree bit
+   for bit (a ulp anywhere grows to ~1e-2 in the weights within 200 steps).
 
     python benchmarks/train_step.py [--steps 900] [--repeats 3] [--seeds 3] [--first-seed 0]
                                     [--rounds 6] [--epochs 15] [--part speed|stats|both] [--quick]
+                                    [--compare NEW OLD] [--arch lenet_300_100|lenet] [--save F]
 
 --quick: 1,200 images, a few steps, one thread, one seed, one round of one epoch: the same code paths in
 seconds, for tests/test_benchmarks.py; its numbers mean nothing.
@@ -122,26 +124,31 @@ def speed(args: argparse.Namespace) -> None:
                   + f"{rates[STACKED] / rates['keras fit']:>12.2f}x")
 
 
+# the paths the statistics part can compare: the config overrides of each
+STATS_PATHS = {"fit": ["train.step=keras"], "fused": ["train.step=fused"],
+               "stacked": ["train.step=fused", "train.stack=true"]}
+
+
 def stats(args: argparse.Namespace) -> None:
-    print(f"\n2. test accuracy at early stop, fused - fit, LeNet-300-100, {args.seeds} seeds from "
-          f"{args.first_seed} x "
-          f"{args.rounds} rounds, both controls; the seed is the unit of pairing")
+    new, old = args.compare
+    print(f"\n2. test accuracy at early stop, {new} - {old}, {args.arch}, {args.seeds} seeds from "
+          f"{args.first_seed} x {args.rounds} rounds, both controls; the seed is the unit of "
+          f"pairing")
     records: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, step in (("fit", "keras"), ("fused", "fused")):
+        for name in (old, new):
             start = time.perf_counter()
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                cfg = _config("lenet_300_100", [
-                    f"run.seed={seed}", f"train.step={step}", f"train.epochs={args.epochs}",
+                cfg = _config(args.arch, [
+                    f"run.seed={seed}", *STATS_PATHS[name], f"train.epochs={args.epochs}",
                     f"imp.num_rounds={args.rounds}", "report.html=false"], args.limit)
                 folder = Path(tmp) / f"{name}-{seed}"
                 pipeline.execute(cfg, folder)
                 for series, rounds in runfolder.series(folder).items():
                     for record in rounds:
                         records.setdefault(name, {})[(seed, series, record["round"])] = record
-            print(f"{name}: {time.perf_counter() - start:.0f} s"
-                  + (f", jit_compile {sorted({r.get('jit_compile') for r in records[name].values()})}"
-                     if name == "fused" else ""))
+            paths = sorted({str(r.get("train_step")) for r in records[name].values()})
+            print(f"{name}: {time.perf_counter() - start:.0f} s, records of {', '.join(paths)}")
     if args.save:
         Path(args.save).write_text(json.dumps(
             [{"path": name, "seed": seed, "series": series, "round": round_index,
@@ -150,22 +157,22 @@ def stats(args: argparse.Namespace) -> None:
              for name, by_key in records.items()
              for (seed, series, round_index), record in sorted(by_key.items())], indent=1))
     contain = True
-    seeds = sorted({key[0] for key in records["fit"]})
+    seeds = sorted({key[0] for key in records[old]})
     for round_index in range(args.rounds + 1):
         # the seed is the unit: a seed's series share masks and data, so they are not
         # independent pairs; each seed gives the mean of its series' differences
-        present = sorted({key[1] for key in records["fit"] if key[2] == round_index})
+        present = sorted({key[1] for key in records[old] if key[2] == round_index})
         per_series = {series: [[records[name][(seed, series, round_index)]
                                 ["early_stop_test_accuracy"] for seed in seeds]
-                               for name in ("fused", "fit")]
+                               for name in (new, old)]
                       for series in (present if round_index else ["imp"])}  # round 0: shared
         averaged = significance.paired(*(
             [sum(values[side][i] for values in per_series.values()) / len(per_series)
              for i in range(len(seeds))] for side in (0, 1)))
         contain &= not averaged.significant
         print(f"round {round_index}: {averaged.text()}, the mean of its series per seed")
-        for series, (fused, fit) in per_series.items() if round_index else ():
-            print(f"    {series}: {significance.paired(fused, fit).text()}")
+        for series, (ours, theirs) in per_series.items() if round_index else ():
+            print(f"    {series}: {significance.paired(ours, theirs).text()}")
     print(f"every interval contains 0: {contain}")
 
 
@@ -177,6 +184,10 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--save", help="a .json file for every record's test accuracy, early-stop step and val loss")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--compare", nargs=2, metavar=("NEW", "OLD"), default=["fused", "fit"],
+                        choices=list(STATS_PATHS), help="the two paths of the statistics part")
+    parser.add_argument("--arch", default="lenet_300_100", choices=["lenet_300_100", "lenet"],
+                        help="the network of the statistics part")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
