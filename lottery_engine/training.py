@@ -8,6 +8,8 @@ Why not Keras' own epochs and EarlyStopping callback:
   validation cannot resolve it. Validation here runs every `eval_every` steps and at each epoch end.
 The steps themselves run on the engine's own compiled step (train_step.py) or on Keras' `fit`
 (`train.step: keras`, the reference); both report to the same Monitor at each call boundary.
+`train_stacked_round` trains a round's series together on a stack (stacked_step.py), one Monitor
+per series.
 """
 
 from __future__ import annotations
@@ -93,8 +95,8 @@ class Monitor:
     `model` is anything with get_weights(): a Keras model, or one series of a stack."""
 
     def __init__(self, model: keras.Model | "_SeriesOfStack", schedule: Schedule,
-                 listener: Listener,
-                 round_index: int, validate: Callable[[], tuple[float, float]]):
+                 listener: Listener, round_index: int,
+                 validate: Callable[[], tuple[float, float]]):
         self.model, self.s, self.listener, self.round_index, self.validate = (
             model, schedule, listener, round_index, validate)
         self.step = schedule.start_step
