@@ -197,18 +197,16 @@ class Trainer:
         return step
 
     def stacking(self) -> bool:
-        """Whether rounds >= 1 train their series as one stack (train.stack: true and a model
-        the stack can express; the log says why not, once)."""
+        """Whether rounds >= 1 train their series as one stack: train.stack: true and a model
+        the stack can express. Asked once per run; the log and the records say why not."""
         if not self.cfg.train.stack or not self.cfg.imp.controls:
             return False
-        if "stack_refused" not in self.step_info:
-            self.step_info["stack_refused"] = (
-                refusal(self.model) if self.fit_model is self.model
-                else "a frozen base's head trains on cached features")
-            if self.step_info["stack_refused"]:
-                log.info("train.stack: the series train one after another: %s",
-                         self.step_info["stack_refused"])
-        return self.step_info["stack_refused"] is None
+        refused = (refusal(self.model) if self.fit_model is self.model
+                   else "a frozen base's head trains on cached features")
+        self.step_info["stack_refused"] = refused
+        if refused:
+            log.info("train.stack: the series train one after another: %s", refused)
+        return refused is None
 
     def _stack(self, series: int) -> StackedStep:
         if series not in self._stacks:
@@ -462,13 +460,14 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     _prepare_controls(cfg, run_dir, len(records), records[0] if records else None)
 
     manager, imp = trainer.manager, cfg.imp
+    stacked = trainer.stacking()
     for round_index in range(len(records), imp.num_rounds + 1):
         if records and records[-1]["global_sparsity"] >= imp.target_sparsity:
             break
         if round_index > 0:
             manager.prune(imp.prune_rate, imp.scope, trainer.layer_rates)
             manager.rewind()
-        if round_index > 0 and trainer.stacking():
+        if round_index > 0 and stacked:
             record = _stacked_round(trainer, round_index, run_dir)
         else:
             result = trainer.train(round_index, "imp")
@@ -480,7 +479,7 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
         trainer.model.save_weights(run_dir / runfolder.weights_file(round_index))
         if round_index == 0:
             _prepare_controls(cfg, run_dir, 1, record)
-        elif not trainer.stacking():
+        elif not stacked:
             _run_controls(trainer, round_index, run_dir)
         runfolder.append_round(run_dir, record)
         records.append(record)

@@ -163,7 +163,8 @@ class TrainConfig:
     jit_compile: bool | str = False  # XLA for the fused step; auto times both at round 0, so two
     # runs of one config may take different paths (and numbers): not the default
     stack: bool = False  # rounds >= 1 train the ticket and its controls as one stack
-    # (stacked_step.py; 1.7x the series-steps of the conv LeNet); a model it cannot express
+    # (stacked_step.py; 1.85x the fused step's series-steps on the conv LeNet, none on
+    # LeNet-300-100: benchmarks/train_step.py); a model it cannot express
     # trains them one after another, and the log and records say why
     momentum: float = 0.9  # sgd only (heavy-ball, or Nesterov's with nesterov: true)
     nesterov: bool = False
