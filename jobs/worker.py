@@ -28,7 +28,7 @@ from typing import Callable
 from multiprocessing.connection import Connection
 
 from lottery_engine import runfolder
-from lottery_engine.events import Listener, RunCancelled
+from lottery_engine.events import STACK, Listener, RunCancelled
 from lottery_engine.faults import describe
 
 from . import queue
@@ -58,6 +58,8 @@ class ProgressWriter(Listener):
         s = self.state
         total = sum(self._units(r) for r in range(self.num_rounds + 1))
         in_series = (s["epoch"] + (s["batch"] / s["batches"] if s["batches"] else 0)) / self.epochs
+        if s["series"] == STACK:  # the round's series train together: its batches count for all
+            in_series *= self._units(s["round"])
         done = sum(self._units(r) for r in range(s["round"])) + self.series_index + in_series
         return min(done / total, 1.0)
 
@@ -84,7 +86,7 @@ class ProgressWriter(Listener):
         self._write(force=done == total)
 
     def round_started(self, round_index, series, sparsity):
-        self.series_index = 0 if series == "imp" else self.series_index + 1
+        self.series_index = 0 if series in ("imp", STACK) else self.series_index + 1
         self.state |= {"round": round_index, "series": series, "sparsity": sparsity,
                        "epoch": 0, "batch": 0, "history": {}}
         self._write(force=True)

@@ -5,6 +5,10 @@ Kept free of TensorFlow so that listeners can live in processes that never train
 
 from __future__ import annotations
 
+# the `series` of a round whose ticket and controls train together as one stack: its batches
+# stand for every series of the round, its epochs reported live are the ticket's
+STACK = "ticket + controls"
+
 
 class Listener:
     """Receives progress while a run goes; override what you need. Raising stops the run."""

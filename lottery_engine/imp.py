@@ -25,7 +25,7 @@ from .scoring import SplitScorer
 from .stacked_step import StackedStep, refusal
 from .train_step import FusedStep, choose_jit
 from .config import BUILTIN_ARCHS, Config, ConfigError, rewind_step, to_yaml
-from .events import Listener
+from .events import STACK, Listener
 from .masks import MaskManager, load_masks, random_masks_like
 
 log = logging.getLogger("lottery")
@@ -197,12 +197,20 @@ class Trainer:
         return step
 
     def stacking(self) -> bool:
-        """Whether rounds >= 1 train their series as one stack: train.stack: true and a model
-        the stack can express. Asked once per run; the log and the records say why not."""
-        if not self.cfg.train.stack or not self.cfg.imp.controls:
+        """Whether rounds >= 1 train their series as one stack (train.stack): a model the stack
+        can express, with controls, on the fused step; under stack: auto also in graph mode,
+        since under XLA one series at a time was faster (benchmarks/train_step.py). Asked once
+        per run, after round 0 chose XLA or not; the log and the records say why not."""
+        train = self.cfg.train
+        if not train.stack or not self.cfg.imp.controls or train.step != "fused":
             return False
         refused = (refusal(self.model) if self.fit_model is self.model
                    else "a frozen base's head trains on cached features")
+        jit = self.step_info.get("jit_compile", self.jit)
+        if refused is None and train.stack == "auto" and (
+                jit is True or jit is None and train.jit_compile is True):
+            refused = ("the step runs with XLA, where one series at a time is faster "
+                       "(stack: true stacks in graph mode)")
         self.step_info["stack_refused"] = refused
         if refused:
             log.info("train.stack: the series train one after another: %s", refused)
@@ -223,7 +231,8 @@ class Trainer:
         one's RoundTraining and the weights it ends with."""
         keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
         schedule = self.schedule(round_index, "stack")
-        self.listener.round_started(round_index, "imp", self.manager.report()["global_sparsity"])
+        self.listener.round_started(round_index, STACK,
+                                    self.manager.report()["global_sparsity"])
         x_val, y_val = tf.constant(self.inputs["val"]), self.data.y_val
         return training.train_stacked_round(
             self._stack, starts, len(self.data.y_train), self.cfg.run.seed, schedule,
@@ -460,13 +469,15 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     _prepare_controls(cfg, run_dir, len(records), records[0] if records else None)
 
     manager, imp = trainer.manager, cfg.imp
-    stacked = trainer.stacking()
+    stacked: bool | None = None  # asked at the first round >= 1, once round 0 chose XLA or not
     for round_index in range(len(records), imp.num_rounds + 1):
         if records and records[-1]["global_sparsity"] >= imp.target_sparsity:
             break
         if round_index > 0:
             manager.prune(imp.prune_rate, imp.scope, trainer.layer_rates)
             manager.rewind()
+            if stacked is None:
+                stacked = trainer.stacking()
         if round_index > 0 and stacked:
             record = _stacked_round(trainer, round_index, run_dir)
         else:

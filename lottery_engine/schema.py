@@ -43,6 +43,7 @@ CONTROLS = ("random_reinit", "random_prune")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 TRAIN_STEPS = ("fused", "keras")
 JIT_CHOICES = ("auto", True, False)
+STACK_CHOICES = JIT_CHOICES
 LR_SCHEDULES = ("constant", "step", "cosine")
 AUGMENTATIONS = ("flip", "crop")  # random horizontal flip, random crop after 4-pixel padding
 DEVICES = ("cpu", "gpu", "auto")
@@ -162,10 +163,12 @@ class TrainConfig:
     step: str = "fused"  # the engine's own compiled step (train_step.py), or keras: Keras' fit
     jit_compile: bool | str = False  # XLA for the fused step; auto times both at round 0, so two
     # runs of one config may take different paths (and numbers): not the default
-    stack: bool = False  # rounds >= 1 train the ticket and its controls as one stack
-    # (stacked_step.py; 1.85x the fused step's series-steps on the conv LeNet, none on
-    # LeNet-300-100: benchmarks/train_step.py); a model it cannot express
-    # trains them one after another, and the log and records say why
+    stack: bool | str = "auto"  # rounds >= 1 train the ticket and its controls as one stack
+    # (stacked_step.py; 1.85x the fused step's series-steps on the conv LeNet, the same on
+    # LeNet-300-100: benchmarks/train_step.py). auto: where the model allows and the step runs
+    # in graph mode (under XLA one series at a time was faster); true: also when jit_compile:
+    # auto chose XLA (the stack in graph mode); a model it cannot express trains them one
+    # after another, and the log and records say why
     momentum: float = 0.9  # sgd only (heavy-ball, or Nesterov's with nesterov: true)
     nesterov: bool = False
     weight_decay: float = 0.0  # L2 on the kernels (sgd, adam); decoupled for adamw

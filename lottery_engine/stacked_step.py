@@ -65,8 +65,8 @@ class StackedStep:
 
     def __init__(self, model: keras.Model, kernels: dict[str, keras.Variable], series: int,
                  train: tuple[tf.Tensor, tf.Tensor], cfg: TrainConfig, steps_per_epoch: int = 1,
-                 augment: tuple[str, ...] = (), seed: int = 0):
-        self.series, self.cfg = series, cfg
+                 augment: tuple[str, ...] = (), seed: int = 0, jit_compile: bool = False):
+        self.series, self.cfg, self.jit_compile = series, cfg, jit_compile
         self.steps_per_epoch, self.augment, self.seed = steps_per_epoch, tuple(augment), seed
         self.train = train  # the resident (x, y) training tensors
         # per model weight (get_weights() order): its stack; per prunable kernel: its masks
@@ -80,7 +80,7 @@ class StackedStep:
         self.optimizer = FusedOptimizer(cfg, self._stacked, [decays(w) for w in model.weights])
         self._sums = tf.Variable(tf.zeros((series, 3), tf.float64), trainable=False)
         self._function = tf.function(
-            self._steps, reduce_retracing=True,
+            self._steps, jit_compile=jit_compile, reduce_retracing=True,
             input_signature=[tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([], tf.int64)])
         self._scores = tf.function(self._logits, reduce_retracing=True)
 

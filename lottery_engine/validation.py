@@ -21,7 +21,8 @@ from typing import Any
 
 from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, JIT_CHOICES,
                      KERAS_DATASETS, LOSSES, LR_SCHEDULES, MIN_IMAGE_SIDE, OPTIMIZERS,
-                     PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, TRAIN_STEPS, VGG16_CONVS,
+                     PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, STACK_CHOICES,
+                     TRAIN_STEPS, VGG16_CONVS,
                      Config, ConfigError, Problems, TrainConfig, did_you_mean)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
@@ -321,8 +322,7 @@ def _check_train(cfg: Config, problems: Problems) -> None:
     problems.check(_choice, "train.step", train.step, TRAIN_STEPS)
     problems.check(_jit_compile, train.jit_compile)
     problems.check(_keras_step, cfg, needs=("train", "data.augment"))
-    problems.check(_bool, "train.stack", train.stack)
-    problems.check(_stack, train, needs=("train.stack", "train.step"))
+    problems.check(_stack, train, needs=("train.step", "train.jit_compile"))
 
 
 def _jit_compile(value: Any) -> None:
@@ -348,9 +348,15 @@ def _keras_step(cfg: Config) -> None:
 
 
 def _stack(train: TrainConfig) -> None:
-    if train.stack and train.step != "fused":
+    if train.stack not in STACK_CHOICES or (train.stack != "auto"
+                                            and not isinstance(train.stack, bool)):
+        fail("train.stack", train.stack, "allowed: auto (stack where it pays), true or false")
+    if train.stack is True and train.step != "fused":
         fail("train.stack", train.stack, "stacking is a form of the fused step; use step: "
-             "fused, or leave stack out")
+             "fused, or stack: auto")
+    if train.stack is True and train.jit_compile is True:
+        fail("train.stack", train.stack, "the stack runs in graph mode; use jit_compile: auto "
+             "or false, or stack: auto")
 
 
 def _momentum(train: TrainConfig) -> None:

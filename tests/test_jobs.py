@@ -13,6 +13,7 @@ from jobs import queue, worker
 from lottery_engine import config as config_lib
 from lottery_engine import imp, runfolder
 from lottery_engine.config import ConfigError
+from lottery_engine.events import STACK
 from lottery_engine.masks import load_masks
 
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state
@@ -162,3 +163,22 @@ def test_job_ids_are_generated_and_never_user_paths(tmp_path):
     for bad in ("../x", "20261125-120000-zzzzzz", ""):
         with pytest.raises(queue.JobError):
             queue.get(bad, tmp_path)
+
+
+def test_progress_of_a_stacked_round_counts_its_batches_for_every_series(tmp_path):
+    """A round whose ticket and two controls train as one stack is three series' worth of work:
+    halfway through it, the job is halfway through those three (no jump at the round's end)."""
+    progress = worker.ProgressWriter(tmp_path, num_rounds=2, epochs=2, controls=2)
+    progress.round_finished({"series": "imp", "round": 0, "val_accuracy": 0.5})  # 1 unit of 7
+
+    def fraction() -> float:
+        return runfolder.read_json(tmp_path / worker.PROGRESS)["fraction_done"]
+
+    progress.round_started(1, STACK, 0.2)
+    progress.epoch_finished(1, 0, {"loss": 1.0})  # half of round 1's 3 units
+    assert fraction() == pytest.approx((1 + 1.5) / 7)
+    progress.round_started(2, STACK, 0.36)
+    assert fraction() == pytest.approx(4 / 7)
+    progress.round_started(2, "imp", 0.36)  # one after another (train.stack: false)
+    progress.round_started(2, "random_reinit", 0.36)  # the second of round 2's 3 units
+    assert fraction() == pytest.approx(5 / 7)

@@ -111,6 +111,21 @@ def test_a_model_the_stack_cannot_express_trains_its_series_one_after_another(tm
     assert record["stack_refused"] == "user_net is not a Sequential model"
 
 
-def test_stacking_needs_the_fused_step():
+def test_stacking_needs_the_fused_step_in_graph_mode():
     with pytest.raises(config_lib.ConfigError, match="train.stack: .*use step: fused"):
         tiny_config(train__stack=True, train__step="keras")
+    with pytest.raises(config_lib.ConfigError, match="train.stack: .*runs in graph mode"):
+        tiny_config(train__stack=True, train__jit_compile=True)
+    with pytest.raises(config_lib.ConfigError, match="train.stack: invalid value 'yes'"):
+        tiny_config(train__stack="yes")
+    tiny_config(train__step="keras")  # the default, auto, asks nothing of the step
+
+
+def test_by_default_a_run_stacks_its_series_unless_its_step_runs_with_xla(tmp_path):
+    raw = dict(train__arch="lenet_300_100", imp__num_rounds=1, imp__controls=["random_prune"])
+    for jit in (False, True):
+        pipeline.execute(tiny_config(**raw, train__jit_compile=jit), tmp_path / str(jit))
+    graph, xla = (runfolder.read_rounds(tmp_path / str(jit))[-1] for jit in (False, True))
+    assert graph["train_step"] == "stacked" and graph["stack_refused"] is None
+    assert xla["train_step"] == "fused" and xla["jit_compile"] is True
+    assert xla["stack_refused"].startswith("the step runs with XLA")
