@@ -16,7 +16,9 @@ of what a first visit over a real network waits for). Under app/asgi.py (`make r
 start-up, Streamlit's scripts at their first request, in a thread) and cacheable for a year (the
 bundles' names carry the plotly.js version and Streamlit's carry a content hash, so a cached copy
 is never another version's), and `EarlyBundleInPages` has a chart page's HTML fetch the partial
-bundle at once, at high priority. Run without them (`streamlit run app/streamlit_app.py`), the
+bundle at once, at high priority, and the frontend code of the elements its first chart waits
+for (Streamlit asks for an element's code only once the element arrives, which on a first visit
+cost the first chart about 0.3 s). Run without them (`streamlit run app/streamlit_app.py`), the
 static serving still answers the same URLs.
 """
 
@@ -64,10 +66,42 @@ PARTIAL_NAME = f"plotly-lab-{bundle_version(PARTIAL_JS)}.min.js"
 SOURCES = {FULL_NAME: PLOTLY_JS, PARTIAL_NAME: PARTIAL_JS}
 PREFIX = "/app/static/"  # Streamlit's static serving's URLs (after any base URL path)
 CHART_PAGES = ("run", "compare", "experiments")  # the URL paths of the pages that draw charts
+# the frontend chunks of the elements a chart page's first chart waits for: st.html (which runs
+# `app.charts.preload`) and the custom component that draws the chart (app/charts.py)
+EARLY_CHUNKS = ("Html", "BidiComponent")
+_IMPORT = re.compile(r'(?:from|import)\s*"\./([\w.-]+\.js)"')  # a chunk's static imports
+
+
+def chunk_files(names: tuple[str, ...]) -> list[str]:
+    """The files of Streamlit's frontend chunks `names` (a chunk's file is `<name>.<hash>.js`)
+    and of every chunk they import, less those that index.html already preloads. A name with
+    no file (a Streamlit release that renamed it) adds nothing: the page only loads slower, and
+    tests/test_browser_cold.py says which name is gone."""
+    folder = STREAMLIT_STATIC / "static" / "js"
+    known = set(re.findall(r"static/js/([\w.-]+\.js)", (STREAMLIT_STATIC / "index.html")
+                           .read_text(encoding="utf-8")))
+    todo, found = [], []
+    for name in names:
+        todo += [path.name for path in folder.glob(f"{name}.*.js")
+                 if re.fullmatch(rf"{re.escape(name)}\.[\w-]+\.js", path.name)]
+    while todo:
+        file = todo.pop()
+        if file in known:
+            continue
+        known.add(file)
+        found.append(file)
+        todo += _IMPORT.findall((folder / file).read_text(encoding="utf-8"))
+    return sorted(found)
+
+
 # in a chart page's HTML: the partial bundle's download starts with the page's own scripts, at
 # high priority (a script added later is fetched at low priority, behind the lazily loaded
-# chunks of Streamlit's frontend); `app.charts.preload` then runs it from the browser's cache
-EARLY = f'<link rel="preload" as="script" fetchpriority="high" href="app/static/{PARTIAL_NAME}">'
+# chunks of Streamlit's frontend); `app.charts.preload` then runs it from the browser's cache.
+# The chunks of EARLY_CHUNKS come with it: the frontend asks for an element's code only once the
+# websocket has opened and the element arrived, while the server is busy with the page's script
+EARLY = (f'<link rel="preload" as="script" fetchpriority="high" href="app/static/{PARTIAL_NAME}">'
+         + "".join(f'<link rel="modulepreload" crossorigin href="./static/js/{file}">'
+                   for file in chunk_files(EARLY_CHUNKS)))
 
 
 def copy_to_static() -> None:
