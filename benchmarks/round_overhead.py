@@ -26,7 +26,9 @@ from lottery_engine import imp, pipeline, runfolder, training  # noqa: E402
 CONFIG = {
     "run": {"name": "overhead", "seed": 1, "device": "cpu"},
     "data": {"source": "bundled", "name": "digits", "image_size": [8, 8], "limit_total": 300},
-    "train": {"arch": "lenet_300_100", "epochs": 1, "batch_size": 64},
+    # one series after another: each series-round takes the fused step afresh (a stack is
+    # traced once per size and loaded, not reset)
+    "train": {"arch": "lenet_300_100", "epochs": 1, "batch_size": 64, "stack": False},
     "imp": {"prune_rate": 0.2, "target_sparsity": 0.999,
             "controls": ["random_reinit", "random_prune"]},
     "report": {"html": False},

@@ -136,7 +136,8 @@ def speed(args: argparse.Namespace) -> None:
 
 
 # the paths the statistics part can compare: the config overrides of each
-STATS_PATHS = {"fit": ["train.step=keras"], "fused": ["train.step=fused"],
+STATS_PATHS = {"fit": ["train.step=keras"],
+               "fused": ["train.step=fused", "train.stack=false"],
                "stacked": ["train.step=fused", "train.stack=true"]}
 
 
