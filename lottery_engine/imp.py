@@ -22,7 +22,7 @@ import tensorflow as tf
 from . import data as data_lib
 from . import features, flops, keras_file, metrics, models, prunable, runfolder, training
 from .scoring import SplitScorer
-from .stacked_step import StackedStep, refusal
+from .stacked_step import StackedStep, refusal, unprofitable
 from .train_step import FusedStep, choose_jit
 from .config import BUILTIN_ARCHS, Config, ConfigError, rewind_step, to_yaml
 from .events import STACK, Listener
@@ -198,19 +198,18 @@ class Trainer:
 
     def stacking(self) -> bool:
         """Whether rounds >= 1 train their series as one stack (train.stack): a model the stack
-        can express, with controls, on the fused step; under stack: auto also in graph mode,
-        since under XLA one series at a time was faster (benchmarks/train_step.py). Asked once
-        per run, after round 0 chose XLA or not; the log and the records say why not."""
+        can express, with controls, on the fused step; under stack: auto also only where it
+        pays (stacked_step.unprofitable). Asked once per run, after round 0 chose XLA or not;
+        the log and the records say why not."""
         train = self.cfg.train
         if not train.stack or not self.cfg.imp.controls or train.step != "fused":
             return False
         refused = (refusal(self.model) if self.fit_model is self.model
                    else "a frozen base's head trains on cached features")
         jit = self.step_info.get("jit_compile", self.jit)
-        if refused is None and train.stack == "auto" and (
-                jit is True or jit is None and train.jit_compile is True):
-            refused = ("the step runs with XLA, where one series at a time is faster "
-                       "(stack: true stacks in graph mode)")
+        xla = jit is True or jit is None and train.jit_compile is True
+        if refused is None and train.stack == "auto" and (why := unprofitable(self.model, xla)):
+            refused = f"{why} (stack: true stacks anyway)"
         self.step_info["stack_refused"] = refused
         if refused:
             log.info("train.stack: the series train one after another: %s", refused)

@@ -164,11 +164,10 @@ class TrainConfig:
     jit_compile: bool | str = False  # XLA for the fused step; auto times both at round 0, so two
     # runs of one config may take different paths (and numbers): not the default
     stack: bool | str = "auto"  # rounds >= 1 train the ticket and its controls as one stack
-    # (stacked_step.py; 1.85x the fused step's series-steps on the conv LeNet, the same on
-    # LeNet-300-100: benchmarks/train_step.py). auto: where the model allows and the step runs
-    # in graph mode (under XLA one series at a time was faster); true: also when jit_compile:
-    # auto chose XLA (the stack in graph mode); a model it cannot express trains them one
-    # after another, and the log and records say why
+    # (stacked_step.py). auto: where it pays (stacked_step.unprofitable: a conv net in graph
+    # mode; 1.82x the fused step's series-steps on the conv LeNet, none on LeNet-300-100);
+    # true: also where it does not (in graph mode even when jit_compile: auto chose XLA); a
+    # model it cannot express trains them one after another; the log and records say why
     momentum: float = 0.9  # sgd only (heavy-ball, or Nesterov's with nesterov: true)
     nesterov: bool = False
     weight_decay: float = 0.0  # L2 on the kernels (sgd, adam); decoupled for adamw

@@ -56,6 +56,19 @@ def refusal(model: keras.Model) -> str | None:
     return None
 
 
+def unprofitable(model: keras.Model, xla: bool) -> str | None:
+    """Why stacking `model` would not pay (train.stack: auto), or None when it does. Measured at
+    one thread (benchmarks/train_step.py): the conv LeNet's stack of three ran at 1.82x the
+    series-steps per second of the fused step alone, LeNet-300-100's at 0.93-1.00x (its first
+    layer is already one large matrix product; whole runs 269 against 232 s) and, under XLA,
+    at 0.86x the fused step under XLA."""
+    if xla:
+        return "the step runs with XLA, where one series at a time is faster"
+    if not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers):
+        return "a network without convolutions trains as fast one series at a time"
+    return None
+
+
 class StackedStep:
     """`series` copies of `model` (which must pass `refusal`) in one compiled train step.
 

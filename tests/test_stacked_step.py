@@ -121,11 +121,25 @@ def test_stacking_needs_the_fused_step_in_graph_mode():
     tiny_config(train__step="keras")  # the default, auto, asks nothing of the step
 
 
-def test_by_default_a_run_stacks_its_series_unless_its_step_runs_with_xla(tmp_path):
-    raw = dict(train__arch="lenet_300_100", imp__num_rounds=1, imp__controls=["random_prune"])
-    for jit in (False, True):
-        pipeline.execute(tiny_config(**raw, train__jit_compile=jit), tmp_path / str(jit))
-    graph, xla = (runfolder.read_rounds(tmp_path / str(jit))[-1] for jit in (False, True))
-    assert graph["train_step"] == "stacked" and graph["stack_refused"] is None
+def test_by_default_only_a_conv_net_in_graph_mode_is_stacked(tmp_path):
+    """train.stack: auto stacks where it pays: not a dense-only network, not under XLA (a conv
+    net without pooling, which XLA compiles deterministically)."""
+    keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                      keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]
+                     ).save(tmp_path / "conv.keras")
+    data = save_digits_npz(tmp_path / "digits.npz", 300)
+    conv = {"arch": "file", "model_file": str(tmp_path / "conv.keras")}
+    runs = {"conv": conv, "conv_xla": {**conv, "jit_compile": True},
+            "dense": {"arch": "lenet_300_100"}}
+    for name, train in runs.items():
+        cfg = config_lib.from_dict({
+            "run": {"name": name, "seed": 4}, "data": {"source": "arrays", "path": str(data)},
+            "train": {**train, "epochs": 1},
+            "imp": {"num_rounds": 1, "controls": ["random_prune"]}})
+        pipeline.execute(cfg, tmp_path / name)
+    conv, xla, dense = (runfolder.read_rounds(tmp_path / name)[-1] for name in runs)
+    assert conv["train_step"] == "stacked" and conv["stack_refused"] is None
     assert xla["train_step"] == "fused" and xla["jit_compile"] is True
     assert xla["stack_refused"].startswith("the step runs with XLA")
+    assert dense["train_step"] == "fused"
+    assert dense["stack_refused"].startswith("a network without convolutions")
