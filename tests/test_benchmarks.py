@@ -51,8 +51,8 @@ RESULTS = {
     "run_page.py": [r"AppTest: first render .* ms; refresh median of \d+ [\d.]+ ms"],
     "steps_per_call.py": [r"one step per call: [\d.]+ s/epoch; engine \((\d+) steps per call\): "
                           r"[\d.]+ s/epoch; ratio [\d.]+x", r"identical records: True"],
-    "train_step.py": [r"(?m)^lenet_300_100 +1 +\d+ +\d+ +\d+ +[\d.]+x +\d+ +[\d.]+x$",
-                      r"(?m)^lenet +1 +\d+ +\d+ +refused +[\d.]+x +\d+ +[\d.]+x$",
+    "train_step.py": [r"(?m)^lenet_300_100 +1 +\d+ +\d+ +\d+ +[\d.]+x +\d+ +\d+ +[\d.]+x$",
+                      r"(?m)^lenet +1 +\d+ +\d+ +refused +[\d.]+x +\d+ +refused +[\d.]+x$",
                       r"round 1: [+-][\d.]+ points", r"every interval contains 0: (True|False)"],
     "vgg_round.py": [r"through the frozen base: +[\d.]+ s per round",
                      r"on cached features: +[\d.]+ s per round", r"speed-up per round: \d+x"],
