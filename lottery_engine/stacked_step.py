@@ -60,8 +60,8 @@ def unprofitable(model: keras.Model, xla: bool) -> str | None:
     """Why stacking `model` would not pay (train.stack: auto), or None when it does. Measured at
     one thread (benchmarks/train_step.py): the conv LeNet's stack of three ran at 1.82x the
     series-steps per second of the fused step alone, LeNet-300-100's at 0.93-1.00x (its first
-    layer is already one large matrix product; whole runs 269 against 232 s) and, under XLA,
-    at 0.86x the fused step under XLA."""
+    layer is already one large matrix product; whole runs 269 against 232 s) and under XLA at
+    0.86x one series under XLA."""
     if xla:
         return "the step runs with XLA, where one series at a time is faster"
     if not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers):
@@ -73,13 +73,15 @@ class StackedStep:
     """`series` copies of `model` (which must pass `refusal`) in one compiled train step.
 
     The model's own variables are untouched; `load` puts each series' weights and masks into the
-    stack, `weights(s)` gives series s back in the model's get_weights() order.
+    stack, `weights(s)` gives series s back in the model's get_weights() order. `jit_compile`
+    compiles the step with XLA: benchmarks/train_step.py times it; the engine stacks in graph
+    mode (`unprofitable`).
     """
 
     def __init__(self, model: keras.Model, kernels: dict[str, keras.Variable], series: int,
                  train: tuple[tf.Tensor, tf.Tensor], cfg: TrainConfig, steps_per_epoch: int = 1,
                  augment: tuple[str, ...] = (), seed: int = 0, jit_compile: bool = False):
-        self.series, self.cfg, self.jit_compile = series, cfg, jit_compile
+        self.series, self.cfg = series, cfg
         self.steps_per_epoch, self.augment, self.seed = steps_per_epoch, tuple(augment), seed
         self.train = train  # the resident (x, y) training tensors
         # per model weight (get_weights() order): its stack; per prunable kernel: its masks
