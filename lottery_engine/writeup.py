@@ -3,10 +3,13 @@
 What is measured is said in the text itself: accuracy at the early-stop point (the validation
 step of lowest validation loss, Frankle & Carbin §2) and the iteration of that point; tickets
 are chosen on validation only and test accuracy is only reported. Ticket-minus-control differences
-are paired by seed (significance.py). Verdicts quote those numbers and nothing else.
+are paired by seed (significance.py), and an arm's tests (every round against every control) are
+one family whose p-values are Holm-adjusted: a round is called significant only by its adjusted p.
+Verdicts quote those numbers and nothing else.
 
-Each arm also names its ticket to ship: the sparsest round within 1 point of dense, with what its
-compact export (export.py) buys in size and batch-1 latency. Only that line may import TensorFlow,
+Each arm also names its ticket to ship, chosen on validation: the sparsest round whose validation
+accuracy at early stop is within 1 point of dense's (means over seeds), its test accuracy only
+reported; with what its compact export (export.py) buys in size and batch-1 latency. Only that line may import TensorFlow,
 and only when the run has no such export yet: the dashboard reads the rest of this module.
 
 A write-up is a .md file whose figure is the same name with .png; its first line (marker) names its
@@ -29,7 +32,7 @@ from . import export_records, runfolder
 from .config import ConfigError
 from .faults import describe
 from .report import experiment_figure, network_text
-from .significance import Paired, p_text, paired
+from .significance import LEVEL, Paired, holm, p_text, paired
 
 SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
                 "random_prune": "random prune"}
@@ -43,6 +46,12 @@ def early_stop_accuracy(record: dict) -> float:
     return record.get("early_stop_test_accuracy", record["test_accuracy"])
 
 
+def early_stop_val_accuracy(record: dict) -> float:
+    """Validation accuracy at the early-stop point (records before that field: the end of
+    training)."""
+    return record.get("early_stop_val_accuracy", record["val_accuracy"])
+
+
 def early_stop_iteration(record: dict) -> float:
     """The training step (round 0's clock) of lowest validation loss."""
     return record.get("early_stop_step", record.get("steps", 0))
@@ -54,9 +63,10 @@ class Cell:
 
     round: int
     remaining: float  # fraction of prunable weights left
-    accuracy: list[float]
+    accuracy: list[float]  # test accuracy at early stop: reported, never chosen on
     iteration: list[float]
     stopped_early: int  # seeds whose round ended by early stopping rather than the step cap
+    val_accuracy: list[float]  # validation accuracy at early stop: what choices are made on
 
     @property
     def mean(self) -> float:
@@ -87,7 +97,8 @@ def aggregate(folders: dict[int, Path]) -> dict[str, list[Cell]]:
             cells.append(Cell(r, records[0]["remaining_prunable"] / records[0]["total_prunable"],
                               [early_stop_accuracy(x) for x in records],
                               [early_stop_iteration(x) for x in records],
-                              sum(bool(x.get("stopped_early")) for x in records)))
+                              sum(bool(x.get("stopped_early")) for x in records),
+                              [early_stop_val_accuracy(x) for x in records]))
         out[name] = cells
     return out
 
@@ -108,11 +119,19 @@ def mean_records(folders: dict[int, Path]) -> dict[str, list[dict]]:
 
 
 def comparisons(series: dict[str, list[Cell]]) -> dict[str, list[Paired]]:
-    """Ticket minus each control, per round ≥ 1, paired by seed."""
+    """Ticket minus each control, per round ≥ 1, paired by seed; the arm's tests over every
+    round and control Holm-adjusted as one family."""
     imp = series["imp"]
-    return {c: [paired(imp[r].accuracy, series[c][r].accuracy)
-                for r in range(1, min(len(imp), len(series[c])))]
-            for c in CONTROLS if c in series}
+    raw = {c: [paired(imp[r].accuracy, series[c][r].accuracy)
+               for r in range(1, min(len(imp), len(series[c])))]
+           for c in CONTROLS if c in series}
+    adjusted = iter(holm([d for diffs in raw.values() for d in diffs]))
+    return {c: [next(adjusted) for _ in diffs] for c, diffs in raw.items()}
+
+
+def tests_in(diffs: dict[str, list[Paired]]) -> int:
+    """How many tests a family holds: the m of its Holm adjustment."""
+    return sum(not d.no_spread and d.n > 1 for ds in diffs.values() for d in ds)
 
 
 def _pct(fraction: float) -> str:
@@ -158,10 +177,13 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
     elif len(imp) > 1:
         lines.append(f"Tickets stay within 1 point of dense in every round, down to "
                      f"{_pct(imp[-1].remaining)} of the weights left ({100 * imp[-1].mean:.2f}%).")
-    for control, diffs in comparisons(series).items():
+    family = comparisons(series)
+    for control, diffs in family.items():
         name = SERIES_NAMES[control]
         wins = [r + 1 for r, d in enumerate(diffs) if d.significant and d.mean > 0]
         losses = [r + 1 for r, d in enumerate(diffs) if d.significant and d.mean < 0]
+        uncorrected = [r + 1 for r, d in enumerate(diffs)
+                       if (d.low > 0 or d.high < 0) and not d.significant]
         flat = [r + 1 for r, d in enumerate(diffs) if d.no_spread]
         last = diffs[-1] if diffs else None
         if last is None:
@@ -170,10 +192,14 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
             lines.append(f"Ticket minus {name} at {_pct(imp[len(diffs)].remaining)} left: "
                          f"{last.text()}.")
             continue
-        lines.append(f"Ticket beats {name} significantly (95% CI above 0) at "
-                     f"{_rounds_text(imp, wins)}, of {len(diffs)} pruning rounds"
+        lines.append(f"Ticket beats {name} significantly (Holm-adjusted p < {1 - LEVEL:.2g} over "
+                     f"the arm's {tests_in(family)} tests) at {_rounds_text(imp, wins)}, of "
+                     f"{len(diffs)} pruning rounds"
                      + (f"; {name} is significantly better at {_rounds_text(imp, losses)}"
                         if losses else "")
+                     + (f"; uncorrected, the 95% interval also excludes 0 at "
+                        f"{_rounds_text(imp, uncorrected)}, which the correction does not keep"
+                        if uncorrected else "")
                      + (f"; at {_rounds_text(imp, flat)} every seed gives the same difference "
                         f"(no spread), so nothing is claimed there" if flat else "")
                      + f". At the sparsest round ({_pct(imp[len(diffs)].remaining)} left): "
@@ -187,9 +213,11 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
 
 
 def to_ship(imp: list[Cell]) -> Cell | None:
-    """The sparsest pruning round whose ticket is within 1 point of dense by the tables' number
-    (test accuracy at early stop, mean over seeds); None if no round is."""
-    held = [c for c in imp[1:] if c.mean >= imp[0].mean - HOLD_POINTS]
+    """The sparsest pruning round whose ticket is within 1 point of dense in validation accuracy
+    at early stop (means over seeds); None if no round is. Validation, not test: a ticket chosen
+    on the test split would make the test accuracy reported for it optimistic."""
+    dense = statistics.fmean(imp[0].val_accuracy)
+    held = [c for c in imp[1:] if statistics.fmean(c.val_accuracy) >= dense - HOLD_POINTS]
     return held[-1] if held else None
 
 
@@ -219,17 +247,20 @@ def compact_export(folder: Path, round_index: int) -> dict:
 
 
 def ship_line(imp: list[Cell], by_seed: dict[int, Path]) -> str:
-    """The ticket to ship, and its compact export's size and batch-1 latency against the dense
-    ticket timed in the same export, from the arm's first seed's run. It is read off the tables'
-    test accuracy, so the line says it is no choice made on validation."""
+    """The ticket to ship (chosen on validation, `to_ship`) with its test accuracy, and its
+    compact export's size and batch-1 latency against the dense ticket timed in the same export,
+    from the arm's first seed's run."""
     cell, seed = to_ship(imp), min(by_seed)
+    dense_val = statistics.fmean(imp[0].val_accuracy)
     if cell is None:
         return (f"Ticket to ship: none; no pruning round is within 1 point of dense "
-                f"({100 * imp[0].mean:.2f}%) in test accuracy at early stop, mean over seeds.")
+                f"({100 * dense_val:.2f}%) in validation accuracy at early stop, mean over seeds.")
     text = (f"Ticket to ship: round {cell.round} ({_pct(cell.remaining)} of the weights left), "
-            f"the sparsest within 1 point of dense in test accuracy at early stop, mean over "
-            f"seeds ({100 * cell.mean:.2f}% against {100 * imp[0].mean:.2f}%; read off the test "
-            f"split like the table, not chosen on validation). Its compact export (seed {seed}): ")
+            f"the sparsest within 1 point of dense in validation accuracy at early stop, mean "
+            f"over seeds ({100 * statistics.fmean(cell.val_accuracy):.2f}% against "
+            f"{100 * dense_val:.2f}%); its test accuracy, reported and not chosen on, "
+            f"{100 * cell.mean:.2f}% against dense's {100 * imp[0].mean:.2f}%. Its compact export "
+            f"(seed {seed}): ")
     try:
         record = compact_export(Path(by_seed[seed]), cell.round)
     except Exception as exc:  # noqa: BLE001 - the write-up stands without it; one line says why
@@ -272,26 +303,30 @@ def _difference_table(series: dict[str, list[Cell]]) -> str:
     if not diffs or next(iter(diffs.values()))[0].n < 2:
         return ""
     head = ["round", "weights left"] + [
-        f"ticket − {SERIES_NAMES[c]}: {what}" for c in diffs for what in ("mean", "95% CI", "p")]
+        f"ticket − {SERIES_NAMES[c]}: {what}" for c in diffs
+        for what in ("mean", "95% CI", "p", "Holm p")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i in range(max(len(d) for d in diffs.values())):
         row = [str(i + 1), _pct(series["imp"][i + 1].remaining)]
         for d in diffs.values():
-            row += _difference_cells(d[i]) if i < len(d) else ["–"] * 3
+            row += _difference_cells(d[i]) if i < len(d) else ["–"] * 4
         lines.append("| " + " | ".join(row) + " |")
     return ("Ticket minus control, test accuracy at early stop in points, paired by seed "
-            "(95% CI from the t distribution, n − 1 degrees of freedom; p from the paired "
-            "t-test; n.s.: the interval spans 0; no spread: every seed gives the same "
+            "(95% CI from the t distribution, n − 1 degrees of freedom, per test; p from the "
+            f"paired t-test; Holm p: p adjusted by Holm's method over the arm's "
+            f"{tests_in(diffs)} tests, every round against every control; n.s.: Holm p ≥ "
+            f"{1 - LEVEL:.2g}, whatever the interval says; no spread: every seed gives the same "
             "difference, so there is no interval):\n\n" + "\n".join(lines) + "\n")
 
 
 def _difference_cells(diff: Paired) -> list[str]:
-    """One round's mean, 95% CI and p, marked n.s. or no spread (neither is a finding)."""
+    """One round's mean, 95% CI, p and Holm-adjusted p, marked n.s. or no spread (neither is a
+    finding)."""
     if diff.no_spread:
-        return [f"{100 * diff.mean:+.2f} (no spread)", "none", "n/a"]
+        return [f"{100 * diff.mean:+.2f} (no spread)", "none", "n/a", "n/a"]
     mark = "" if diff.significant else " (n.s.)"
     return [f"{100 * diff.mean:+.2f}{mark}", f"{100 * diff.low:+.2f} to {100 * diff.high:+.2f}",
-            p_text(diff.p).removeprefix("= ")]
+            p_text(diff.p).removeprefix("= "), p_text(diff.p_adjusted).removeprefix("= ")]
 
 
 def clock(folder: Path) -> tuple[int, int]:
@@ -344,8 +379,9 @@ def protocol(folder: Path) -> str:
     train, imp = cfg["train"], cfg["imp"]
     rates = ", ".join(f"{k} {100 * v:g}%" for k, v in (imp.get("layer_rates") or {}).items())
     stop = (f"early stopping after {train['patience']} validations without a lower validation "
-            f"loss (weights of the lowest kept)" if train.get("early_stopping")
-            else "no early stopping (accuracy at early stop read from the best validation point)")
+            f"loss (weights of the lowest kept)" if train.get("early_stopping") is True
+            else "no early stopping: every step trained and the final weights pruned (accuracy "
+            "at early stop read from the best validation point)")
     return (f"{network_text(train)}, {imp['scope']} pruning of "
             f"{100 * imp['prune_rate']:g}% per round"
             + (f" ({rates})" if rates else "") + f", {train['optimizer']} lr "
@@ -433,7 +469,9 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
              "initialisation (random reinit) and random masks of the same per-layer sparsity "
              "(random prune). Every number is measured at the **early-stop point** of its round: "
              "the validation step of lowest validation loss. Tickets are chosen on validation "
-             "only; test accuracy is reported, never selected on. Differences are paired by seed. "
+             "only; test accuracy is reported, never selected on. Differences are paired by seed, "
+             "and each arm's tests (every round against every control) are Holm-adjusted as one "
+             "family: a difference is called significant only by its adjusted p. "
              f"Made by `{source}`.\n", f"![Figure 4 pair]({png.name})\n",
              f"Figure: `{png.name}`, beside this file and named after it; remaking this write-up "
              f"replaces it.\n"]

@@ -84,7 +84,7 @@ def test_two_runs_draw_as_thin_lines_and_three_as_a_band_clipped_to_the_metric()
 
 def _cells(accuracies: list[list[float]]) -> list[writeup.Cell]:
     """Rounds of one series over seeds: accuracies[round][seed]."""
-    return [writeup.Cell(r, 0.8 ** r, a, [100.0 * (r + 1)] * len(a), 0)
+    return [writeup.Cell(r, 0.8 ** r, a, [100.0 * (r + 1)] * len(a), 0, a)
             for r, a in enumerate(accuracies)]
 
 

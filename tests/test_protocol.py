@@ -107,8 +107,43 @@ def test_confidence_interval_and_p_value_match_a_hand_computation():
     assert math.isnan(single.low) and not single.significant
 
 
+def test_holm_adjustment_matches_a_hand_computation():
+    # p sorted 0.01, 0.03, 0.04 of m = 3: 3 x 0.01 = 0.03; 2 x 0.03 = 0.06; 1 x 0.04 = 0.04,
+    # raised to the running maximum 0.06. A comparison without a p is no test: m stays 3.
+    family = [significance.Paired(5, 0.01, 0.001, 0.02, p) for p in (0.04, 0.01, 0.03)]
+    one_seed = significance.paired([0.9], [0.8])
+    adjusted = significance.holm(family + [one_seed])
+    assert [d.p_adjusted for d in adjusted] == pytest.approx([0.06, 0.03, 0.06] + [None])
+    assert [d.significant for d in adjusted] == [False, True, False, False]
+    assert "Holm-adjusted p = 0.030" in adjusted[1].text()
+
+
+def test_verdicts_call_significant_only_what_survives_holm():
+    # round 1 against either control: p = 0.033 alone (its 95% CI above 0), but one of the arm's
+    # 4 tests, two of them with p < 0.001: Holm multiplies it by 2, 0.065 is no finding
+    remaining = [1.0, 0.5, 0.1]
+    ticket = [0.90, 0.91, 0.89, 0.92, 0.90]
+    borderline = [0.88, 0.90, 0.885, 0.90, 0.897]
+    far = [a - 0.05 - 0.001 * i for i, a in enumerate(ticket)]
+    series = {"imp": _cells([ticket, ticket, ticket], remaining),
+              "random_reinit": _cells([ticket, borderline, far], remaining),
+              "random_prune": _cells([ticket, borderline, far], remaining)}
+    diffs = writeup.comparisons(series)["random_reinit"]
+    assert diffs[0].p == pytest.approx(0.032593, abs=2e-6) and diffs[0].low > 0
+    assert diffs[0].p_adjusted == pytest.approx(2 * 0.032593, abs=5e-6)
+    assert not diffs[0].significant and diffs[1].significant
+    beat = next(line for line in writeup.verdicts(series)
+                if line.startswith("Ticket beats random reinit"))
+    assert ("significantly (Holm-adjusted p < 0.05 over the arm's 4 tests) at round 2 (10.00% "
+            "left), of 2 pruning rounds; uncorrected, the 95% interval also excludes 0 at round "
+            "1 (50.00% left), which the correction does not keep") in beat
+    table = writeup._difference_table(series)
+    assert "over the arm's 4 tests" in table
+    assert "| 1 | 50.00% | +1.16 (n.s.) | +0.16 to +2.16 | 0.033 | 0.065 |" in table
+
+
 def _cells(means: list[list[float]], remaining: list[float]) -> list[writeup.Cell]:
-    return [writeup.Cell(r, remaining[r], accs, [100.0 * (r + 1)] * len(accs), 0)
+    return [writeup.Cell(r, remaining[r], accs, [100.0 * (r + 1)] * len(accs), 0, accs)
             for r, accs in enumerate(means)]
 
 
@@ -126,5 +161,7 @@ def test_verdicts_quote_the_paired_numbers_only():
     spans = writeup._rounds_text(series["imp"] * 3, [1, 2, 3, 5])
     assert spans == ("rounds 1–3 (50.00% to 100.00% of the weights left) and round 5 "
                      "(10.00% left)")
-    diff = significance.paired(series["imp"][2].accuracy, series["random_reinit"][2].accuracy)
-    assert diff.text() in beat
+    diff = writeup.comparisons(series)["random_reinit"][1]
+    assert diff.p == significance.paired(series["imp"][2].accuracy,
+                                         series["random_reinit"][2].accuracy).p
+    assert diff.text() in beat and "Holm-adjusted p = 0.004" in beat

@@ -1,5 +1,5 @@
-"""A write-up names each arm's ticket to ship (the sparsest round within 1 point of dense) and what
-its compact export buys, reusing the run's export of that round or making it, on real tiny runs."""
+"""A write-up names each arm's ticket to ship (the sparsest round within 1 point of dense in
+validation accuracy; its test accuracy only reported) and what its compact export buys, reusing the run's export of that round or making it, on real tiny runs."""
 
 from __future__ import annotations
 
@@ -27,18 +27,19 @@ def trained(tmp_path_factory) -> dict[int, Path]:
     return folders
 
 
-def _with_accuracies(trained: dict[int, Path], tmp_path: Path,
-                     accuracies: list[float]) -> dict[int, Path]:
-    """Copies of the runs whose rounds report these test accuracies at early stop, so which
-    round is within 1 point of dense is fixed, not left to a tiny run's noise. The weights,
-    masks and split stay the runs' own: that is what is exported."""
+def _with_accuracies(trained: dict[int, Path], tmp_path: Path, accuracies: list[float],
+                     test: list[float] | None = None) -> dict[int, Path]:
+    """Copies of the runs whose rounds report these validation accuracies at early stop (and
+    these test accuracies, by default the same), so which round is within 1 point of dense is
+    fixed, not left to a tiny run's noise. The weights, masks and split stay the runs' own: that
+    is what is exported."""
     folders = {}
     for seed, folder in trained.items():
         copy = folders[seed] = tmp_path / folder.name
         shutil.copytree(folder, copy)
         records = runfolder.read_rounds(copy)
-        for record, accuracy in zip(records, accuracies, strict=True):
-            record["early_stop_test_accuracy"] = accuracy
+        for record, val, accuracy in zip(records, accuracies, test or accuracies, strict=True):
+            record["early_stop_val_accuracy"], record["early_stop_test_accuracy"] = val, accuracy
         (copy / runfolder.ROUNDS).write_text("".join(json.dumps(r) + "\n" for r in records))
     return folders
 
@@ -58,8 +59,10 @@ def test_the_sparsest_round_within_a_point_is_exported_and_its_gains_quoted(trai
     remaining = runfolder.read_rounds(folders[0])[2]["remaining_prunable"] / \
         runfolder.read_rounds(folders[0])[2]["total_prunable"]
     assert line.startswith(f"- Ticket to ship: round 2 ({100 * remaining:.2f}% of the weights "
-                           f"left), the sparsest within 1 point of dense in test accuracy at "
-                           f"early stop, mean over seeds (79.50% against 80.00%;")
+                           f"left), the sparsest within 1 point of dense in validation accuracy "
+                           f"at early stop, mean over seeds (79.50% against 80.00%); its test "
+                           f"accuracy, reported and not chosen on, 79.50% against dense's "
+                           f"80.00%.")
     record = export_records.read(folders[0])["compact"]  # the first seed's run, that round
     assert (record["status"], record["round"]) == ("ok", 2)
     assert export_records.read(folders[1]) == {}
@@ -93,9 +96,18 @@ def test_no_round_within_a_point_is_said_and_nothing_is_exported(trained, tmp_pa
     folders = _with_accuracies(trained, tmp_path, [0.80, 0.785, 0.70])
     writeup.write("Ship", {"Tiny": folders}, tmp_path / "RESULTS.md")
     assert _ship_line(tmp_path / "RESULTS.md") == (
-        "- Ticket to ship: none; no pruning round is within 1 point of dense (80.00%) in test "
-        "accuracy at early stop, mean over seeds.")
+        "- Ticket to ship: none; no pruning round is within 1 point of dense (80.00%) in "
+        "validation accuracy at early stop, mean over seeds.")
     assert not (folders[0] / export_records.EXPORTS_JSON).exists()
+
+
+def test_the_ticket_to_ship_is_chosen_on_validation_never_on_test(trained, tmp_path):
+    # validation keeps round 2 within a point of dense; test would have chosen round 1
+    folders = _with_accuracies(trained, tmp_path, [0.80, 0.80, 0.795], test=[0.80, 0.80, 0.70])
+    writeup.write("Ship", {"Tiny": folders}, tmp_path / "RESULTS.md")
+    line = _ship_line(tmp_path / "RESULTS.md")
+    assert "round 2 (" in line and "reported and not chosen on, 70.00% against dense's 80.00%" \
+        in line
 
 
 def test_an_export_that_cannot_be_made_says_why_and_the_write_up_stands(trained, tmp_path):
