@@ -52,7 +52,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     export.limit_threads(1)
     formats = export.FORMATS if args.format == "all" else (args.format,)
-    records = export.export(Path(args.run_dir), formats, args.round, args.out)
+    records = export.export(Path(args.run_dir), formats, args.round, args.out,
+                            force=args.force)
     report.write(Path(args.run_dir))  # its "Deploying the ticket" section
     for record in records:
         print(record["summary"])
@@ -295,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="all",
                         choices=["all", "keras", "compact", "tflite", "tflite-int8"])
     export.add_argument("--round", type=int, default=None, help="default: the winning ticket's")
-    export.add_argument("--out", default=None, help="the file (one format only); default "
+    export.add_argument("--out", default=None, help="the file (one format only), outside the "
+                        "run folder or in its export/ subfolder; default "
                         "RUN_DIR/export/FORMAT.EXT")
+    export.add_argument("--force", action="store_true", help="replace an existing --out file")
     export.set_defaults(func=_cmd_export)
 
     report = sub.add_parser("report", help="write the HTML report and Markdown table of a run",

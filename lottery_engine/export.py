@@ -6,8 +6,9 @@ came from. Four formats, each written to a file and recorded in `RUN_DIR/exports
 - `keras`: the masked dense model, as ticket.py makes it: the reference every other format is
   measured against.
 - `compact`: a smaller dense Keras model without the ticket's dead units, its constant units folded
-  into the next layer's bias (compact.py says what goes and where); its outputs must equal the
-  ticket's to 1e-5 on the test split, or it is not exported.
+  into the next layer's bias (compact.py says what goes and where); its logits (the output layer's
+  pre-activation, before softmax or sigmoid squash differences) must equal the ticket's to 1e-5 on
+  the test split, or it is not exported.
 - `tflite`: float32 TFLite of the compact model, weights sparse-encoded.
 - `tflite-int8`: full-integer TFLite of the compact model, calibrated on examples of the run's own
   training split, sparse where the runtime can run it (tflite_export.py).
@@ -18,6 +19,11 @@ output difference from the ticket, and its latency per sample at batch 1 and 256
 repeats, TFLite on one thread), beside the same numbers for the dense ticket measured in the same
 call: a ratio between two calls would mostly measure the machine. A format that cannot be made
 fails alone, with its one-line reason recorded; the others still export.
+
+`--out` names the file of one format. It may not lie inside a run folder (the one exported, or any
+folder holding a run's config.yaml and split.npz) other than in its `export/` subfolder, so an
+export cannot replace a run's records or its winning ticket; the path is resolved first (symlinks,
+`..`), and an existing file is replaced only with `--force`.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from .masks import load_masks
 log = logging.getLogger("lottery")
 
 FORMATS = tuple(export_records.FORMATS)
-TOLERANCE = 1e-5  # the compact model's largest output difference from the ticket (scaled > 1)
+TOLERANCE = 1e-5  # the compact model's largest logit difference from the ticket (scaled > 1)
 CALIBRATION_EXAMPLES = 300
 REPEATS = 25  # timed calls at batch 1; batch 256 takes a fifth of them (at least 3)
 
@@ -71,12 +77,26 @@ def choose_round(run_dir: Path, cfg: config_lib.Config, round_index: int | None)
     """The requested round, else the winning ticket's (as ticket.py chooses it)."""
     records = runfolder.read_rounds(run_dir)
     if round_index is None:
+        if not any(r["round"] >= 1 for r in records):
+            raise ExportError(_no_pruned_round(run_dir, cfg.imp.num_rounds, records))
         return ticket.select_round(records, cfg.imp.select_metric)["round"]
     if not (run_dir / runfolder.weights_file(round_index)).is_file():
         done = ", ".join(str(r["round"]) for r in records) or "none"
         raise ExportError(f"--round {round_index}: {run_dir} has no weights for that round; "
                           f"finished rounds: {done}.")
     return round_index
+
+
+def _no_pruned_round(run_dir: Path, num_rounds: int, records: list[dict]) -> str:
+    """Why there is no ticket yet: a run made to prune nothing (imp.num_rounds 0), or one whose
+    first pruned round has not finished (still running, stopped early, or failed)."""
+    dense = ", or export the dense network with --round 0" if records else ""
+    if num_rounds == 0:
+        return (f"{run_dir}: has no pruned round to export: it ran with imp.num_rounds 0 (the "
+                f"dense network only); run it again with imp.num_rounds >= 1{dense}.")
+    return (f"{run_dir}: has not finished a pruned round yet ({len(records)} of {num_rounds + 1} "
+            f"rounds done, round 0 being the dense network); export once round 1 has "
+            f"finished{dense}.")
 
 
 def round_model(run_dir: Path, cfg: config_lib.Config, dataset: data_lib.Dataset,
@@ -88,6 +108,27 @@ def round_model(run_dir: Path, cfg: config_lib.Config, dataset: data_lib.Dataset
     for name, mask in load_masks(run_dir / runfolder.mask_file(round_index)).items():
         kernels[name].assign(kernels[name].numpy() * mask)
     return model
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The model up to its output layer's pre-activation: softmax squashes differences (logits
+    that differ by a constant, or in a class far below the top, give the same probabilities), so
+    two models are compared on logits. A model that already outputs them, or whose output layer
+    is not a softmax or sigmoid one (train.loss: probabilities over a custom layer), is itself."""
+    history = model.outputs[0]._keras_history
+    layer = history.operation
+    [tensor] = layer._inbound_nodes[history.node_index].input_tensors
+    if isinstance(layer, keras.Model):
+        inner = logits_model(layer)
+        return model if inner is layer else keras.Model(model.inputs, inner(tensor))
+    if isinstance(layer, keras.layers.Softmax):
+        return keras.Model(model.inputs, tensor)
+    if getattr(getattr(layer, "activation", None), "__name__", None) not in ("softmax", "sigmoid"):
+        return model
+    linear = layer.__class__.from_config({**layer.get_config(), "activation": "linear"})
+    logits = linear(tensor)
+    linear.set_weights(layer.get_weights())
+    return keras.Model(model.inputs, logits)
 
 
 @dataclass
@@ -204,13 +245,15 @@ class Exporter:
         }
 
     def _checked_compaction(self) -> compact_lib.Compaction:
-        """The compact model, checked against the ticket on the test split."""
+        """The compact model, checked against the ticket on the test split, logits to logits
+        (see logits_model)."""
         result = compact_lib.compact(self.ticket)
-        outputs = result.model.predict(self.x_test, batch_size=256, verbose=0)
-        difference = float(np.abs(outputs - self.dense.outputs).max())
-        scale = max(1.0, float(np.abs(self.dense.outputs).max()))
+        logits = [logits_model(model).predict(self.x_test, batch_size=256, verbose=0)
+                  for model in (self.ticket, result.model)]
+        difference = float(np.abs(logits[1] - logits[0]).max())
+        scale = max(1.0, float(np.abs(logits[0]).max()))
         if difference > TOLERANCE * scale:
-            raise RuntimeError(f"the compact model's outputs differ from the ticket's by "
+            raise RuntimeError(f"the compact model's logits differ from the ticket's by "
                                f"{difference:.3g} (more than {TOLERANCE:g}); not exported")
         return result
 
@@ -321,13 +364,44 @@ def _check(formats: list[str], out: Path | None) -> None:
         raise ExportError("--out names one file: give it with one --format.")
 
 
+def _is_run_folder(folder: Path) -> bool:
+    """A run's folder by its own files: a frozen config beside a saved split."""
+    return (folder / runfolder.CONFIG).is_file() and (folder / runfolder.SPLIT).is_file()
+
+
+def _check_out(run_dir: Path, out: Path, fmt: str, force: bool) -> None:
+    """Refuse an --out that would replace a run's own files (`--out RUN/rounds.jsonl` would leave
+    a run that cannot be reported; `RUN/winning_ticket_model.keras` a ticket its JSON does not
+    describe): inside a run folder only its export/ subfolder takes files. The path is resolved
+    first, so neither a symlink nor `..` leads around the check; an existing file is replaced
+    only with `force`."""
+    target = Path(out).resolve()
+    shown = str(out) if Path(out).absolute() == target else f"{out} (that is {target})"
+    run = Path(run_dir).resolve()
+    for folder in target.parents:
+        export_dir = folder / export_records.EXPORT_DIR
+        if (folder == run or _is_run_folder(folder)) and export_dir not in target.parents:
+            raise ExportError(f"--out {shown}: is inside the run folder {folder}, whose own files "
+                              f"it could replace; name a file in {export_dir} or outside the "
+                              f"run folder.")
+    if target.is_dir():
+        raise ExportError(f"--out {shown}: is a folder; name a file in it, e.g. "
+                          f"{Path(out) / f'{fmt}.{export_records.FORMATS[fmt]}'}.")
+    if target.exists() and not force:
+        raise ExportError(f"--out {shown}: already exists; add --force to replace it, or name "
+                          f"another file.")
+
+
 def export(run_dir: Path, formats: list[str] | tuple[str, ...] = FORMATS,
            round_index: int | None = None, out: Path | None = None,
-           repeats: int = REPEATS) -> list[dict]:
+           repeats: int = REPEATS, force: bool = False) -> list[dict]:
     """Export the ticket (or round `round_index`) of `run_dir` in each format, to `out` (one
-    format) or RUN_DIR/export/<format>.<ext>; returns the records, also kept in exports.json."""
+    format; see _check_out, `force` replaces an existing file) or RUN_DIR/export/<format>.<ext>;
+    returns the records, also kept in exports.json."""
     formats = list(formats)
     _check(formats, out)
+    if out is not None:
+        _check_out(run_dir, out, formats[0], force)
     exporter = Exporter(Path(run_dir), round_index, repeats)
     return [exporter.run(fmt, Path(out) if out else export_records.default_path(run_dir, fmt))
             for fmt in formats]

@@ -167,8 +167,26 @@ class _Npz:
                                   f"({exc}); save it with numpy.savez.") from None
             header_bytes = f.tell()
         mappable = info.compress_type == zipfile.ZIP_STORED and not fortran
-        return _Header(shape, dtype, fortran, header_bytes,
-                       self._data_start(info) + header_bytes if mappable else None)
+        header = _Header(shape, dtype, fortran, header_bytes,
+                         self._data_start(info) + header_bytes if mappable else None)
+        self._check_length(name, header, info)
+        return header
+
+    def _check_length(self, name: str, header: _Header, info: zipfile.ZipInfo) -> None:
+        """Refuse a member whose npy header claims more bytes than it holds (a file cut short,
+        or a header written by hand): mapped, it would fail with numpy's "mmap length is greater
+        than file size", or read the next member's bytes as this one's values."""
+        if header.dtype.hasobject:  # pickled: no fixed size (and refused as labels or features)
+            return
+        needed = math.prod(header.shape) * header.dtype.itemsize
+        held = info.file_size - header.header_bytes
+        if header.offset is not None:
+            held = min(held, self.path.stat().st_size - header.offset)
+        if needed > held:
+            raise ConfigError(f"data.path: {name} of {self.path.name} is cut short: its header "
+                              f"says shape {header.shape} of {header.dtype} ({needed:,} bytes) "
+                              f"but it holds {max(held, 0):,}; save the arrays again with "
+                              f"numpy.savez.")
 
     def _data_start(self, info: zipfile.ZipInfo) -> int:
         """Where a stored member's bytes start: after its local header, whose name and extra
@@ -248,7 +266,8 @@ class _Npz:
 
 
 def _class_labels(where: str, y: np.ndarray) -> np.ndarray:
-    """Labels as int64: an integer array, or floats that are all whole numbers; one per row."""
+    """Labels as int64: an integer array, or floats that are all whole numbers; one per row.
+    A uint64 or float label of 2^63 or more is refused here: as int64 it would wrap negative."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -261,6 +280,9 @@ def _class_labels(where: str, y: np.ndarray) -> np.ndarray:
                               f"integer class labels.")
     elif y.dtype.kind not in "biu":
         raise ConfigError(f"{where} holds {y.dtype} values; give integer class labels.")
+    if y.size and y.dtype.kind in "uf" and y.max() >= 2**63:
+        raise ConfigError(f"{where} holds the label {y.max()}, beyond the int64 range labels "
+                          f"are read in; number the classes 0..K-1.")
     if y.size and y.min() < 0:
         raise ConfigError(f"{where} holds the negative label {y.min():g}; number the classes "
                           f"0..K-1.")
@@ -268,16 +290,19 @@ def _class_labels(where: str, y: np.ndarray) -> np.ndarray:
 
 
 def _class_names(labels: dict[str, np.ndarray], file: str) -> list[str]:
-    """"0".."K-1" for labels 0..K-1, refusing a class without any example in the file (labels
-    numbered from 1, say) and a single class."""
-    every = np.concatenate(list(labels.values()))
-    count = int(every.max()) + 1
-    present = np.zeros(count, dtype=bool) if count > len(every) else np.bincount(every) > 0
-    if not present.all():
-        absent = int(np.argmin(present))
-        raise ConfigError(f"data.path: no label of {file} is {absent} though labels go up to "
-                          f"{count - 1}; number the classes 0..K-1 without gaps (subtract 1 "
-                          f"from labels that start at 1).")
+    """"0".."K-1" for labels whose K distinct values are 0..K-1, refusing a gap (labels numbered
+    from 1, say, or one huge label) and a single class. Only the distinct values are counted, so
+    a label of 10^12 costs nothing: sizing anything per class up to the largest label would not
+    fit in memory."""
+    classes = np.unique(np.concatenate(list(labels.values())))
+    count, top = len(classes), int(classes[-1])
+    if top != count - 1:  # sorted, distinct, not negative: classes[i] >= i, first gap below
+        absent = int(np.argmax(classes != np.arange(count)))
+        part = next(part for part, y in labels.items() if y.size and y.max() == top)
+        raise ConfigError(f"data.path: no label of {file} is {absent} though the labels go up "
+                          f"to {top:,} (in y_{part}) with {count:,} distinct values; number the "
+                          f"classes 0..K-1 without gaps (subtract 1 from labels that start at "
+                          f"1).")
     if count < 2:
         raise ConfigError(f"data.path: every label of {file} is 0; a classifier needs two or "
                           f"more classes.")
@@ -355,6 +380,9 @@ def _read_csv(cfg: DataConfig) -> UserData:
 def _csv_labels(frame: pd.DataFrame, label: str, path: Path) -> tuple[np.ndarray, list[str]]:
     """Labels numbered by the sorted order of their values (numbers sort as numbers)."""
     values = frame[label]
+    if values.empty:
+        raise ConfigError(f"data.path: {path.name} has a header line but no rows; add one row "
+                          f"per example below it.")
     empty = values.isna().to_numpy()
     if empty.any():
         raise ConfigError(f"data.label: column {label!r} of {path.name} is empty at line "

@@ -27,6 +27,13 @@ def test_help(command):
     assert result.returncode == 0 and "usage: lottery" in result.stdout
 
 
+def test_export_help_says_where_out_may_write_and_offers_force():
+    result = lottery("export", "--help")
+    text = " ".join(result.stdout.split())
+    assert result.returncode == 0 and "--force replace an existing --out file" in text
+    assert "outside the run folder or in its export/ subfolder" in text
+
+
 def test_run_quickstart_at_tiny_size_then_ticket_and_report(tmp_path):
     out = tmp_path / "qs"
     result = lottery("run", "--config", "configs/quickstart.yaml", "--out", str(out), *TINY)

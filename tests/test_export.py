@@ -296,3 +296,114 @@ def test_out_file_and_refusals(run_dir, tmp_path):
         export.export(run_dir, ["onnx"])
     with pytest.raises(export.ExportError, match="finished rounds: 0, 1, 2"):
         export.export(run_dir, ["keras"], round_index=7)
+
+
+# --- where --out may write, and when there is no ticket yet (issue 28) ---------------------------
+
+def _copy(run_dir, tmp_path):
+    """A copy of the run to export from: a refusal that failed to refuse damages only it."""
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    return folder
+
+
+def _lottery_export(capsys, *args: str) -> tuple[int, str]:
+    """`lottery export ARGS` in this process (the real parser and error handling); exit code and
+    stderr."""
+    from jobs import cli
+
+    code = cli.main(["export", *args])
+    return code, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("fmt, out, extra", [
+    ("tflite", "rounds.jsonl", []),  # once: records replaced by a TFLite file, the run unreportable
+    ("keras", "winning_ticket_model.keras", ["--round", "0"]),  # once: the dense model as ticket
+    ("tflite", "export/../rounds.jsonl", []),  # `..` out of export/
+    ("keras", "link/new.keras", []),  # a symlink into the run folder
+], ids=["records", "ticket", "dotdot", "symlink"])
+def test_an_out_inside_the_run_folder_is_refused(run_dir, tmp_path, capsys, fmt, out, extra):
+    folder = _copy(run_dir, tmp_path)
+    (tmp_path / "link").symlink_to(folder)
+    before = {path: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+    target = (tmp_path / out) if out.startswith("link") else folder / out
+    code, error = _lottery_export(capsys, str(folder), "--format", fmt, "--out", str(target),
+                                  *extra)
+    assert code == 2 and "\n" not in error, error
+    assert error.startswith(f"error: --out {target}") and "is inside the run folder" in error
+    assert f"name a file in {folder.resolve() / 'export'} or outside the run folder" in error
+    assert {path: path.read_bytes() for path in folder.iterdir() if path.is_file()} == before
+
+
+def test_an_existing_out_file_is_replaced_only_with_force(run_dir, tmp_path, capsys):
+    folder = _copy(run_dir, tmp_path)
+    out = tmp_path / "elsewhere" / "ticket.keras"
+    out.parent.mkdir()
+    out.write_bytes(b"precious")
+    args = (str(folder), "--format", "keras", "--round", "1", "--out", str(out))
+    code, error = _lottery_export(capsys, *args)
+    assert code == 2 and out.read_bytes() == b"precious"
+    assert error == (f"error: --out {out}: already exists; add --force to replace it, or name "
+                     f"another file.")
+    code, error = _lottery_export(capsys, *args[:-1], str(out.parent))
+    assert code == 2 and error == (f"error: --out {out.parent}: is a folder; name a file in it, "
+                                   f"e.g. {out.parent / 'keras.keras'}.")
+    assert _lottery_export(capsys, *args, "--force")[0] == 0
+    assert export_records.read(folder)["keras"]["file"] == str(out.resolve())
+    assert keras.saving.load_model(out, safe_mode=True).count_params() > 0
+
+
+def test_a_run_without_a_finished_pruned_round_says_so(run_dir, tmp_path):
+    folder = _copy(run_dir, tmp_path)
+    runfolder.keep_rounds_below(folder / runfolder.ROUNDS, 1)  # only the dense round 0 finished
+    with pytest.raises(export.ExportError) as info:
+        export.export(folder, ["keras"])
+    assert str(info.value) == (
+        f"{folder}: has not finished a pruned round yet (1 of 3 rounds done, round 0 being the "
+        f"dense network); export once round 1 has finished, or export the dense network with "
+        f"--round 0.")
+    config = folder / runfolder.CONFIG
+    config.write_text(config.read_text().replace("num_rounds: 2", "num_rounds: 0"))
+    with pytest.raises(export.ExportError, match=r"it ran with imp\.num_rounds 0 \(the dense "
+                                                 r"network only\); run it again with "
+                                                 r"imp\.num_rounds >= 1, or export the dense"):
+        export.export(folder, ["keras"])
+
+
+def test_the_compact_model_is_checked_on_logits_not_probabilities(run_dir, tmp_path,
+                                                                   monkeypatch):
+    """Every logit 0.01 higher: softmax gives the same probabilities, so a check on them passed
+    a compact model that does not compute what the ticket computes."""
+    real, shifted = compact.compact, []
+
+    def shifting(model):
+        result = real(model)
+        bias = result.model.get_layer("output").bias
+        bias.assign(bias.numpy() + 0.01)
+        shifted.append(result.model)
+        return result
+
+    monkeypatch.setattr(compact, "compact", shifting)
+    exporter = export.Exporter(_copy(run_dir, tmp_path), 2, repeats=1)
+    record = exporter.run("compact", tmp_path / "compact.keras")
+    probabilities = shifted[0].predict(exporter.x_test, verbose=0)
+    assert np.abs(probabilities - exporter.dense.outputs).max() <= TOLERANCE  # hidden there
+    assert record["status"] == "failed"
+    assert record["error"].startswith("the compact model's logits differ from the ticket's by "
+                                      "0.01 (more than 1e-05)")
+
+
+def test_logits_model_is_the_output_layers_pre_activation():
+    keras.utils.set_random_seed(8)
+    lenet = models.lenet((16, 16, 1), 10)  # Dense(activation="softmax")
+    inputs = keras.Input((5,))
+    split = keras.Model(inputs, layers.Softmax()(layers.Dense(3)(inputs)))  # a Softmax layer
+    outer = keras.Input((5,))
+    nested = keras.Model(outer, split(outer))
+    for model, x in ((lenet, _images((16, 16, 1), 8)), (split, _images((5,), 8) / 255),
+                     (nested, _images((5,), 8) / 255)):
+        logits = export.logits_model(model).predict(x, verbose=0)
+        softmax = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+        assert np.abs(softmax - model.predict(x, verbose=0)).max() <= 1e-6
+    linear = keras.Model(inputs, layers.Dense(3)(inputs))
+    assert export.logits_model(linear) is linear

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,12 @@ def arrays_config(path: Path, **data: object) -> config_lib.Config:
 
 def csv_config(path: Path, label: str = "kind") -> config_lib.Config:
     return config_lib.from_dict({"data": {"source": "csv", "path": str(path), "label": label}})
+
+
+def unchecked(source: str, path: Path, **data: object) -> config_lib.Config:
+    """A config as a run reads it back, its file not checked: the run's own load must refuse."""
+    return config_lib.from_dict({"data": {"source": source, "path": str(path), **data}},
+                                check_files=False)
 
 
 def refusal(make_config, match: str) -> str:
@@ -177,12 +185,51 @@ def test_parts_with_different_row_shapes_are_refused(tmp_path):
     (np.where(labels() == 2, 1.5, labels()), r"y_train of d\.npz holds non-integer labels "
                                              r"\(e\.g\. 1\.5\); give integer class labels"),
     (np.eye(CLASSES)[labels()], r"y_train of d\.npz has shape \(120, 3\); .*not one-hot"),
-    (labels() + 1, r"no label of d\.npz is 0 though labels go up to 3; .*subtract 1"),
+    (labels() + 1, r"no label of d\.npz is 0 though the labels go up to 3 \(in y_train\) "
+                   r"with 3 distinct values; .*subtract 1"),
     (labels().astype(str), r"y_train of d\.npz holds <U21 values; give integer class labels"),
 ])
 def test_labels_that_are_not_classes_are_refused(tmp_path, y, match):
     path = npz(tmp_path / "d.npz", x_train=features(120), y_train=y)
     refusal(lambda: arrays_config(path), match)
+
+
+def _huge_uint64() -> np.ndarray:
+    y = labels().astype(np.uint64)
+    y[y == 2] = 2**63 + 5  # as int64: -9223372036854775803
+    return y
+
+
+@pytest.mark.parametrize("y, match", [
+    (np.where(labels() == 2, 10**12, labels()),
+     r"^data\.path: no label of d\.npz is 2 though the labels go up to 1,000,000,000,000 \(in "
+     r"y_train\) with 3 distinct values; number the classes 0\.\.K-1 without gaps"),
+    (_huge_uint64(), r"^data\.path: y_train of d\.npz holds the label 9223372036854775813, "
+                     r"beyond the int64 range labels are read in; number the classes 0\.\.K-1\.$"),
+], ids=["label_1e12", "uint64_above_2^63"])
+def test_a_huge_label_is_refused_before_anything_is_sized_by_it(tmp_path, y, match):
+    """10^12 once sized an array per class up to it (out of memory); 2^63 + 5 wrapped negative."""
+    path = npz(tmp_path / "d.npz", x_train=features(120), y_train=y)
+    refusal(lambda: arrays_config(path), match)  # the validator: Launch page, submit, run
+    refusal(lambda: data_lib.load_pool(unchecked("arrays", path).data), match)  # a run's load
+
+
+def test_an_array_cut_short_is_refused_naming_it(tmp_path):
+    """A stored member whose npy header claims more bytes than it holds: once numpy's "mmap
+    length is greater than file size", or the next member's bytes read as its values."""
+    whole = io.BytesIO()
+    np.save(whole, features(1000))
+    y = io.BytesIO()
+    np.save(y, np.repeat(np.arange(2), 500))
+    path = tmp_path / "d.npz"
+    with zipfile.ZipFile(path, "w") as z:  # stored, as numpy.savez writes it
+        z.writestr("x_train.npy", whole.getvalue()[:4000])
+        z.writestr("y_train.npy", y.getvalue())
+    match = (r"^data\.path: x_train of d\.npz is cut short: its header says shape \(1000, 7\) "
+             r"of float64 \(56,000 bytes\) but it holds 3,872; save the arrays again with "
+             r"numpy\.savez\.$")
+    refusal(lambda: arrays_config(path), match)
+    refusal(lambda: data_lib.load_pool(unchecked("arrays", path).data), match)
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -280,6 +327,15 @@ def test_a_csv_with_an_empty_cell_is_refused_with_its_line(tmp_path):
     path = write_csv(tmp_path / "d.csv", [0, 1, 2] * PER_CLASS, a=a)
     refusal(lambda: csv_config(path), r"d\.csv holds an empty, NaN or inf value \(line 12, "
                                       r"column 'a'\)")
+
+
+def test_a_csv_with_a_header_only_is_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("kind,a,b\n")
+    match = r"^data\.path: d\.csv has a header line but no rows; add one row per example below"
+    refusal(lambda: csv_config(path), match)  # the validator
+    refusal(lambda: user_data.peek(unchecked("csv", path, label="kind").data), match)  # Launch
+    refusal(lambda: data_lib.load_pool(unchecked("csv", path, label="kind").data), match)
 
 
 def test_the_runs_table_names_the_source_and_file(tmp_path):
