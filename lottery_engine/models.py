@@ -88,31 +88,95 @@ def build(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
     return user_model.build(cfg, input_shape, num_classes, fresh)
 
 
+# values a layer passes on unchanged at inference (noise and dropout act only in training)
+PASS_THROUGH = (layers.Dropout, layers.GaussianDropout, layers.AlphaDropout, layers.GaussianNoise,
+                layers.Identity, layers.Reshape, layers.Flatten, layers.ActivityRegularization)
+PROBABILITIES = ("softmax", "sigmoid")
+
+
+def _passes_through(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, PASS_THROUGH) or (
+        isinstance(layer, layers.Activation) and _activation_name(layer) == "linear")
+
+
+def _inputs(layer: keras.layers.Layer, node_index: int = -1) -> list:
+    """The tensors a layer was called on (its last call unless `node_index` says which)."""
+    return list(layer._inbound_nodes[node_index].input_tensors) if layer._inbound_nodes else []
+
+
+def _source(tensor) -> keras.layers.Layer:
+    """The layer whose output reaches `tensor` with its values unchanged: pass-through layers
+    and the edges of nested models are stepped over, so Dense(softmax) -> Dropout is the Dense."""
+    while True:
+        layer, node_index, tensor_index = tensor._keras_history
+        inputs = _inputs(layer, node_index)
+        if isinstance(layer, keras.Model):
+            inner = _source(layer.outputs[tensor_index])
+            if not (isinstance(inner, layers.InputLayer) and len(inputs) == 1):
+                return inner
+        elif not (_passes_through(layer) and len(inputs) == 1):
+            return layer
+        tensor = inputs[0]
+
+
 def _output_layer(model: keras.Model) -> keras.layers.Layer:
-    """The layer that makes the model's (single) output, looked up through nested models."""
+    """The layer that makes the values of the model's (single) output, found through nested
+    models and layers that pass values on unchanged."""
     if len(model.outputs) != 1:
         raise ConfigError(f"train.model_file: {model.name} has {len(model.outputs)} outputs; "
                           f"IMP here needs one classification output.")
-    layer = model.outputs[0]._keras_history.operation
-    return _output_layer(layer) if isinstance(layer, keras.Model) else layer
+    return _source(model.outputs[0])
 
 
-def _activation_name(layer: keras.layers.Layer) -> str:
+def _activation_name(layer: keras.layers.Layer) -> str | None:
+    """The activation a layer ends in; None for a layer with none of its own (a pooling, merging
+    or rescaling layer), whose output is whatever its inputs were, changed."""
     if isinstance(layer, layers.Softmax):
         return "softmax"
-    activation = getattr(layer, "activation", None)
+    if not hasattr(layer, "activation"):
+        return None
+    activation = layer.activation
     return getattr(activation, "__name__", "linear") if activation is not None else "linear"
 
 
+def _probabilities_behind(layer: keras.layers.Layer) -> keras.layers.Layer | None:
+    """A softmax or sigmoid layer feeding `layer` through layers with no activation of their
+    own: what they make of those probabilities may or may not still be probabilities."""
+    seen, todo = {id(layer)}, [layer]
+    while todo:
+        for tensor in _inputs(todo.pop()):
+            source = _source(tensor)
+            if id(source) in seen:
+                continue
+            seen.add(id(source))
+            name = _activation_name(source)
+            if name in PROBABILITIES:
+                return source
+            if name is None:
+                todo.append(source)
+    return None
+
+
 def is_logits(model: keras.Model, loss: str = "auto") -> bool:
-    """Whether the model outputs logits: `train.loss` when it says so, else the output layer's
-    activation (softmax/sigmoid: probabilities; none or linear: logits)."""
+    """Whether the model outputs logits: `train.loss` when it says so, else the activation of
+    the layer that makes the output's values (softmax/sigmoid: probabilities; none or linear:
+    logits). A softmax followed by a layer that changes its values (Rescaling, Average...) is
+    refused: guessing either way could train on the wrong loss without a word."""
     if loss != "auto":
         return loss == "logits"
     layer = _output_layer(model)
     name = _activation_name(layer)
-    if name in ("softmax", "sigmoid"):
+    if name in PROBABILITIES:
         return False
+    if name is None:
+        behind = _probabilities_behind(layer)
+        if behind is not None:
+            raise ConfigError(
+                f"train.loss: the output layer '{layer.name}' ({type(layer).__name__}) comes "
+                f"after the {_activation_name(behind)} of '{behind.name}', so whether the model "
+                f"outputs logits or probabilities is not clear; set train.loss: logits or "
+                f"probabilities.")
+        return True
     if name == "linear":
         return True
     raise ConfigError(f"train.loss: the output layer '{layer.name}' ends in {name}, neither "

@@ -233,3 +233,130 @@ def test_bounds_in_the_validator_are_the_documented_ones():
     for bound in (validation.MAX_EPOCHS, validation.MAX_ROUNDS, validation.MAX_BATCH,
                   validation.MAX_NAME, validation.MAX_SEED):
         assert f"{bound:,}" in readme, bound
+
+
+# --- the user's model file: refused in one line naming the file, layer or weight ---------------
+
+def model_config(model_file, tmp_path):
+    """A config for `model_file` on digits, as the CLI and the Launch page check it."""
+    from tests import user_models
+
+    data = user_models.save_digits_npz(tmp_path / "digits.npz", limit=200)
+    return {"data": {"source": "arrays", "path": str(data)},
+            "train": {"arch": "file", "model_file": str(model_file), "epochs": 1}}
+
+
+def refusal(raw) -> str:
+    with pytest.raises(ConfigError) as info:
+        config_lib.from_dict(raw)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_nan_weights_in_a_model_file_are_refused_naming_the_weight(tmp_path, capsys,
+                                                                   monkeypatch):
+    import io
+    import json
+
+    import numpy as np
+
+    from jobs import cli
+    from lottery_engine import model_summary
+    from tests import user_models
+
+    model = user_models.softmax_then()
+    kernel, bias = model.get_layer("probs").get_weights()
+    kernel[3, 1] = np.nan
+    model.get_layer("probs").set_weights([kernel, bias])
+    model.save(tmp_path / "nan.keras")
+    (tmp_path / "cfg.yaml").write_text(config_lib.to_yaml(config_lib.from_dict(
+        model_config(tmp_path / "nan.keras", tmp_path))))
+    expected = ("train.model_file: weight 'probs/kernel' of nan.keras holds 1 NaN or infinite "
+                "value of 640; save the model again from finite weights (a training run that "
+                "diverged leaves NaN), or set train.init: fresh to draw new ones.")
+    home = tmp_path / "home"
+    assert cli.main(["submit", "--config", str(tmp_path / "cfg.yaml"), "--home", str(home)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {expected}"
+    assert jobs_in(home) == []
+    monkeypatch.setattr("sys.stdin", io.StringIO((tmp_path / "cfg.yaml").read_text()))
+    model_summary.main()  # what the Launch page asks before queueing
+    assert json.loads(capsys.readouterr().out) == {"ok": False, "error": expected}
+
+
+def keras_file_with_config(path, config: bytes, claimed_size: int | None = None):
+    """A .keras file whose config.json is `config`, compressed as model.save writes it; its
+    directory entry claims `claimed_size` bytes where given (a lying header)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", config)
+    if claimed_size is not None:
+        data = bytearray(path.read_bytes())
+        entry = data.rindex(b"PK\x01\x02")  # the central directory's entry
+        data[entry + 24:entry + 28] = struct.pack("<I", claimed_size)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_oversized_or_too_deeply_nested_model_config_is_refused_naming_the_file(tmp_path):
+    import tracemalloc
+    import zipfile
+
+    from lottery_engine import keras_file
+    from tests import user_models
+
+    user_models.softmax_then().save(tmp_path / "net.keras")
+    real = zipfile.ZipFile(tmp_path / "net.keras").read("config.json")
+    padded = model_config(keras_file_with_config(tmp_path / "padded.keras",
+                                                 real + b" " * 60_000_000), tmp_path)
+    lying = model_config(keras_file_with_config(tmp_path / "lying.keras",
+                                                real + b" " * 60_000_000, 1000), tmp_path)
+    assert (tmp_path / "padded.keras").stat().st_size < 100_000
+    tracemalloc.start()
+    messages = [refusal(padded), refusal(lying)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * keras_file.MAX_CONFIG_BYTES
+    assert messages[0].startswith(f"train.model_file: config.json of padded.keras holds "
+                                  f"{len(real) + 60_000_000:,} bytes, more than a model's config "
+                                  f"needs ({keras_file.MAX_CONFIG_BYTES:,});"), messages[0]
+    assert messages[1].startswith("train.model_file: ") and "lying.keras" in messages[1]
+    deep = keras_file_with_config(tmp_path / "deep.keras", b"[" * 200_000 + b"]" * 200_000)
+    assert (f"train.model_file: config.json of deep.keras is nested more than "
+            f"{keras_file.MAX_CONFIG_DEPTH} levels deep") in refusal(model_config(deep, tmp_path))
+
+
+FIX = ("use built-in Keras layers and activations, or register it with "
+       "keras.saving.register_keras_serializable and use train.arch: factory with "
+       "train.factory: package.module:function.")
+CODE_OUTSIDE_KERAS = {  # a builder of tests.user_models' names, and the refusal
+    "custom activation": (
+        lambda m: m.keras.Sequential([m.keras.Input((8, 8, 1)), m.layers.Flatten(),
+                                      m.layers.Dense(10, activation=m.wobble, name="out")]),
+        f"layer 'out' of net.keras uses the function wobble, code from outside Keras that "
+        f"loading needs; {FIX}"),
+    "lambda in TimeDistributed": (
+        lambda m: m.wrapped_model(m.layers.Lambda(lambda t: t * 2, name="double")),
+        "layer 'steps/double' of net.keras is a Lambda layer (Python code), which safe loading "
+        "refuses; rewrite it as a custom layer: register it with "),
+    "custom layer in TimeDistributed": (
+        lambda m: m.wrapped_model(m.Gain(name="gain")),
+        f"layer 'steps/gain' of net.keras is a custom layer (lottery_tests>Gain from "
+        f"tests.user_models), code from outside Keras that loading needs; {FIX}"),
+    "custom activation in Bidirectional": (
+        lambda m: m.wrapped_model(m.layers.LSTM(4, activation=m.registered_wobble,
+                                                name="lstm"), m.layers.Bidirectional),
+        f"layer 'steps/forward_lstm' of net.keras uses the function "
+        f"lottery_tests>registered_wobble, code from outside Keras that loading needs; {FIX}"),
+}
+
+
+@pytest.mark.parametrize("build,message", CODE_OUTSIDE_KERAS.values(), ids=CODE_OUTSIDE_KERAS)
+def test_code_from_outside_keras_is_refused_naming_the_layer_inside_wrappers_too(tmp_path, build,
+                                                                                 message):
+    from tests import user_models
+
+    build(user_models).save(tmp_path / "net.keras")
+    refused = refusal(model_config(tmp_path / "net.keras", tmp_path))
+    assert refused.startswith(f"train.model_file: {message}"), refused

@@ -216,3 +216,47 @@ def test_relative_paths_in_a_config_file_are_read_beside_it_and_stored_absolute(
     job_id = queue.submit(cfg, tmp_path / "home")
     assert f"path: {folder / 'digits.npz'}\n" in (tmp_path / "home" / job_id / "config.yaml"
                                                   ).read_text()
+
+
+PASS_THROUGH = {"dropout": lambda: [keras.layers.Dropout(0.0)],
+                "identity": lambda: [keras.layers.Identity()],
+                "reshape": lambda: [keras.layers.Reshape((10,))],
+                "flatten": lambda: [keras.layers.Flatten()],
+                "linear activation": lambda: [keras.layers.Activation("linear")],
+                "noise and dropout": lambda: [keras.layers.GaussianNoise(0.1),
+                                              keras.layers.Dropout(0.5)],
+                "nested block": lambda: [keras.Sequential([keras.layers.Dropout(0.2)])]}
+
+
+@pytest.mark.parametrize("after", PASS_THROUGH.values(), ids=PASS_THROUGH)
+def test_a_softmax_is_found_through_layers_that_pass_its_values_on(after):
+    from lottery_engine import models
+
+    assert models.is_logits(user_models.softmax_then(*after())) is False
+
+
+def test_a_softmax_behind_a_layer_that_changes_it_is_refused_asking_for_train_loss():
+    from lottery_engine import models
+
+    model = user_models.softmax_then(keras.layers.Rescaling(2.0, name="double"))
+    with pytest.raises(ConfigError) as caught:
+        models.is_logits(model)
+    assert str(caught.value) == (
+        "train.loss: the output layer 'double' (Rescaling) comes after the softmax of 'probs', "
+        "so whether the model outputs logits or probabilities is not clear; set train.loss: "
+        "logits or probabilities.")
+    assert models.is_logits(model, "probabilities") is False
+
+
+def test_softmax_then_dropout_from_a_file_trains_on_the_real_cross_entropy(tmp_path, files):
+    from lottery_engine import model_summary, models
+
+    user_models.softmax_then(keras.layers.Dropout(0.0, name="drop")).save(tmp_path / "p.keras")
+    cfg = user_config(tmp_path / "p.keras", files[1])
+    assert model_summary.summarize(cfg)["output"] == "probabilities"
+    model = models.build(cfg.train, (8, 8, 1), 10)
+    models.compile_model(model, cfg.train, models.is_logits(model, cfg.train.loss))
+    x, y = user_models.digits(64)
+    probabilities = model.predict(x, verbose=0)
+    cross_entropy = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
+    assert model.evaluate(x, y, verbose=0)[0] == pytest.approx(cross_entropy, rel=1e-4)

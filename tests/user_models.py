@@ -34,6 +34,36 @@ def lambda_model() -> keras.Model:
     return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(x)))
 
 
+def softmax_then(*after: layers.Layer) -> keras.Model:
+    """Softmax probabilities through `after` (8x8x1 in, 10 classes out): what a model that adds a
+    Dropout or Reshape behind its softmax head looks like."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Dense(10, activation="softmax", name="probs")(layers.Flatten()(inputs))
+    for layer in after:
+        x = layer(x)
+    return keras.Model(inputs, x, name="softmax_net")
+
+
+def wobble(x):
+    """An activation of the user's own, not registered: Keras saves its name, not its code."""
+    return x * keras.ops.tanh(x)
+
+
+@keras.saving.register_keras_serializable(package="lottery_tests")
+def registered_wobble(x):
+    """The same activation registered, as a layer that clones its inner layer (Bidirectional)
+    needs it to be."""
+    return wobble(x)
+
+
+def wrapped_model(inner: layers.Layer, wrapper: type = layers.TimeDistributed) -> keras.Model:
+    """`inner` inside a wrapper layer named 'steps', on sequences of 8 rows of 8 features."""
+    inputs = keras.Input((8, 8))
+    x = wrapper(inner, name="steps")(inputs)
+    return keras.Model(inputs, layers.Dense(10, name="out")(layers.Flatten()(x)))
+
+
 @keras.saving.register_keras_serializable(package="lottery_tests")
 class Gain(layers.Layer):
     """A custom layer with a weight of its own: one learned gain per feature."""
@@ -43,6 +73,9 @@ class Gain(layers.Layer):
 
     def call(self, x):
         return x * self.gain
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 def factory(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
@@ -80,3 +113,15 @@ def custom_step_factory(input_shape: tuple[int, ...], num_classes: int) -> keras
     inputs = keras.Input(input_shape)
     x = layers.Dense(16, activation="relu", name="dense")(layers.Flatten()(inputs))
     return CountingModel(inputs, layers.Dense(num_classes, activation="softmax", name="out")(x))
+
+
+def small_conv_net(conv: dict | None = None, head: dict | None = None) -> keras.Sequential:
+    """A conv net of the layers the stack computes (8x8x1 in, 10 classes out); `conv` and `head`
+    add Conv2D and output-Dense options, e.g. one the stack does not model."""
+    keras.utils.set_random_seed(5)
+    conv = {"padding": "same", "activation": "relu", **(conv or {})}
+    head = {"activation": "softmax", **(head or {})}
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), layers.Rescaling(1 / 16, name="scale"),
+        layers.Conv2D(4, 3, name="conv", **conv), layers.MaxPooling2D(2, name="pool"),
+        layers.Flatten(name="flatten"), layers.Dense(10, name="out", **head)], name="small_conv")
