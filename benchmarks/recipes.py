@@ -5,16 +5,16 @@ the same model and recipe, side by side in one process with one TensorFlow threa
     python benchmarks/recipes.py [--steps 20] [--repeats 3] [--xla] [--quick]
 
 The recipe on both: 32x32x3 generated images (a .npz, data.source arrays), batch 128, SGD with
-momentum 0.9, weight decay 1e-4 (L2 on the kernels, through the gradient), a step schedule
-(x0.1 at epochs 1 and 2) after 10 warm-up steps, flip + crop augmentation.
+Keras' momentum 0.9, weight decay 1e-4 (L2 on every trainable variable, through the gradient), a
+step schedule (x0.1 at epochs 1 and 2) after 10 warm-up steps, flip + crop augmentation.
 
 - engine: an imp.Trainer on that config, its real path (`trainer.epoch_trainer()`: the fused step
   with the masks as constraints, the learning rate and augmentation on the step clock, `chunk`
   steps per call), validation left out;
 - keras fit: the same network, unmasked, compiled with keras.optimizers.SGD (same momentum and
-  Nesterov setting), a LearningRateSchedule computing recipes.learning_rate, the decay added to the
-  kernels' gradients in a custom train_step, and recipes.augment in a tf.data map (the same
-  function, keyed by the same step), `fit` with the engine's steps per call.
+  Nesterov setting), a LearningRateSchedule computing recipes.learning_rate, the decay added to
+  every trainable variable's gradient in a custom train_step, and recipes.augment in a tf.data
+  map (the same function, keyed by the same step), `fit` with the engine's steps per call.
 
 Both gather their batches from the same resident tensors in the same order. First both train 3
 steps from the same θ0 and their weights are compared, beside the engine against itself with one
@@ -54,7 +54,6 @@ import tensorflow as tf  # noqa: E402
 from lottery_engine import config as config_lib  # noqa: E402
 from lottery_engine import data as data_lib  # noqa: E402
 from lottery_engine import imp, literature_models, models, recipes, training  # noqa: E402
-from lottery_engine.train_step import decays  # noqa: E402
 
 TARGET = 1.10
 CHECKED_STEPS = 3  # steps from the same θ0 after which both paths' weights are compared
@@ -82,8 +81,9 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 class DecayedFit(keras.Model):
-    """A network whose `fit` adds L2 weight decay to its kernels' gradients (Keras 3's custom
-    train_step pattern), as the engine's step does."""
+    """A network whose `fit` adds L2 weight decay to every trainable variable's gradient (Keras
+    3's custom train_step pattern), as the engine's step does by default (weight_decay_on:
+    all)."""
 
     def __init__(self, net: keras.Model, weight_decay: float):
         super().__init__()
@@ -99,8 +99,7 @@ class DecayedFit(keras.Model):
             loss = self.compute_loss(x=x, y=y, y_pred=predicted, training=True)
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
-        gradients = [g + self.weight_decay * v.value if decays(v) else g
-                     for g, v in zip(gradients, variables)]
+        gradients = [g + self.weight_decay * v.value for g, v in zip(gradients, variables)]
         self.optimizer.apply(gradients, variables)
         return self.compute_metrics(x, y, predicted)
 

@@ -13,8 +13,9 @@ change an output:
   Dropout), folded into each consuming layer's bias (a bias is added where the consumer had none),
   and the unit is dropped. Folding is done only where it is exact: into a Dense layer, or a Conv
   with `valid` padding (a `same` or `causal` padded conv sees zeros, not the constant, at its
-  border), never through a layer called with `training=True` (BatchNormalization would use batch
-  statistics, Dropout would drop).
+  border), never through a ZeroPadding layer (the same zeros, made explicit: ResNet-20's strided
+  convs) or a layer called with `training=True` (BatchNormalization would use batch statistics,
+  Dropout would drop). Dead units pass a ZeroPadding layer: their channel is dropped whole.
 
 Removing one unit can kill another (a folded unit takes its incoming weights with it, which may
 have been another unit's last live outgoing weights), so both rules run until nothing changes.
@@ -54,6 +55,7 @@ _IDENTITY_AT_INFERENCE = (layers.Dropout, layers.SpatialDropout1D, layers.Spatia
                           layers.SpatialDropout3D, layers.GaussianDropout, layers.GaussianNoise,
                           layers.AlphaDropout, layers.ActivityRegularization, layers.Identity)
 _VALUEWISE = (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.Rescaling)
+_PADDINGS = (layers.ZeroPadding1D, layers.ZeroPadding2D, layers.ZeroPadding3D)  # spatial only
 
 
 @dataclass
@@ -158,7 +160,7 @@ def _step_spread(layer: keras.layers.Layer, node, spread: int) -> int | None:
     if isinstance(layer, layers.Flatten):
         shape = node.input_tensors[0].shape
         return spread if len(shape) <= 2 else spread * int(np.prod(shape[1:-1]))
-    if isinstance(layer, (*_POOLS, *_GLOBAL_POOLS)):
+    if isinstance(layer, (*_POOLS, *_GLOBAL_POOLS, *_PADDINGS)):
         return spread if spread == 1 else None
     if isinstance(layer, layers.BatchNormalization):
         return spread if _last_axis(layer, node) else None
@@ -278,6 +280,10 @@ def _outgoing_live(branch: _Branch, weights: _Weights, width: int) -> np.ndarray
 
 
 def _foldable(branch: _Branch) -> bool:
+    """Whether the consumer sees a constant unit's value everywhere: no zeros padded in between
+    or by the consumer itself."""
+    if any(isinstance(step.layer, _PADDINGS) for step in branch.path):
+        return False
     return isinstance(branch.consumer, layers.Dense) or branch.consumer.padding == "valid"
 
 

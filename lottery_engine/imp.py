@@ -336,6 +336,7 @@ class Trainer:
             "start_step": result.start_step,
             "steps": result.steps,
             "stopped_early": result.stopped_early,
+            "kept_weights": result.kept_weights,  # what val_*/test_* are of; early_stop_*: measured
             **self.step_info,
             **self._early_stop_point(result, val, test),
             "val_curve": result.curve,

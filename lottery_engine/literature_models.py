@@ -6,7 +6,8 @@
 - `resnet20`: He et al. (2016)'s CIFAR ResNet as OpenLTH's `cifar_resnet_20`: a 3×3 conv of 16,
   three stages of three basic blocks (16, 32, 64 filters; the first block of stages 2 and 3 halves
   the resolution with stride 2 and takes a 1×1 strided conv + BatchNorm as its shortcut), global
-  average pooling and the output. Convs have no bias, as OpenLTH's: 270,896 kernel weights.
+  average pooling and the output. Convs have no bias, as OpenLTH's: 270,896 kernel weights. The
+  strided 3×3 conv pads one pixel on every side as PyTorch's `padding=1` (`_conv3x3`).
 - `vgg16_cifar`: OpenLTH's `cifar_vgg_16`: thirteen 3×3 convs (64,64,M,128,128,M,256×3,M,512×3,M,
   512×3) each with BatchNorm and ReLU, then global average pooling and the output.
 
@@ -86,14 +87,26 @@ def conv_net(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> 
     return keras.Sequential(stack, name=arch)
 
 
+def _conv3x3(x: keras.KerasTensor, filters: int, stride: int, name: str) -> keras.KerasTensor:
+    """A bias-free 3×3 conv padded by one pixel on every side, as PyTorch's Conv2d(padding=1).
+
+    Keras' `same` is that only at stride 1: at stride 2 on an even side it pads (0, 1), so
+    output pixel i would see input pixels 2i..2i+2, centred one pixel off the 1×1 shortcut's
+    2i; explicit (1, 1) padding then `valid` centres it on 2i, as OpenLTH's network does.
+    """
+    padding = "same"
+    if stride != 1:
+        x, padding = layers.ZeroPadding2D(1, name=f"{name}_pad")(x), "valid"
+    return layers.Conv2D(filters, 3, strides=stride, padding=padding, use_bias=False,
+                         kernel_initializer=_kernel_init(), name=name)(x)
+
+
 def _basic_block(x: keras.KerasTensor, filters: int, stride: int, name: str) -> keras.KerasTensor:
     """relu(bn(conv(relu(bn(conv(x))))) + shortcut(x)); the shortcut is x itself, or a 1×1
     strided conv + BatchNorm where the block changes the shape."""
-    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
-                      kernel_initializer=_kernel_init(), name=f"{name}_conv1")(x)
+    y = _conv3x3(x, filters, stride, f"{name}_conv1")
     y = layers.ReLU(name=f"{name}_relu1")(_batch_norm(f"{name}_bn1")(y))
-    y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                      kernel_initializer=_kernel_init(), name=f"{name}_conv2")(y)
+    y = _conv3x3(y, filters, 1, f"{name}_conv2")
     y = _batch_norm(f"{name}_bn2")(y)
     if stride != 1 or x.shape[-1] != filters:
         x = layers.Conv2D(filters, 1, strides=stride, use_bias=False,
@@ -108,8 +121,7 @@ def resnet20(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model
     _check_size("resnet20", input_shape)
     inputs = keras.Input(input_shape)
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = layers.Conv2D(RESNET20_STAGES[0], 3, padding="same", use_bias=False,
-                      kernel_initializer=_kernel_init(), name="conv")(x)
+    x = _conv3x3(x, RESNET20_STAGES[0], 1, "conv")
     x = layers.ReLU(name="relu")(_batch_norm("bn")(x))
     for s, filters in enumerate(RESNET20_STAGES, start=1):
         for b in range(1, RESNET20_BLOCKS + 1):

@@ -41,6 +41,8 @@ KERAS_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 SCOPES = ("global", "layerwise")
 CONTROLS = ("random_reinit", "random_prune")
 OPTIMIZERS = ("adam", "sgd", "adamw")
+WEIGHT_DECAY_ON = ("all", "kernels")  # every trainable variable (OpenLTH, Keras' AdamW) or kernels
+MOMENTUM_FORMS = ("keras", "pytorch")  # where SGD's momentum keeps the rate (train_step.py)
 TRAIN_STEPS = ("fused", "keras")
 JIT_CHOICES = ("auto", True, False)
 STACK_CHOICES = ("auto", True, False)
@@ -158,7 +160,9 @@ class TrainConfig:
     optimizer: str = "adam"
     feature_cache: bool = True  # train a frozen base's head on cached base outputs
     eval_every: int | None = None  # validate every N steps (and at each epoch end); None: per epoch
-    early_stopping: bool = False  # stop a round when val loss stops improving; keep the best point
+    early_stopping: bool | str = False  # true: stop `patience` validations after the lowest val
+    # loss and keep those weights; false or measure: train every step and keep the final weights
+    # (the early-stop point is measured either way; measure names Frankle & Carbin's protocol)
     patience: int = 3  # validations without a lower val loss before early stopping stops
     step: str = "fused"  # the engine's own compiled step (train_step.py), or keras: Keras' fit
     jit_compile: bool | str = False  # XLA for the fused step; auto times both at round 0, so two
@@ -170,7 +174,9 @@ class TrainConfig:
     # model it cannot express trains them one after another; the log and records say why
     momentum: float = 0.9  # sgd only (heavy-ball, or Nesterov's with nesterov: true)
     nesterov: bool = False
-    weight_decay: float = 0.0  # L2 on the kernels (sgd, adam); decoupled for adamw
+    momentum_form: str = "keras"  # keras: v = mv - lr g, w += v; pytorch: v = mv + g, w -= lr v
+    weight_decay: float = 0.0  # L2 added to the gradient (sgd, adam); decoupled for adamw
+    weight_decay_on: str = "all"  # every trainable variable, or kernels (not biases, BatchNorm)
     lr_schedule: str = "constant"  # step (x gamma at each milestone epoch) or cosine; recipes.py
     milestones: list[int] = field(default_factory=list)  # epochs; lr_schedule step only
     gamma: float = 0.1

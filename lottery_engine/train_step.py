@@ -6,9 +6,10 @@ over memory per variable, and `fit` pays for an input pipeline and callbacks on 
 - batches are gathered in-graph from the resident training tensors by the rows of an index matrix
   (the run's (seed, epoch) order, cut into batches by the caller), k rows per call;
 - the update is one fused TensorFlow kernel per variable (`ResourceApplyAdam`,
-  `ResourceApplyKerasMomentum`, `ResourceApplyGradientDescent`), the same arithmetic as Keras'
-  Adam and SGD; the learning rate and augmentation (recipes.py) are functions of round 0's step
-  clock, so a late-rewound round continues both from step k;
+  `ResourceApplyKerasMomentum` or `ResourceApplyMomentum`, `ResourceApplyGradientDescent`), the
+  same arithmetic as Keras' Adam and SGD, or PyTorch's SGD (`momentum_form: pytorch`); the
+  learning rate and augmentation (recipes.py) are functions of round 0's step clock, so a
+  late-rewound round continues both from step k;
 - right after the update each variable's constraint runs: for a prunable kernel that is the
   MaskConstraint (a user's constraint, then the mask), so a pruned weight is exactly 0 after
   every step, as on the Keras path.
@@ -30,9 +31,19 @@ from .schema import ConfigError, TrainConfig
 ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-7  # Keras' Adam defaults, as the Keras path uses
 
 
+# SGD with momentum in two forms, equal while the learning rate is constant and apart for ~1/(1-μ)
+# steps after it changes. keras: v = μ·v − lr·g, w += v (Nesterov: w += μ·v − lr·g); the rate
+# is folded into the velocity. pytorch (OpenLTH's torch.optim.SGD): v = μ·v + g, w −= lr·v
+# (Nesterov: w −= lr·(g + μ·v)); a new rate applies at once to all the velocity.
+MOMENTUM_KERNELS = {"keras": tf.raw_ops.ResourceApplyKerasMomentum,
+                    "pytorch": tf.raw_ops.ResourceApplyMomentum}
+
+
 def decays(variable: keras.Variable) -> bool:
-    """Weight decay applies to kernels (dense, conv, depthwise, pointwise), never to biases or
-    BatchNorm's scales and shifts."""
+    """Whether `variable` is a kernel (dense, conv, depthwise, pointwise): what `weight_decay_on:
+    kernels` decays, leaving biases and BatchNorm's scales and shifts. Under `all` (the default)
+    FusedOptimizer decays every variable it updates whatever this says, as OpenLTH's
+    torch.optim.SGD(weight_decay=...) and Keras' AdamW do."""
     return variable.name.endswith("kernel")
 
 
@@ -60,13 +71,16 @@ class FusedOptimizer:
     kernel per variable: the update Keras' optimizer computes in several passes over memory.
 
     Elementwise, so it updates a stack of S networks' variables (stacked_step.py) exactly as S
-    separate ones. Weight decay is L2 on the kernels (`decayed`; added to the gradient, as
-    OpenLTH's SGD has it), decoupled for adamw (the kernel shrinks by lr·decay before the Adam
-    step, as Keras' AdamW).
+    separate ones. Weight decay is L2 added to the gradient (as OpenLTH's SGD has it), decoupled
+    for adamw (the variable shrinks by lr·decay before the Adam step, as Keras' AdamW); it
+    reaches every variable (`weight_decay_on: all`) or those `kernels` marks (`decays`), so one
+    network and a stack of them, each passing its own variables and kernel flags, decay alike.
     """
 
-    def __init__(self, cfg: TrainConfig, variables: list[tf.Variable], decayed: list[bool]):
-        self.cfg, self.variables, self.decayed = cfg, variables, decayed
+    def __init__(self, cfg: TrainConfig, variables: list[tf.Variable], kernels: list[bool]):
+        self.cfg, self.variables = cfg, variables
+        self.decayed = [bool(cfg.weight_decay) and (cfg.weight_decay_on == "all" or kernel)
+                        for kernel in kernels]
         slots = 2 if cfg.optimizer in ("adam", "adamw") else 1
         self.slots = [[tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
                        for v in variables] for _ in range(slots)]
@@ -87,7 +101,7 @@ class FusedOptimizer:
 
     def _update(self, index: int, gradient: tf.Tensor, learning_rate: tf.Tensor) -> None:
         variable, cfg = self.variables[index], self.cfg
-        if cfg.weight_decay and self.decayed[index]:
+        if self.decayed[index]:
             if cfg.optimizer == "adamw":
                 variable.assign_sub(variable * learning_rate * cfg.weight_decay)
             else:
@@ -100,7 +114,7 @@ class FusedOptimizer:
                 beta2_power=ADAM_BETAS[1] ** t, lr=learning_rate, beta1=ADAM_BETAS[0],
                 beta2=ADAM_BETAS[1], epsilon=ADAM_EPSILON, grad=gradient, use_locking=False)
         elif cfg.momentum:
-            tf.raw_ops.ResourceApplyKerasMomentum(
+            MOMENTUM_KERNELS[cfg.momentum_form](
                 var=variable.handle, accum=self.slots[0][index].handle, lr=learning_rate,
                 grad=gradient, momentum=cfg.momentum, use_locking=False,
                 use_nesterov=cfg.nesterov)

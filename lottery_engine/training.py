@@ -6,6 +6,9 @@ Why not Keras' own epochs and EarlyStopping callback:
   every series of a round (ticket and controls) sees the same batches: paired comparisons.
 - Frankle & Carbin report the iteration of minimum validation loss (their Figure 4); per-epoch
   validation cannot resolve it. Validation here runs every `eval_every` steps and at each epoch end.
+  They train every step and prune the final weights, only *measuring* that point
+  (`early_stopping: measure`, or false); `early_stopping: true` instead stops `patience`
+  validations after it and keeps its weights, which the next round then prunes.
 The steps themselves run on the engine's own compiled step (train_step.py) or on Keras' `fit`
 (`train.step: keras`, the reference); both report to the same Monitor at each call boundary.
 `train_stacked_round` trains a round's series together on a stack (stacked_step.py), one Monitor
@@ -39,8 +42,20 @@ class Schedule:
     start_step: int = 0  # k when rewound to step k of round 0 (late rewinding)
     eval_every: int | None = None  # None: once per epoch
     snapshot_step: int = 0  # keep the weights after this step (round 0's rewind point)
-    early_stopping: bool = False
+    early_stopping: bool | str = False  # train.early_stopping: true, false or measure
     patience: int = 3  # validations without a lower loss before early stopping stops
+
+    @property
+    def stops(self) -> bool:
+        """Whether a round stops at its early-stop point and keeps its weights (true); false and
+        measure train every step and keep the final weights, the point measured aside."""
+        return self.early_stopping is True
+
+    @property
+    def kept_weights(self) -> str:
+        """Which weights a round ends with, for its record: the ones its accuracy is of, that are
+        saved and that the next round prunes."""
+        return "early_stop" if self.stops else "final"
 
     @property
     def total_steps(self) -> int:
@@ -64,6 +79,7 @@ class RoundTraining:
     best_weights: list[np.ndarray] | None = None  # None: the final weights are the best
     stopped_early: bool = False
     snapshot: list[np.ndarray] | None = None
+    kept_weights: str = "final"  # Schedule.kept_weights: final, or early_stop (the best point's)
 
 
 def steps_per_execution(batches: int, eval_every: int | None, rewind_step: int,
@@ -124,7 +140,7 @@ class Monitor:
             self.best_weights = self.model.get_weights()
         else:
             self.waited += 1
-            if self.s.early_stopping and self.waited >= self.s.patience:
+            if self.s.stops and self.waited >= self.s.patience:
                 self.stop = True
 
 
@@ -202,8 +218,9 @@ def train_round(model: keras.Model, train_epoch: EpochTrainer, examples: int, se
                 validate: Callable[[], tuple[float, float]]) -> RoundTraining:
     """Train steps start_step..T of the schedule (fewer if early stopping stops it).
 
-    With early stopping the model ends at its best point; without, it ends after step T and the
-    best point's weights are returned alongside for measuring accuracy at early stop.
+    With early stopping (true) the model ends at its best point; with false or measure, it ends
+    after step T and the best point's weights are returned alongside for measuring accuracy at
+    early stop.
     """
     monitor = Monitor(model, schedule, listener, round_index, validate)
     history: dict[str, list[float]] = {}
@@ -220,25 +237,26 @@ def train_round(model: keras.Model, train_epoch: EpochTrainer, examples: int, se
         if monitor.stop:
             break
     best_weights = monitor.best_weights if monitor.best_step != monitor.step else None
-    if schedule.early_stopping and best_weights is not None:
+    if schedule.stops and best_weights is not None:
         model.set_weights(best_weights)
         best_weights = None
     return RoundTraining(history, time.perf_counter() - start, schedule.start_step,
                          monitor.step - schedule.start_step, monitor.curve, monitor.best_step,
-                         best_weights, monitor.stop, monitor.snapshot)
+                         best_weights, monitor.stop, monitor.snapshot, schedule.kept_weights)
 
 
 def _finish(monitor: Monitor, schedule: Schedule, history: dict, seconds: float,
             final: Callable[[], list[np.ndarray]]) -> tuple[RoundTraining, list[np.ndarray]]:
-    """A series' RoundTraining and the weights it ends with: with early stopping its best
+    """A series' RoundTraining and the weights it ends with: with early stopping (true) its best
     point's, else its last step's (the best point's then ride along in `best_weights`)."""
     best_weights = monitor.best_weights if monitor.best_step != monitor.step else None
     weights = final()
-    if schedule.early_stopping and best_weights is not None:
+    if schedule.stops and best_weights is not None:
         weights, best_weights = best_weights, None
     return RoundTraining(history, seconds, schedule.start_step,
                          monitor.step - schedule.start_step, monitor.curve, monitor.best_step,
-                         best_weights, monitor.stop, monitor.snapshot), weights
+                         best_weights, monitor.stop, monitor.snapshot,
+                         schedule.kept_weights), weights
 
 
 class _SeriesOfStack:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, JIT_CHOICES,
-                     KERAS_DATASETS, LOSSES, LR_SCHEDULES, MIN_IMAGE_SIDE, OPTIMIZERS,
-                     PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, STACK_CHOICES,
-                     TRAIN_STEPS, VGG16_CONVS,
+                     KERAS_DATASETS, LOSSES, LR_SCHEDULES, MIN_IMAGE_SIDE, MOMENTUM_FORMS,
+                     OPTIMIZERS, PRUNABLE_LAYERS, SCOPES, SELECT_METRICS, SOURCES, STACK_CHOICES,
+                     TRAIN_STEPS, VGG16_CONVS, WEIGHT_DECAY_ON,
                      Config, ConfigError, Problems, TrainConfig, did_you_mean)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
@@ -316,13 +316,19 @@ def _check_train(cfg: Config, problems: Problems) -> None:
     problems.check(_bool, "train.feature_cache", train.feature_cache)
     if train.eval_every is not None:
         problems.check(_int_in, "train.eval_every", train.eval_every, 1, MAX_STEP)
-    problems.check(_bool, "train.early_stopping", train.early_stopping)
+    problems.check(_early_stopping, train.early_stopping)
     problems.check(_int_in, "train.patience", train.patience, 1, MAX_PATIENCE)
     _check_recipe(cfg, problems)
     problems.check(_choice, "train.step", train.step, TRAIN_STEPS)
     problems.check(_jit_compile, train.jit_compile)
     problems.check(_keras_step, cfg, needs=("train", "data.augment"))
     problems.check(_stack, train, needs=("train.step", "train.jit_compile"))
+
+
+def _early_stopping(value: Any) -> None:
+    if not isinstance(value, bool) and value != "measure":
+        fail("train.early_stopping", value, "expected true (stop and keep the early-stop "
+             "point's weights), false or measure (train every step, keep the final weights)")
 
 
 def _jit_compile(value: Any) -> None:
@@ -333,18 +339,19 @@ def _jit_compile(value: Any) -> None:
 
 def _keras_step(cfg: Config) -> None:
     """Keras' fit path (the reference) runs the recipes it had: constant-rate adam or sgd with
-    momentum 0.9. The rest is the fused step's; refusing beats training without it silently."""
+    Keras' momentum 0.9. The rest is the fused step's; refusing beats training without it
+    silently (Keras' SGD has no PyTorch-form momentum)."""
     train, default = cfg.train, TrainConfig()
     if train.step != "keras":
         return
-    extras = [key for key in ("optimizer", "momentum", "nesterov", "weight_decay",
-                              "lr_schedule", "warmup_steps")
+    extras = [key for key in ("optimizer", "momentum", "nesterov", "momentum_form",
+                              "weight_decay", "weight_decay_on", "lr_schedule", "warmup_steps")
               if getattr(train, key) != getattr(default, key)
               and not (key == "optimizer" and train.optimizer == "sgd")]
     extras += ["data.augment"] if cfg.data.augment else []
     if extras:
         fail("train.step", train.step, f"keras runs only constant-rate adam or sgd with "
-             f"momentum 0.9; for {', '.join(extras)} use step: fused")
+             f"Keras' momentum 0.9; for {', '.join(extras)} use step: fused")
 
 
 def _stack(train: TrainConfig) -> None:
@@ -375,10 +382,25 @@ def _nesterov(train: TrainConfig) -> None:
         fail("train.nesterov", train.nesterov, "Nesterov momentum needs train.momentum above 0")
 
 
+def _momentum_form(train: TrainConfig) -> None:
+    """The form is sgd's momentum's alone; with momentum 0 (plain SGD) both forms are one."""
+    if train.momentum_form == TrainConfig.momentum_form:
+        return
+    if train.optimizer != "sgd" or train.momentum == 0:
+        fail("train.momentum_form", train.momentum_form, "only sgd with momentum above 0 has a "
+             "momentum form; use optimizer: sgd with momentum, or leave momentum_form out")
+
+
 def _weight_decay(value: Any) -> None:
     if not _is_number(value) or not 0 <= value <= MAX_WEIGHT_DECAY:
         fail("train.weight_decay", value, f"expected a number in [0, {MAX_WEIGHT_DECAY:g}] "
              f"(0: none; OpenLTH's ResNet-20 uses 1e-4)")
+
+
+def _weight_decay_on(train: TrainConfig) -> None:
+    if train.weight_decay_on != TrainConfig.weight_decay_on and train.weight_decay == 0:
+        fail("train.weight_decay_on", train.weight_decay_on, "only a weight_decay above 0 "
+             "decays anything; set train.weight_decay, or leave weight_decay_on out")
 
 
 def _milestones(train: TrainConfig) -> None:
@@ -418,7 +440,12 @@ def _check_recipe(cfg: Config, problems: Problems) -> None:
     problems.check(_momentum, train, needs=("train.optimizer",))
     problems.check(_bool, "train.nesterov", train.nesterov)
     problems.check(_nesterov, train, needs=("train.optimizer", "train.nesterov"))
+    problems.check(_choice, "train.momentum_form", train.momentum_form, MOMENTUM_FORMS)
+    problems.check(_momentum_form, train, needs=("train.optimizer", "train.momentum",
+                                                 "train.momentum_form"))
     problems.check(_weight_decay, train.weight_decay)
+    problems.check(_choice, "train.weight_decay_on", train.weight_decay_on, WEIGHT_DECAY_ON)
+    problems.check(_weight_decay_on, train, needs=("train.weight_decay", "train.weight_decay_on"))
     problems.check(_choice, "train.lr_schedule", train.lr_schedule, LR_SCHEDULES)
     problems.check(_milestones, train, needs=("train.lr_schedule", "train.epochs"))
     problems.check(_gamma, train, needs=("train.lr_schedule",))

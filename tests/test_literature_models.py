@@ -149,6 +149,50 @@ def test_a_pruned_resnet_exports_compact_and_computes_what_it_computed():
                                atol=1e-6)
 
 
+def test_resnets_strided_convs_pad_one_pixel_on_every_side_as_pytorch():
+    """OpenLTH's Conv2d(3, stride=2, padding=1), by hand: output pixel (i, j) sees input pixels
+    2i-1..2i+1, centred on the 1×1 shortcut's 2i (Keras' `same` would pad (0, 1): 2i..2i+2)."""
+    model = build("resnet20")
+    x = np.random.default_rng(2).integers(0, 256, (2, *CIFAR)).astype("uint8")
+    for stage in (2, 3):
+        conv = model.get_layer(f"stage{stage}_block1_conv1")
+        probe = keras.Model(model.inputs, [model.get_layer(f"stage{stage - 1}_block3_out").output,
+                                           conv.output])
+        block_input, got = probe.predict(x, verbose=0)
+        padded = np.pad(block_input.astype(np.float64), [(0, 0), (1, 1), (1, 1), (0, 0)])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))
+        want = np.einsum("nhwcij,ijco->nhwo", windows[:, ::2, ::2], conv.kernel.numpy())
+        side = 32 // 2 ** (stage - 1)
+        assert got.shape == want.shape == (2, side, side, conv.filters)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_compaction_drops_dead_channels_through_zero_padding_and_folds_none_across_it():
+    """A ZeroPadding layer (ResNet-20's strided convs) passes whole channels, so a dead unit
+    goes; a constant unit stays, since the padding puts zeros, not its constant, at the
+    border."""
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="a")(inputs)
+    x = layers.ZeroPadding2D(1, name="pad")(x)
+    x = layers.Conv2D(4, 3, strides=2, padding="valid", activation="relu", name="b")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, layers.Dense(3, name="output")(x))
+    rng = np.random.default_rng(3)
+    kernel, bias = (w + rng.normal(0, 0.3, w.shape).astype("float32")
+                    for w in model.get_layer("a").get_weights())
+    kernel[..., 0] = 0  # unit 0: constant relu(bias) everywhere but the padded border
+    bias[0] = 0.5
+    model.get_layer("a").set_weights([kernel, bias])
+    following = model.get_layer("b").kernel.numpy()
+    following[:, :, 1, :] = 0  # unit 1: dead
+    model.get_layer("b").kernel.assign(following)
+    result = compact.compact(model)
+    assert result.layers["a"] == {"units": [6, 5], "dropped": 1, "folded": 0}
+    images = rng.integers(0, 256, (4, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(result.model.predict(images, verbose=0),
+                               model.predict(images, verbose=0), rtol=1e-5, atol=1e-5)
+
+
 def test_the_hybrid_baseline_cuts_a_resnet_at_its_default_layer():
     """A ResNet is no chain of layers: its features come from its graph, up to the middle stage."""
     extractor = hybrid._up_to(build("resnet20"), hybrid.DEFAULT_LAYER["resnet20"])

@@ -10,6 +10,7 @@ import pytest
 
 from lottery_engine import data as data_lib
 from lottery_engine import imp, runfolder, significance, writeup
+from lottery_engine.masks import load_masks
 
 from .conftest import tiny_config
 
@@ -67,8 +68,41 @@ def test_early_stopping_stops_after_patience_validations(tmp_path):
         best = [p[0] for p in curve].index(record["early_stop_step"])
         assert len(curve) - 1 - best == 2  # exactly `patience` validations after the best
     # the model kept is the best point's: its val accuracy is the early-stop one
+    assert record["kept_weights"] == "early_stop"
     assert record["val_accuracy"] == record["early_stop_val_accuracy"]
     assert record["test_accuracy"] == record["early_stop_test_accuracy"]
+
+
+def test_measure_trains_every_step_prunes_the_final_weights_and_reports_the_early_stop_point(
+        tmp_path):
+    """Frankle & Carbin's protocol (early_stopping: measure) on the one-series path (round 0)
+    and the stacked one (round 1, with a control): every round trains all its steps, even at
+    patience 1; its record's accuracy is the final weights' and says so, its early-stop numbers
+    are the lowest validation loss's; the next round prunes the final weights."""
+    cfg = tiny_config(train__epochs=6, train__eval_every=2, train__early_stopping="measure",
+                      train__patience=1, train__learning_rate=0.005, imp__num_rounds=1,
+                      imp__controls=["random_reinit"])
+    run_dir = tmp_path / "run"
+    imp.run(cfg, run_dir)
+    data = data_lib.load(cfg.data, cfg.run.seed)
+    total = cfg.train.epochs * -(-len(data.y_train) // cfg.train.batch_size)
+    series = runfolder.series(run_dir)
+    assert series["imp"][1]["train_step"] == "stacked"
+    for name, records in series.items():
+        for record in records:
+            curve, lowest = record["val_curve"], min(record["val_curve"], key=lambda p: p[1])
+            assert record["start_step"] + record["steps"] == curve[-1][0] == total, name
+            assert record["kept_weights"] == "final" and not record["stopped_early"]
+            assert record["val_accuracy"] == pytest.approx(curve[-1][2], abs=0.02)
+            assert (record["early_stop_step"], record["early_stop_val_accuracy"]) == (
+                lowest[0], pytest.approx(lowest[2]))
+            assert lowest[0] < curve[-1][0], (name, record["round"])  # the test means something
+    trainer = imp.Trainer(cfg, data, run_dir)
+    trainer.model.load_weights(run_dir / runfolder.weights_file(0))
+    final = trainer.manager.kernels()
+    masks = load_masks(run_dir / runfolder.mask_file(1))
+    pruned = max(np.abs(final[n][masks[n] == 0]).max() for n in masks)
+    assert pruned <= min(np.abs(final[n][masks[n] == 1]).min() for n in masks)
 
 
 def test_control_files_store_what_each_control_started_from(stepped_run):

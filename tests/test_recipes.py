@@ -9,10 +9,13 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from lottery_engine import config as config_lib
 from lottery_engine import recipes
 from lottery_engine.config import ConfigError, TrainConfig
+
+from .conftest import ROOT
 
 SPE = 4  # steps per epoch
 
@@ -190,11 +193,13 @@ def test_recipe_keys_round_trip_through_yaml():
     cfg = config_lib.from_dict({
         "data": {"augment": ["flip", "crop"]},
         "train": {"optimizer": "sgd", "momentum": 0.8, "nesterov": True, "weight_decay": 1e-4,
-                  "lr_schedule": "step", "epochs": 10, "milestones": [4, 8], "gamma": 0.2,
+                  "momentum_form": "pytorch", "weight_decay_on": "kernels", "lr_schedule": "step",
+                  "epochs": 10, "milestones": [4, 8], "gamma": 0.2,
                   "warmup_steps": 50}})
     again = config_lib.loads(config_lib.to_yaml(cfg))
     assert again == cfg and again.train.milestones == [4, 8] and again.data.augment == ["flip",
                                                                                        "crop"]
+    assert (again.train.momentum_form, again.train.weight_decay_on) == ("pytorch", "kernels")
 
 
 def test_defaults_keep_todays_runs_unchanged():
@@ -217,6 +222,26 @@ REFUSED = [
     ({"train": {"nesterov": "yes"}}, "train.nesterov: invalid value 'yes'; expected true or false"),
     ({"train": {"weight_decay": -1e-4}}, "train.weight_decay: invalid value -0.0001; expected a "
      "number in [0, 1]"),
+    ({"train": {**SGD, "weight_decay": 1e-4, "weight_decay_on": "weights"}},
+     "train.weight_decay_on: unknown value 'weights'; allowed: all, kernels"),
+    ({"train": {**SGD, "weight_decay_on": "kernels"}}, "train.weight_decay_on: invalid value "
+     "'kernels'; only a weight_decay above 0 decays anything; set train.weight_decay, or leave "
+     "weight_decay_on out"),
+    ({"train": {**SGD, "momentum_form": "torch"}}, "train.momentum_form: unknown value 'torch'; "
+     "allowed: keras, pytorch"),
+    ({"train": {"optimizer": "adam", "momentum_form": "pytorch"}}, "train.momentum_form: invalid "
+     "value 'pytorch'; only sgd with momentum above 0 has a momentum form"),
+    ({"train": {**SGD, "momentum": 0, "momentum_form": "pytorch"}}, "train.momentum_form: "
+     "invalid value 'pytorch'; only sgd with momentum above 0 has a momentum form"),
+    ({"train": {**SGD, "momentum_form": "pytorch", "step": "keras"}}, "train.step: invalid value "
+     "'keras'; keras runs only constant-rate adam or sgd with Keras' momentum 0.9; for "
+     "momentum_form use step: fused"),
+    ({"train": {**SGD, "weight_decay": 1e-4, "weight_decay_on": "kernels", "step": "keras"}},
+     "train.step: invalid value 'keras'; keras runs only constant-rate adam or sgd with Keras' "
+     "momentum 0.9; for weight_decay, weight_decay_on use step: fused"),
+    ({"train": {"early_stopping": "measured"}}, "train.early_stopping: invalid value 'measured'; "
+     "expected true (stop and keep the early-stop point's weights), false or measure (train "
+     "every step, keep the final weights)"),
     ({"train": {"lr_schedule": "cos"}}, "train.lr_schedule: unknown value 'cos'; allowed: "
      "constant, step, cosine. Did you mean 'cosine'?"),
     ({"train": {"lr_schedule": "step", "epochs": 10}}, "train.milestones: invalid value []; "
@@ -272,3 +297,29 @@ def test_augment_is_refused_for_a_npz_whose_rows_are_not_images(tmp_path):
         config_lib.from_dict(raw)
     np.savez(path, x_train=np.zeros((60, 8, 8, 1), np.float32), y_train=np.arange(60) % 2)
     assert config_lib.from_dict(raw).data.augment == ["flip"]
+
+
+LITERATURE = ROOT / "configs"
+
+
+@pytest.mark.parametrize("name", ["resnet20_cifar10", "resnet20_fashion", "vgg16_cifar10"])
+def test_openlths_recipes_run_pytorchs_sgd_and_decay_every_variable(name):
+    """OpenLTH trains with torch.optim.SGD: PyTorch's momentum form, weight decay on every
+    parameter; each config says both, not leaving them to defaults."""
+    raw = yaml.safe_load((LITERATURE / f"{name}.yaml").read_text())["train"]
+    assert (raw["momentum_form"], raw["weight_decay_on"]) == ("pytorch", "all")
+    assert config_lib.load(LITERATURE / f"{name}.yaml", check_files=False).train.weight_decay > 0
+
+
+@pytest.mark.parametrize("name", ["conv2_cifar10", "conv4_cifar10", "conv6_cifar10"])
+def test_frankle_and_carbins_configs_train_the_whole_budget_and_measure_early_stop(name):
+    """The paper trains every iteration, prunes the final weights and only measures the
+    iteration of lowest validation loss."""
+    cfg = config_lib.load(LITERATURE / f"{name}.yaml", check_files=False)
+    assert cfg.train.early_stopping == "measure"
+
+
+@pytest.mark.parametrize("path", sorted(LITERATURE.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_says_its_protocol_at_the_top(path):
+    header = path.read_text().split("\n", 8)[:8]
+    assert any(line.startswith("# Protocol: ") for line in header), path.name

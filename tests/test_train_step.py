@@ -9,7 +9,8 @@ import tensorflow as tf
 from lottery_engine import imp, models, pipeline, prunable, runfolder
 from lottery_engine.masks import MaskManager
 from lottery_engine.schema import ConfigError, TrainConfig
-from lottery_engine.train_step import FusedStep, choose_jit
+from lottery_engine.stacked_step import StackedStep
+from lottery_engine.train_step import FusedOptimizer, FusedStep, choose_jit
 
 from .conftest import tiny_config
 from .user_models import digits, functional_model
@@ -148,11 +149,19 @@ def test_the_xla_choice_is_recorded_and_kept_on_resume(tmp_path, monkeypatch):
     assert runfolder.read_rounds(tmp_path / "run")[2]["jit_compile"] == chosen
 
 
+def _with_biases(model: keras.Model) -> keras.Model:
+    """`model` with random biases instead of zeros, so that what happens to them shows."""
+    rng = np.random.default_rng(6)
+    model.set_weights([w if v.name == "kernel" else rng.normal(0, 0.5, w.shape).astype(w.dtype)
+                       for v, w in zip(model.weights, model.get_weights())])
+    return model
+
+
 def _one_sgd_step(augment: tuple[str, ...] = (), **recipe
                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The weights before and after one step of plain SGD (lr 0.1) with `recipe`."""
     keras.utils.set_random_seed(4)
-    model = models.lenet((12, 12, 1), 10)
+    model = _with_biases(models.lenet((12, 12, 1), 10))
     before = [w.copy() for w in model.get_weights()]
     cfg = TrainConfig(**{"optimizer": "sgd", "momentum": 0.0, "learning_rate": 0.1, **recipe})
     FusedStep(model, _data((12, 12, 1)), cfg, False, False, 10, augment, seed=5).run(
@@ -160,16 +169,86 @@ def _one_sgd_step(augment: tuple[str, ...] = (), **recipe
     return before, model.get_weights()
 
 
+@pytest.mark.parametrize("on", ["all", "kernels"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_weight_decay_shrinks_kernels_by_lr_times_decay_and_leaves_biases(optimizer):
-    """L2 (sgd: added to the gradient) and decoupled decay (adamw) both move a kernel by
-    -lr·decay·w more than the same step without decay, in one step; biases are not decayed."""
+def test_weight_decay_shrinks_what_weight_decay_on_names_by_lr_times_decay(optimizer, on):
+    """L2 (sgd: added to the gradient) and decoupled decay (adamw) both move a decayed variable
+    by -lr·decay·w more than the same step without decay, in one step: by default every
+    trainable variable, biases too (OpenLTH's torch.optim.SGD, Keras' AdamW); with
+    weight_decay_on: kernels the kernels alone."""
     momentum = {"momentum": 0.0} if optimizer == "sgd" else {"momentum": 0.9}
     before, plain = _one_sgd_step(optimizer=optimizer, **momentum)
-    _, decayed = _one_sgd_step(optimizer=optimizer, weight_decay=0.01, **momentum)
+    _, decayed = _one_sgd_step(optimizer=optimizer, weight_decay=0.01, weight_decay_on=on,
+                               **momentum)
     for w0, a, b, variable in zip(before, plain, decayed, models.lenet((12, 12, 1), 10).weights):
-        expected = -0.1 * 0.01 * w0 if variable.name == "kernel" else np.zeros_like(w0)
+        reached = on == "all" or variable.name == "kernel"
+        expected = -0.1 * 0.01 * w0 if reached else np.zeros_like(w0)
         np.testing.assert_allclose(b - a, expected, atol=1e-6)
+        assert reached == bool(np.any(b != a)), variable.path
+
+
+def _momentum_path(form: str, nesterov: bool, start: np.ndarray, gradients: np.ndarray,
+                   rates: list[float]) -> np.ndarray:
+    """The weights after each step of the fused SGD with momentum 0.9 in `form`, each step
+    given its gradient and learning rate."""
+    cfg = TrainConfig(optimizer="sgd", momentum=0.9, nesterov=nesterov, momentum_form=form)
+    weight = tf.Variable(start)
+    optimizer = FusedOptimizer(cfg, [weight], [True])
+    path = []
+    for gradient, rate in zip(gradients, rates):
+        optimizer.apply([tf.constant(gradient)], tf.constant(rate, tf.float32))
+        path.append(weight.numpy().copy())
+    return np.array(path)
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["heavy-ball", "nesterov"])
+def test_momentum_forms_are_keras_and_pytorch_arithmetic_across_a_rate_drop(nesterov):
+    """By hand, 8 steps whose rate drops x0.1 after 4. PyTorch (OpenLTH's torch.optim.SGD):
+    v = μv + g, w -= lr·v (Nesterov: w -= lr·(g + μv)). Keras: v = μv - lr·g, w += v
+    (Nesterov: w += μv - lr·g). Equal while the rate is constant; after the drop PyTorch's
+    velocity is scaled by the new rate at once, Keras' keeps the old rate's steps in it."""
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=5).astype(np.float32)
+    gradients = rng.normal(size=(8, 5)).astype(np.float32)
+    rates, mu = [0.1] * 4 + [0.01] * 4, 0.9
+    torch, keras_form = [], []
+    w, v = start.astype(np.float64), np.zeros(5)
+    for g, lr in zip(gradients, rates):
+        v = mu * v + g
+        w = w - lr * (g + mu * v if nesterov else v)
+        torch.append(w)
+    w, v = start.astype(np.float64), np.zeros(5)
+    for g, lr in zip(gradients, rates):
+        v = mu * v - lr * g
+        w = w + (mu * v - lr * g if nesterov else v)
+        keras_form.append(w)
+    pytorch = _momentum_path("pytorch", nesterov, start, gradients, rates)
+    keras_path = _momentum_path("keras", nesterov, start, gradients, rates)
+    np.testing.assert_allclose(pytorch, torch, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras_path, keras_form, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pytorch[:4], keras_path[:4], rtol=1e-5, atol=1e-6)
+    assert np.abs(pytorch[4:] - keras_path[4:]).min() > 1e-3
+
+
+@pytest.mark.parametrize("on", ["all", "kernels"])
+def test_the_stack_decays_and_steps_as_the_fused_step(on):
+    """The stack passes its own variables and kernel flags to the same FusedOptimizer: PyTorch's
+    Nesterov momentum across a rate drop, with weight decay on what `on` names, trains a stacked
+    series exactly as the fused step trains the network alone."""
+    x, y = _data((8, 8, 1), 64)
+    cfg = TrainConfig(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
+                      momentum_form="pytorch", weight_decay=0.1, weight_decay_on=on, epochs=2,
+                      lr_schedule="step", milestones=[1])
+    keras.utils.set_random_seed(3)
+    model = _with_biases(models.lenet_300_100((8, 8, 1), 10))
+    manager = MaskManager(model, prunable.select(model, None))
+    stack = StackedStep(model, manager.variables, 1, (x, y), cfg, steps_per_epoch=2)
+    stack.load([model.get_weights()], [dict(manager.masks)])
+    stack.run(np.arange(64).reshape(4, 16), 0)
+    FusedStep(model, (x, y), cfg, False, False, steps_per_epoch=2).run(
+        np.arange(64).reshape(4, 16), 0)
+    for alone, stacked in zip(model.get_weights(), stack.weights(0)):
+        assert np.abs(alone - stacked).max() < 1e-5  # a bias decayed on one path only: ~1e-3
 
 
 def test_augmentation_changes_the_batch_the_same_way_every_time():
