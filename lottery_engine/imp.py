@@ -198,9 +198,10 @@ class Trainer:
 
     def stacking(self) -> bool:
         """Whether rounds >= 1 train their series as one stack (train.stack): a model the stack
-        can express, with controls, on the fused step; under stack: auto also only where it
-        pays (stacked_step.unprofitable). Asked once per run, after round 0 chose XLA or not;
-        the log and the records say why not."""
+        can express (stacked_step.refusal) and, tried on one batch, computes as the model does
+        (`_stack_disagreement`), with controls, on the fused step; under stack: auto also only
+        where it pays (stacked_step.unprofitable). Asked once per run, after round 0 chose XLA
+        or not; the log and the records (`stack_refused`) say why not."""
         train = self.cfg.train
         if not train.stack or not self.cfg.imp.controls or train.step != "fused":
             return False
@@ -210,10 +211,31 @@ class Trainer:
         xla = jit is True or jit is None and train.jit_compile is True
         if refused is None and train.stack == "auto" and (why := unprofitable(self.model, xla)):
             refused = f"{why} (stack: true stacks anyway)"
+        if refused is None:
+            refused = self._stack_disagreement()
         self.step_info["stack_refused"] = refused
         if refused:
             log.info("train.stack: the series train one after another: %s", refused)
         return refused is None
+
+    def _stack_disagreement(self) -> str | None:
+        """Why a stack of this run would not compute the model (StackedStep.disagreement), or
+        None: tried once per run, before the first stacked round, at every size the round may
+        shrink to, on the first training batch. Series s holds the rewind point and the masks
+        each rolled by s: distinct series drawn without a random number, so the run goes on as
+        if never checked."""
+        self.listener.phase_started("checking the stacked step against the model")
+        series = 1 + len(self.cfg.imp.controls)
+        x, y = (tensor[:self.cfg.train.batch_size] for tensor in self._train_tensors())
+        for size in range(series, 0, -1):
+            stack = self._stack(size)
+            stack.load([[np.roll(w, s) for w in self.manager.rewind_weights] for s in range(size)],
+                       [{name: np.roll(m, s) for name, m in self.manager.masks.items()}
+                        for s in range(size)])
+            why = stack.disagreement(self.model, self.logits, x, y)
+            if why:
+                return why
+        return None
 
     def _stack(self, series: int) -> StackedStep:
         if series not in self._stacks:

@@ -7,16 +7,23 @@ first one a single wide GEMM on the shared batch), and a Conv2D a grouped convol
 g is series g. Small networks leave a CPU core mostly waiting on per-op overhead; a stack of three
 does three networks' arithmetic for about one network's overhead.
 
-What the stack can express: a Sequential model of Rescaling, Flatten, Dense, Conv2D (channels
-last, one group, no softmax) and MaxPooling2D layers whose output is a softmax or logits over two
-or more classes, every kernel with at most the engine's mask as constraint: the built-in LeNets.
-`refusal` says why any other model cannot be stacked; the engine then trains its series one after
-another (imp.py). The update is FusedOptimizer's, elementwise, so each series is updated exactly as
-alone; the forward pass sums in another order than the unstacked model's, so stacked and single
-training agree statistically, not bit for bit (benchmarks/train_step.py compares them).
+What the stack can express: a Sequential model of Rescaling, Flatten, Dense, Conv2D and
+MaxPooling2D layers whose output is a softmax or logits over two or more classes: the built-in
+LeNets. `refusal` reads each layer's settings against an allow-list of what the forward pass
+(`_logits`) implements, and names the first layer and setting it does not (dilation, groups,
+channels_first, regularizers, constraints, LoRA, anything a later Keras adds); `disagreement` then
+runs the arithmetic: the stack's outputs and loss on one batch must be the model's. Either way
+the engine trains the series one after another (imp.py) and the records say why. The update is
+FusedOptimizer's, elementwise, so each series is updated exactly as alone; the forward pass sums
+in another order than the unstacked model's, so stacked and single training agree statistically,
+not bit for bit (benchmarks/train_step.py compares them).
 """
 
 from __future__ import annotations
+
+import functools
+import re
+from typing import Callable
 
 import keras
 import numpy as np
@@ -28,31 +35,135 @@ from .schema import TrainConfig
 from .train_step import FusedOptimizer, batch_of, decays, each_step
 
 _PLAIN = (keras.layers.Rescaling, keras.layers.Flatten, keras.layers.MaxPooling2D)
-_STACKABLE = (*_PLAIN, keras.layers.Dense, keras.layers.Conv2D)
+Setting = Callable[[object], bool]  # whether the stack computes a layer setting's value
+TOLERANCE = 1e-5  # outputs and loss of stack and model on one batch (float32 sums in two orders)
+
+
+def _any(value: object) -> bool:
+    return True
+
+
+def _one_of(*names: str) -> Setting:
+    return lambda value: isinstance(value, str) and value in names
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, (int, float))
+
+
+def _float32(value: object) -> bool:
+    return keras.dtype_policies.get(value).name == "float32"
+
+
+# A convolution's activation runs on all series' channels at once, a Dense layer's on one vector
+# per series and example: elementwise functions are right in both, softmax only in the latter.
+_ELEMENTWISE = ("linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
+                "mish", "tanh", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "softplus",
+                "softsign", "exponential")
+_INITIALIZERS = {"kernel_initializer": _any, "bias_initializer": _any}  # the weights are loaded
+# Per layer type the stack takes: each setting `_logits` reads, or that cannot change what the
+# layer computes, with the values it computes. Any other setting must keep Keras' default.
+_IMPLEMENTED: dict[type, dict[str, Setting]] = {
+    keras.layers.Rescaling: {"scale": _scalar, "offset": _scalar},
+    keras.layers.Flatten: {},
+    keras.layers.MaxPooling2D: {"pool_size": _any, "strides": _any, "padding": _any},
+    keras.layers.Conv2D: {"filters": _any, "kernel_size": _any, "strides": _any,
+                          "padding": _one_of("valid", "same"),
+                          "activation": _one_of(*_ELEMENTWISE), "use_bias": _any,
+                          **_INITIALIZERS},
+    keras.layers.Dense: {"units": _any, "activation": _one_of(*_ELEMENTWISE, "softmax"),
+                         "use_bias": _any, **_INITIALIZERS},
+}
+_EVERY_LAYER: dict[str, Setting] = {"name": _any, "trainable": _any, "dtype": _float32}
+_REQUIRED = {keras.layers.Rescaling: {"scale": 1.0}, keras.layers.Dense: {"units": 1},
+             keras.layers.Conv2D: {"filters": 1, "kernel_size": 1}}
+
+
+def _settings(layer: keras.layers.Layer) -> dict:
+    """A layer's config and its activity regularizer, which Dense's config leaves out."""
+    return {"activity_regularizer": keras.regularizers.serialize(layer.activity_regularizer),
+            **layer.get_config()}
+
+
+@functools.cache
+def _defaults(kind: type) -> dict:
+    """The settings of a `kind` layer made with no options. Named, so that Keras' automatic
+    names of the user's later layers (the masks' keys) stay as they would be."""
+    return _settings(kind(name="default", **_REQUIRED.get(kind, {})))
+
+
+def _shown(value: object) -> str:
+    """A setting's value in a one-line reason: a serialized Keras object as Class(arguments),
+    a float as the user wrote it rather than its float32 round trip."""
+    if isinstance(value, dict) and "class_name" in value:
+        arguments = ", ".join(f"{k}={_shown(v)}" for k, v in (value.get("config") or {}).items())
+        return f"{value['class_name']}({arguments})"
+    return f"{value:.7g}" if isinstance(value, float) else repr(value)
+
+
+def _setting_refusal(layer: keras.layers.Layer) -> str | None:
+    """The first setting of `layer` the stack does not compute, as a one-line reason."""
+    implemented = {**_EVERY_LAYER, **_IMPLEMENTED[type(layer)]}
+    default = _defaults(type(layer))
+    for key, value in _settings(layer).items():
+        if key in implemented:
+            computed = implemented[key](value)
+        else:
+            computed = key in default and value == default[key]
+        if not computed:
+            return (f"layer {layer.name} ({type(layer).__name__}) has {key}={_shown(value)}, "
+                    f"which the stack does not model")
+    return None
+
+
+def _constraint_refusal(layer: keras.layers.Layer) -> str | None:
+    """A constraint on one of the layer's variables: the stack applies only the engine's masks
+    (and those only where MaskManager put one on a kernel with no constraint of its own)."""
+    for weight in layer.weights:
+        constraint = weight.constraint
+        if constraint is not None and not (isinstance(constraint, MaskConstraint)
+                                           and constraint.inner is None):
+            return (f"layer {layer.name} ({type(layer).__name__}) has a constraint on its "
+                    f"{weight.name}, which the stack does not apply")
+    return None
+
+
+def _form_refusal(layer: keras.layers.Layer, split: bool) -> str | None:
+    """Where the layer meets a tensor `_logits` does not hold in the form the layer needs: a
+    Dense layer takes one vector per example, and once the stack has split into one tensor per
+    series (`split`) a Flatten would fold the series into the batch."""
+    if isinstance(layer, keras.layers.Dense) and len(layer.input.shape) != 2:
+        return (f"layer {layer.name} (Dense) has a rank-{len(layer.input.shape)} input, which "
+                f"the stack does not model")
+    if isinstance(layer, keras.layers.Flatten) and split:
+        return f"layer {layer.name} (Flatten) has a flat input, which the stack does not model"
+    return None
 
 
 def refusal(model: keras.Model) -> str | None:
-    """Why `model` cannot be trained as a stack, or None when it can."""
+    """Why `model` cannot be trained as a stack, or None when it can: the first layer and
+    setting `_logits` does not compute as the model does, in one line."""
     if not isinstance(model, keras.Sequential):
         return f"{model.name} is not a Sequential model"
     if model.outputs[0].shape[-1] < 2:
         return "one output unit (binary cross-entropy) has no stacked loss"
+    convolved = split = False  # as `_logits`' form: grouped after a Conv2D, stacked once split
+    for layer in model.layers:
+        if type(layer) not in _IMPLEMENTED:
+            return f"layer {layer.name} ({type(layer).__name__}) has no stacked form"
+        why = (_setting_refusal(layer) or _constraint_refusal(layer)
+               or _form_refusal(layer, split))
+        if why:
+            return why
+        convolved = convolved or isinstance(layer, keras.layers.Conv2D)
+        split = split or isinstance(layer, keras.layers.Dense) or (
+            isinstance(layer, keras.layers.Flatten) and convolved)
+    last = model.layers[-1]
+    if not isinstance(last, keras.layers.Dense) or last.activation not in (
+            keras.activations.softmax, keras.activations.linear):
+        return f"the output layer {last.name} is neither softmax nor logits"
     if model.non_trainable_weights:
         return "the model has non-trainable weights"
-    for layer in model.layers:
-        if type(layer) not in _STACKABLE:
-            return f"layer {layer.name} ({type(layer).__name__}) has no stacked form"
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
-            return f"layer {layer.name} is channels_first"
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None and kernel.constraint is not None and not (
-                isinstance(kernel.constraint, MaskConstraint) and kernel.constraint.inner is None):
-            return f"layer {layer.name} has its own kernel constraint"
-        if isinstance(layer, keras.layers.Conv2D) and (
-                layer.groups != 1 or layer.activation is keras.activations.softmax):
-            return f"layer {layer.name} is a grouped or softmax convolution"
-    if model.layers[-1].activation not in (keras.activations.softmax, keras.activations.linear):
-        return f"the output layer {model.layers[-1].name} is neither softmax nor logits"
     return None
 
 
@@ -156,13 +267,34 @@ class StackedStep:
     def _steps(self, batches: tf.Tensor, first_step: tf.Tensor) -> None:
         each_step(self._step, batches, first_step)
 
+    def disagreement(self, model: keras.Model, logits: bool, x: tf.Tensor, y: tf.Tensor
+                     ) -> str | None:
+        """Why the stack as loaded does not compute `model`, or None when it does: on (x, y),
+        each series' outputs and loss must be the model's with that series' weights (its
+        `model.losses` included, the loss as FusedStep takes it), to TOLERANCE. `refusal`
+        reads settings; this runs the arithmetic, so a setting the allow-list gets wrong still
+        cannot train another network than the user's. No step runs and no random number is
+        drawn (training=False); the model's weights are put back."""
+        try:
+            stacked, _, losses = self._forward(x, y)
+        except (ValueError, tf.errors.OpError) as error:
+            return f"the stack cannot compute {model.name}: {_first_line(error)}"
+        outputs = stacked if logits else tf.nn.softmax(stacked)
+        saved = model.get_weights()
+        try:
+            for s in range(self.series):
+                model.set_weights(self.weights(s))
+                why = _apart(model, logits, x, y, outputs[s].numpy(), float(losses[s]))
+                if why:
+                    return f"{why} (series {s + 1} of {self.series})"
+        finally:
+            model.set_weights(saved)
+        return None
+
     def _step(self, batch: tf.Tensor, step: tf.Tensor) -> None:
         x, y = batch_of(self, batch, step)
         with tf.GradientTape() as tape:
-            logits = self._logits(x)  # (S, B, classes)
-            labels = tf.broadcast_to(tf.cast(y, tf.int64)[None], tf.shape(logits)[:2])
-            losses = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=logits), axis=1)  # each series' mean over its batch
+            logits, labels, losses = self._forward(x, y)
             total = tf.reduce_sum(losses)  # series do not share weights: separate gradients
         gradients = tape.gradient(total, self._stacked)
         self.optimizer.apply(gradients, recipes.learning_rate(self.cfg, step,
@@ -174,6 +306,15 @@ class StackedStep:
                                 axis=1)
         self._sums.assign_add(tf.stack([tf.cast(losses, tf.float64) * n, correct,
                                         tf.fill([self.series], n)], axis=1))
+
+    def _forward(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Each series' logits (S, B, classes), the labels as (S, B), and each series' mean
+        loss over the batch (S,): what a step trains on and `disagreement` checks."""
+        logits = self._logits(x)
+        labels = tf.broadcast_to(tf.cast(y, tf.int64)[None], tf.shape(logits)[:2])
+        losses = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits), axis=1)
+        return logits, labels, losses
 
     def _logits(self, x: tf.Tensor) -> tf.Tensor:
         """The stack's forward pass: `h` is one tensor for the shared input, (B, H, W, S·C) in
@@ -208,3 +349,28 @@ class StackedStep:
                 if position < len(self._layers) - 1:  # the output's softmax is in the loss
                     h = layer.activation(h)
         return h
+
+
+def _first_line(error: Exception) -> str:
+    """An error's first line without TensorFlow's function-node and op decorations."""
+    return re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", str(error).splitlines()[0])
+
+
+def _apart(model: keras.Model, logits: bool, x: tf.Tensor, y: tf.Tensor, stacked: np.ndarray,
+           stacked_loss: float) -> str | None:
+    """How the model's outputs and loss on (x, y) differ from one series' of the stack, or None
+    when both agree to TOLERANCE."""
+    output = model(x, training=False)
+    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, output,
+                                                                      from_logits=logits))
+    loss = float(loss + tf.add_n(model.losses)) if model.losses else float(loss)
+    output = np.asarray(output)
+    if output.shape != stacked.shape:
+        return f"the stack's outputs are {stacked.shape}, the model's {output.shape}"
+    if not np.allclose(stacked, output, rtol=TOLERANCE, atol=TOLERANCE):
+        gap = float(np.abs(stacked - output).max())
+        return f"the stack's outputs differ from the model's by up to {gap:.2g}"
+    if not np.isclose(stacked_loss, loss, rtol=TOLERANCE, atol=TOLERANCE):
+        return (f"the stack's loss is {stacked_loss:.6g}, the model's {loss:.6g} "
+                f"({len(model.losses)} model.losses)")
+    return None
