@@ -19,7 +19,7 @@ import streamlit as st
 
 from app import charts
 from jobs import queue, worker
-from lottery_engine import runfolder, yaml_text
+from lottery_engine.foundations import runfolder, yaml_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"

@@ -21,8 +21,9 @@ import streamlit as st
 from streamlit.typing import UploadedFile
 
 from app.lab import plain
-from lottery_engine import config as config_lib
-from lottery_engine import runfolder, validation
+from lottery_engine.config import load as config_lib
+from lottery_engine.config import validation
+from lottery_engine.foundations import runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS, DATA = "models", "data"

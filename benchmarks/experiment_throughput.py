@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery_engine import runfolder  # noqa: E402
+from lottery_engine.foundations import runfolder  # noqa: E402
 
 
 def series_epochs(home: Path) -> int:

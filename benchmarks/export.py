@@ -25,14 +25,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery_engine import quiet_import  # noqa: E402
+from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
 
-from lottery_engine import config as config_lib  # noqa: E402
-from lottery_engine import data as data_lib  # noqa: E402
-from lottery_engine import export, export_records, pipeline, runfolder, tflite_export  # noqa: E402
-from lottery_engine.keras_cache import keras_home  # noqa: E402
+from lottery_engine import pipeline  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine.data import dataset as data_lib  # noqa: E402
+from lottery_engine.data.keras_cache import keras_home  # noqa: E402
+from lottery_engine.export import export_records, tflite_export  # noqa: E402
+from lottery_engine.export import exporter as export  # noqa: E402
+from lottery_engine.foundations import runfolder  # noqa: E402
 
 ARCHS = ("lenet_300_100", "lenet")
 RUN = ["imp.prune_rate=0.5", "imp.num_rounds=5", "imp.controls=[]", "train.epochs=2",

@@ -26,11 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lottery_engine import data as data_lib  # noqa: E402
-from lottery_engine import imp, models  # noqa: E402
-from lottery_engine.config import PRUNABLE_LAYERS, DataConfig, TrainConfig  # noqa: E402
-from lottery_engine.masks import MaskManager, magnitude_prune  # noqa: E402
-from lottery_engine.prunable import select  # noqa: E402
+from lottery_engine.config.load import PRUNABLE_LAYERS, DataConfig, TrainConfig  # noqa: E402
+from lottery_engine.data import dataset as data_lib  # noqa: E402
+from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.models import builders as models  # noqa: E402
+from lottery_engine.pruning.masks import MaskManager, magnitude_prune  # noqa: E402
+from lottery_engine.pruning.prunable import select  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from jobs import queue
-from lottery_engine import runfolder
+from lottery_engine.foundations import runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = """

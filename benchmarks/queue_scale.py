@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jobs import queue  # noqa: E402
-from lottery_engine import config as config_lib  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
 
 JOB = """
 run: {name: scale, seed: 0, device: cpu}
@@ -59,10 +59,11 @@ def round_bytes(arch: str, size: int, channels: int, classes: int, work: Path) -
     """Bytes of what one pruning round adds to a run folder (ticket weights, three mask files)."""
     import numpy as np
 
-    from lottery_engine import quiet_import
+    from lottery_engine.foundations import quiet_import
 
     quiet_import.tensorflow()
-    from lottery_engine import masks, models, prunable
+    from lottery_engine.pruning import masks, prunable
+    from lottery_engine.models import builders as models
 
     cfg = config_lib.loads(f"""
 run: {{name: {arch}, seed: 0, device: cpu}}

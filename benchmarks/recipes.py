@@ -45,15 +45,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery_engine import quiet_import  # noqa: E402
+from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lottery_engine import config as config_lib  # noqa: E402
-from lottery_engine import data as data_lib  # noqa: E402
-from lottery_engine import imp, literature_models, models, recipes, training  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine.data import dataset as data_lib  # noqa: E402
+from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.models import builders as models  # noqa: E402
+from lottery_engine.models import literature_models  # noqa: E402
+from lottery_engine.training import recipes  # noqa: E402
+from lottery_engine.training import rounds as training  # noqa: E402
 
 TARGET = 1.10
 CHECKED_STEPS = 3  # steps from the same θ0 after which both paths' weights are compared

@@ -20,8 +20,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from lottery_engine import config as config_lib  # noqa: E402
-from lottery_engine import imp, pipeline, runfolder, training  # noqa: E402
+from lottery_engine import pipeline  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine.foundations import runfolder  # noqa: E402
+from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.training import rounds as training  # noqa: E402
 
 CONFIG = {
     "run": {"name": "overhead", "seed": 1, "device": "cpu"},

@@ -38,7 +38,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import probe
 from jobs import queue
-from lottery_engine import runfolder
+from lottery_engine.foundations import runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = """

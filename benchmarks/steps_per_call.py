@@ -25,13 +25,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery_engine import quiet_import  # noqa: E402
+from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
 import tensorflow as tf  # noqa: E402
 
-from lottery_engine import config as config_lib  # noqa: E402
-from lottery_engine import pipeline, runfolder, training  # noqa: E402
+from lottery_engine import pipeline  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine.foundations import runfolder  # noqa: E402
+from lottery_engine.training import rounds as training  # noqa: E402
 
 KEYS = ("round", "val_accuracy", "test_accuracy", "early_stop_step", "global_sparsity")
 

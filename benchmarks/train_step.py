@@ -39,15 +39,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery_engine import quiet_import  # noqa: E402
+from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
 import tensorflow as tf  # noqa: E402
 
-from lottery_engine import config as config_lib  # noqa: E402
-from lottery_engine import data as data_lib  # noqa: E402
-from lottery_engine import imp, pipeline, runfolder, significance, training  # noqa: E402
-from lottery_engine.stacked_step import StackedStep  # noqa: E402
+from lottery_engine import pipeline  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine.data import dataset as data_lib  # noqa: E402
+from lottery_engine.evaluation import significance  # noqa: E402
+from lottery_engine.foundations import runfolder  # noqa: E402
+from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.training import rounds as training  # noqa: E402
+from lottery_engine.training.stacked_step import StackedStep  # noqa: E402
 
 PATHS = {"keras fit": ["train.step=keras"],
          "fused, graph": ["train.step=fused", "train.jit_compile=false"],

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data_scale import generate  # noqa: E402
 
-from lottery_engine import config as config_lib  # noqa: E402
-from lottery_engine import data as data_lib  # noqa: E402
-from lottery_engine import imp  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine.data import dataset as data_lib  # noqa: E402
+from lottery_engine.lottery import imp  # noqa: E402
 
 
 def one_round(cfg: config_lib.Config, dataset: data_lib.Dataset, run_dir: Path) -> tuple[float, float]:

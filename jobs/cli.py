@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from lottery_engine import config as config_lib
-from lottery_engine import quiet_import, runfolder
-from lottery_engine.progress import ProgressBar, bar
+from lottery_engine.config import load as config_lib
+from lottery_engine.foundations import quiet_import, runfolder
+from lottery_engine.lottery.progress import ProgressBar, bar
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -20,7 +20,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise config_lib.ConfigError(f"--out {out}: holds a finished run; choose another folder.")
     if out.exists() and not out.is_dir():
         raise config_lib.ConfigError(f"--out {out}: is a file; choose a folder.")
-    from lottery_engine import imp, pipeline
+    from lottery_engine.lottery import imp
+    from lottery_engine import pipeline
 
     imp.check_device(cfg.run.device)
     _check_user_model(cfg)
@@ -36,7 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_ticket(args: argparse.Namespace) -> int:
-    from lottery_engine import ticket
+    from lottery_engine.lottery import ticket
 
     summary = ticket.make(Path(args.run_dir))
     print(f"round {summary['round']}: val accuracy {summary['reloaded_val_accuracy']:.6f} "
@@ -48,7 +49,8 @@ def _cmd_ticket(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     """Each format's file and record (exports.json), one summary line each; a format that
     fails is reported and the others still export."""
-    from lottery_engine import export, report
+    from lottery_engine.export import exporter as export
+    from lottery_engine.report import figures as report
 
     export.limit_threads(1)
     formats = export.FORMATS if args.format == "all" else (args.format,)
@@ -61,7 +63,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from lottery_engine import report
+    from lottery_engine.report import figures as report
 
     run_dir = Path(args.run_dir)
     if not runfolder.read_rounds(run_dir):
@@ -81,7 +83,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise config_lib.ConfigError("lottery experiment: give --config FILE (or --report ID).")
-    from lottery_engine import experiment
+    from lottery_engine.science import experiment
 
     exp = experiment.load(Path(args.config))
     if args.local:
@@ -91,7 +93,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 def _experiment_here(exp, args: argparse.Namespace) -> int:
     """`--local`: every series in this process, one after another."""
-    from lottery_engine import experiment, writeup
+    from lottery_engine.science import experiment, writeup
 
     exp.out = args.out or exp.out
     folders = experiment.execute(exp, args.set, ProgressBar(config_lib.Config()), args.seeds)
@@ -109,7 +111,7 @@ def _experiment_queued(exp, args: argparse.Namespace) -> int:
     """Submit one job per (arm, seed), follow them with one bar, then write the write-up."""
     from jobs import experiments, queue
 
-    from lottery_engine import experiment
+    from lottery_engine.science import experiment
 
     root = queue.home(args.home)
     experiment_id = experiments.submit(exp, experiment.plan(exp, args.set, args.seeds), root)
@@ -142,7 +144,8 @@ def _experiment_queued(exp, args: argparse.Namespace) -> int:
 
 
 def _cmd_hybrid(args: argparse.Namespace) -> int:
-    from lottery_engine import hybrid, imp
+    from lottery_engine.science import hybrid
+    from lottery_engine.lottery import imp
 
     if not (args.config or args.run):
         raise config_lib.ConfigError("hybrid: pass --config FILE, or --run RUN_DIR.")
@@ -160,7 +163,7 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
           f"F1 {result['f1']:.4f}, {result['flops']:,} FLOPs to that layer -> "
           f"{out / runfolder.HYBRID_METRICS}")
     if run_dir:
-        from lottery_engine import report
+        from lottery_engine.report import figures as report
 
         report.write(run_dir)
     return 0
@@ -353,7 +356,7 @@ def _save_traceback() -> Path | None:
     """Keep the traceback of an unforeseen error in a file the one-line message points at."""
     import traceback
 
-    from lottery_engine.image_folder import cache_root
+    from lottery_engine.data.image_folder import cache_root
 
     try:
         path = cache_root() / "last-error.txt"
@@ -368,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; every error ends in one line on stderr, a config's refusals one a line
     (exit 2 for input the user can fix, 1 for anything else, whose traceback is saved to a file
     the line names)."""
-    from lottery_engine.faults import UserError, describe
+    from lottery_engine.foundations.faults import UserError, describe
 
     args = build_parser().parse_args(argv)
     try:

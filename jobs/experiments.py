@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from lottery_engine import experiment as experiment_lib
-from lottery_engine import runfolder, writeup
-from lottery_engine.config import Config
+from lottery_engine.config.load import Config
+from lottery_engine.foundations import runfolder
+from lottery_engine.science import experiment as experiment_lib
+from lottery_engine.science import writeup
 
 from . import queue
 

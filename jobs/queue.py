@@ -38,9 +38,11 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
-from lottery_engine import config as config_lib
-from lottery_engine import keras_file, runfolder, validation
-from lottery_engine.faults import UserError, describe
+from lottery_engine.config import load as config_lib
+from lottery_engine.config import validation
+from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.faults import UserError, describe
+from lottery_engine.models import keras_file
 
 STATUS = "status.json"
 CANCEL_FLAG = "cancel.request"

@@ -36,10 +36,10 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Callable
 
-from lottery_engine import config as config_lib
-from lottery_engine import runfolder
-from lottery_engine.events import RunCancelled
-from lottery_engine.faults import describe
+from lottery_engine.config import load as config_lib
+from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.events import RunCancelled
+from lottery_engine.foundations.faults import describe
 
 from . import queue, streaming
 from .worker import (PROGRESS, WORKERS, ProgressWriter, Worker, device_env, log_failure,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from lottery_engine import runfolder
+from lottery_engine.foundations import runfolder
 
 from . import queue
 from .worker import PROGRESS

@@ -27,9 +27,9 @@ from typing import Callable
 
 from multiprocessing.connection import Connection
 
-from lottery_engine import runfolder
-from lottery_engine.events import STACK, Listener, RunCancelled
-from lottery_engine.faults import describe
+from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.events import STACK, Listener, RunCancelled
+from lottery_engine.foundations.faults import describe
 
 from . import queue
 
@@ -140,8 +140,8 @@ def _limit_threads(threads: int | None) -> None:
 def run_job(job: Path, device: str, threads: int | None,
             writer: Callable[..., ProgressWriter] = ProgressWriter) -> None:
     """Run or resume the job in folder `job` in this process (a worker's child, a Ray task)."""
-    from lottery_engine import config as config_lib
-    from lottery_engine import quiet_import
+    from lottery_engine.config import load as config_lib
+    from lottery_engine.foundations import quiet_import
 
     quiet_import.tensorflow()
     _limit_threads(threads)
@@ -160,10 +160,12 @@ def run_export(job: Path) -> None:
     into the run's folder. Progress names the format under way; a cancel stops the export
     before the next format. Formats that fail fail the job with their reasons, and what the
     others wrote is kept."""
-    from lottery_engine import quiet_import
+    from lottery_engine.foundations import quiet_import
 
     quiet_import.tensorflow()
-    from lottery_engine import export, export_records, report
+    from lottery_engine.export import export_records
+    from lottery_engine.export import exporter as export
+    from lottery_engine.report import figures as report
 
     export.limit_threads(1)
     run_dir = queue.job_dir(job.parent, queue.read_status(job)["run"])

@@ -17,10 +17,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import config as config_lib
-from . import pipeline, runfolder
-from .progress import ProgressBar
-from .config import Config, ConfigError
+from . import pipeline
+from .config import load as config_lib
+from .config.load import Config, ConfigError
+from .foundations import runfolder
+from .lottery.progress import ProgressBar
 
 Arrays = tuple[np.ndarray, np.ndarray]
 DATA_FILE = "data.npz"

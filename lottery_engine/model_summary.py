@@ -15,9 +15,12 @@ from typing import Any
 
 import keras
 
-from . import config as config_lib
-from . import models, prunable, user_data, validation
-from .config import Config, ConfigError
+from .config import load as config_lib
+from .config import validation
+from .config.load import Config, ConfigError
+from .data import user_data
+from .models import builders as models
+from .pruning import prunable
 
 
 def data_signature(cfg: Config) -> tuple[tuple[int, ...], list[str]]:
@@ -79,7 +82,7 @@ def summarize(cfg: Config) -> dict[str, Any]:
 
 def main() -> int:
     """Config YAML on stdin, the summary as one JSON object on stdout; never a traceback."""
-    from . import quiet_import
+    from .foundations import quiet_import
 
     quiet_import.tensorflow()
     try:

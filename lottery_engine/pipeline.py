@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from . import imp, report, runfolder, ticket
-from .config import Config
-from .events import Listener, RunCancelled
+from .config.load import Config
+from .foundations import runfolder
+from .foundations.events import Listener, RunCancelled
+from .lottery import imp, ticket
+from .report import figures as report
 
 log = logging.getLogger("lottery")
 

@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
-from lottery_engine import config as config_lib  # noqa: E402
+from lottery_engine.config import load as config_lib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from jobs import experiments, queue
-from lottery_engine import config as config_lib
-from lottery_engine.config import ConfigError
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
 
 from .jobs_helpers import tiny_yaml
 from .test_app import app

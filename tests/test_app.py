@@ -16,8 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from app.lab import plain
 from jobs import queue
-from lottery_engine import config as config_lib
-from lottery_engine import runfolder
+from lottery_engine.config import load as config_lib
+from lottery_engine.foundations import runfolder
 
 from .conftest import ROOT
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state

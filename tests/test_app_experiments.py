@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jobs import experiments, queue
-from lottery_engine import config as config_lib
-from lottery_engine import experiment as experiment_lib
+from lottery_engine.config import load as config_lib
+from lottery_engine.science import experiment as experiment_lib
 
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for
 from .test_app import app, figures
@@ -88,7 +88,7 @@ def test_compare_page_draws_an_experiment_arm_as_means_over_seeds(finished_exper
     rows = at.dataframe[0].value
     assert len(rows) == 4  # 2 rounds x (ticket, random reinit)
     jobs = experiments.statuses(home, experiment_id)
-    from lottery_engine import runfolder
+    from lottery_engine.foundations import runfolder
 
     dense = [runfolder.read_rounds(home / j["id"])[0]["val_accuracy"] for j in jobs]
     trace = next(t for t in figures(at)[0]["data"] if t.get("name", "").endswith("ticket"))

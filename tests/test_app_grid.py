@@ -6,7 +6,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from jobs import experiments, queue
-from lottery_engine import config as config_lib
+from lottery_engine.config import load as config_lib
 
 from .test_app import app
 

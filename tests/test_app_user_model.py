@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import user_files
 from jobs import queue
-from lottery_engine import runfolder
+from lottery_engine.foundations import runfolder
 
 from .test_app import app
 from .user_models import lambda_model, save_digits_npz

@@ -73,8 +73,8 @@ def _cannot_run(reason: str) -> None:
 
 
 def _fashion_mnist_missing() -> str | None:
-    from lottery_engine import data as data_lib
-    from lottery_engine.keras_cache import keras_home
+    from lottery_engine.data import dataset as data_lib
+    from lottery_engine.data.keras_cache import keras_home
 
     cached = keras_home() / "datasets" / data_lib.KERAS_CACHE_DIRS["fashion_mnist"]
     if data_lib.DEBIAN_FASHION_MNIST.is_dir() or len(list(cached.glob("*-ubyte.gz"))) == 4:

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 
 from app import bundles, charts, probe
 from jobs import queue
-from lottery_engine import report
+from lottery_engine.report import figures as report
 
 from .jobs_helpers import tiny_yaml, wait_state
 from .test_browser import browser  # noqa: F401 (a fixture)

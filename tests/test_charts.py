@@ -12,8 +12,10 @@ import plotly.graph_objects as go
 import pytest
 
 from app import charts
-from lottery_engine import config as config_lib
-from lottery_engine import report, runfolder, writeup
+from lottery_engine.config import load as config_lib
+from lottery_engine.foundations import runfolder
+from lottery_engine.report import figures as report
+from lottery_engine.science import writeup
 
 from .conftest import tiny_config
 from .test_app import app, figures

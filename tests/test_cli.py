@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lottery_engine import runfolder
+from lottery_engine.foundations import runfolder
 
 from .conftest import ROOT
 

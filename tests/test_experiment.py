@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from lottery_engine import config as config_lib
-from lottery_engine import data as data_lib
-from lottery_engine import runfolder
+from lottery_engine.config import load as config_lib
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.foundations import runfolder
 
 from .conftest import ROOT, tiny_config
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from jobs import experiments, queue
-from lottery_engine import config as config_lib
-from lottery_engine import experiment, report, writeup
-from lottery_engine.config import ConfigError
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
+from lottery_engine.report import figures as report
+from lottery_engine.science import experiment, writeup
 
 from .conftest import tiny_config
 from .test_experiment_hardening import _record, _run_folder

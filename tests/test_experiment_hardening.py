@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from jobs import experiments, queue
-from lottery_engine import config as config_lib
-from lottery_engine import experiment, runfolder, significance, writeup
-from lottery_engine.config import ConfigError
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
+from lottery_engine.evaluation import significance
+from lottery_engine.foundations import runfolder
+from lottery_engine.science import experiment, writeup
 
 from .conftest import ROOT, tiny_config
 

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 from keras import layers
 
-from lottery_engine import compact, export, export_records, models, pipeline, tflite_export
-from lottery_engine import config as config_lib
-from lottery_engine import data as data_lib
-from lottery_engine import runfolder
+from lottery_engine import pipeline
+from lottery_engine.config import load as config_lib
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.export import compact, export_records, tflite_export
+from lottery_engine.export import exporter as export
+from lottery_engine.foundations import runfolder
+from lottery_engine.models import builders as models
 
 from .conftest import tiny_config
 

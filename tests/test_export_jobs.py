@@ -20,7 +20,10 @@ from streamlit.testing.v1 import AppTest
 from app import lab
 from jobs import queue, worker
 from jobs.ray_worker import RayWorker
-from lottery_engine import downloads, export, export_records, pipeline, runfolder
+from lottery_engine import pipeline
+from lottery_engine.export import downloads, export_records
+from lottery_engine.export import exporter as export
+from lottery_engine.foundations import runfolder
 
 from .conftest import ROOT, tiny_config
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state

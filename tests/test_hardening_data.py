@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lottery_engine import config as config_lib
-from lottery_engine import image_folder, pipeline, runfolder
+from lottery_engine import pipeline
+from lottery_engine.config import load as config_lib
+from lottery_engine.data import image_folder
+from lottery_engine.foundations import runfolder
 
 from .conftest import ROOT, tiny_config
 from .test_hardening_input import lottery

@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from jobs import queue
-from lottery_engine import pipeline, runfolder
+from lottery_engine import pipeline
+from lottery_engine.foundations import runfolder
 
 from .conftest import tiny_config
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state

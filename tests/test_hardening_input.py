@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from lottery_engine import config as config_lib
-from lottery_engine import runfolder, validation
-from lottery_engine.config import ConfigError
+from lottery_engine.config import load as config_lib
+from lottery_engine.config import validation
+from lottery_engine.config.load import ConfigError
+from lottery_engine.foundations import runfolder
 
 from .conftest import ROOT
 
@@ -214,7 +215,7 @@ def test_run_names_never_become_paths(tmp_path):
 def test_report_escapes_the_run_name(tmp_path, tiny_run):
     import shutil
 
-    from lottery_engine import report
+    from lottery_engine.report import figures as report
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -303,7 +304,7 @@ def test_an_oversized_or_too_deeply_nested_model_config_is_refused_naming_the_fi
     import tracemalloc
     import zipfile
 
-    from lottery_engine import keras_file
+    from lottery_engine.models import keras_file
     from tests import user_models
 
     user_models.softmax_then().save(tmp_path / "net.keras")

@@ -17,7 +17,7 @@ from filelock import FileLock
 
 from app.lab import plain
 from jobs import experiments, queue
-from lottery_engine import config as config_lib
+from lottery_engine.config import load as config_lib
 
 from .conftest import ROOT
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state

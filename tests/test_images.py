@@ -12,12 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lottery_engine import config as config_lib
-from lottery_engine import data as data_lib
-from lottery_engine import flops, image_folder, imp, models, pipeline, runfolder
-from lottery_engine.config import ConfigError, TrainConfig
-from lottery_engine.keras_cache import VGG16_NOTOP_FILE
-from lottery_engine.masks import load_masks
+from lottery_engine import pipeline
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError, TrainConfig
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.data import image_folder
+from lottery_engine.data.keras_cache import VGG16_NOTOP_FILE
+from lottery_engine.evaluation import flops
+from lottery_engine.foundations import runfolder
+from lottery_engine.lottery import imp
+from lottery_engine.models import builders as models
+from lottery_engine.pruning.masks import load_masks
 
 from .conftest import ROOT
 

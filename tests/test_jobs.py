@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from jobs import queue, worker
-from lottery_engine import config as config_lib
-from lottery_engine import imp, runfolder
-from lottery_engine.config import ConfigError
-from lottery_engine.events import STACK
-from lottery_engine.masks import load_masks
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
+from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.events import STACK
+from lottery_engine.lottery import imp
+from lottery_engine.pruning.masks import load_masks
 
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state
 

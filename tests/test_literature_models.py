@@ -12,11 +12,17 @@ import numpy as np
 import pytest
 from keras import layers
 
-from lottery_engine import (compact, flops, hybrid, imp, models, prunable, report, runfolder,
-                            writeup)
-from lottery_engine import config as config_lib
-from lottery_engine import data as data_lib
-from lottery_engine.config import ConfigError
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.evaluation import flops
+from lottery_engine.export import compact
+from lottery_engine.foundations import runfolder
+from lottery_engine.lottery import imp
+from lottery_engine.models import builders as models
+from lottery_engine.pruning import prunable
+from lottery_engine.report import figures as report
+from lottery_engine.science import hybrid, writeup
 
 CIFAR = (32, 32, 3)
 EXPECTED = {  # written out by hand: the schema builds its lists, this must not

@@ -2,9 +2,11 @@ import keras
 import numpy as np
 import pytest
 
-from lottery_engine import models, prunable
-from lottery_engine.config import PRUNABLE_LAYERS, TrainConfig
-from lottery_engine.masks import MaskManager, magnitude_prune, random_masks_like, sparsity_report
+from lottery_engine.config.load import PRUNABLE_LAYERS, TrainConfig
+from lottery_engine.models import builders as models
+from lottery_engine.pruning import prunable
+from lottery_engine.pruning.masks import (MaskManager, magnitude_prune, random_masks_like,
+                                          sparsity_report)
 
 
 def _weights(seed=0):

@@ -6,9 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from lottery_engine import data as data_lib
-from lottery_engine import imp, pipeline, runfolder, ticket
-from lottery_engine.masks import load_masks
+from lottery_engine import pipeline
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.foundations import runfolder
+from lottery_engine.lottery import imp, ticket
+from lottery_engine.pruning.masks import load_masks
 
 from .conftest import tiny_config
 

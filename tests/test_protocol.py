@@ -8,9 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from lottery_engine import data as data_lib
-from lottery_engine import imp, runfolder, significance, writeup
-from lottery_engine.masks import load_masks
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.evaluation import significance
+from lottery_engine.foundations import runfolder
+from lottery_engine.lottery import imp
+from lottery_engine.pruning.masks import load_masks
+from lottery_engine.science import writeup
 
 from .conftest import tiny_config
 

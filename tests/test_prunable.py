@@ -6,7 +6,8 @@ import keras
 import pytest
 from keras import layers
 
-from lottery_engine import flops, prunable
+from lottery_engine.evaluation import flops
+from lottery_engine.pruning import prunable
 
 
 @pytest.fixture(scope="module")

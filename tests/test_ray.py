@@ -18,7 +18,7 @@ import pytest
 
 from app import lab
 from jobs import queue, ray_local
-from lottery_engine import runfolder
+from lottery_engine.foundations import runfolder
 
 from .conftest import ROOT
 from .jobs_helpers import stop, tiny_yaml, wait_for, wait_state
@@ -146,8 +146,8 @@ def test_a_dead_dispatchers_job_is_taken_over_after_the_lease(cluster, tmp_path)
 
 
 def test_a_user_model_job_runs_on_a_node_with_its_model_in_the_run_folder(cluster, tmp_path):
-    from lottery_engine import config as config_lib
-    from lottery_engine.masks import load_masks
+    from lottery_engine.config import load as config_lib
+    from lottery_engine.pruning.masks import load_masks
 
     from . import user_models
 

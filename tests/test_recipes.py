@@ -1,6 +1,6 @@
-"""The training recipes (lottery_engine/recipes.py): OpenLTH's learning-rate schedule with warm-up on
-round 0's step clock, flip and crop augmentation keyed by (seed, epoch, step), and the config keys
-that choose them, each refused in one line naming the key."""
+"""The training recipes (lottery_engine/training/recipes.py): OpenLTH's learning-rate schedule
+with warm-up on round 0's step clock, flip and crop augmentation keyed by (seed, epoch, step), and
+the config keys that choose them, each refused in one line naming the key."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from lottery_engine import config as config_lib
-from lottery_engine import recipes
-from lottery_engine.config import ConfigError, TrainConfig
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError, TrainConfig
+from lottery_engine.training import recipes
 
 from .conftest import ROOT
 

@@ -1,4 +1,5 @@
-from lottery_engine import report, runfolder
+from lottery_engine.foundations import runfolder
+from lottery_engine.report import figures as report
 
 
 def test_figures_hold_every_round(tiny_run):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from lottery_engine import report, runfolder
+from lottery_engine.foundations import runfolder
+from lottery_engine.report import figures as report
 
 
 class _Sections(HTMLParser):

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from lottery_engine import metrics, models
-from lottery_engine.scoring import SplitScorer
+from lottery_engine.evaluation import metrics
+from lottery_engine.evaluation.scoring import SplitScorer
+from lottery_engine.models import builders as models
 
 from .user_models import digits, functional_model
 

@@ -11,12 +11,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lottery_engine import config as config_lib
-from lottery_engine import imp, models, pipeline, prunable, runfolder
-from lottery_engine.masks import MaskManager
-from lottery_engine.schema import TrainConfig
-from lottery_engine.stacked_step import StackedStep, refusal
-from lottery_engine.train_step import FusedStep
+from lottery_engine import pipeline
+from lottery_engine.config import load as config_lib
+from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.schema import TrainConfig
+from lottery_engine.lottery import imp
+from lottery_engine.models import builders as models
+from lottery_engine.pruning import prunable
+from lottery_engine.pruning.masks import MaskManager
+from lottery_engine.training.stacked_step import StackedStep, refusal
+from lottery_engine.training.train_step import FusedStep
 
 from .conftest import tiny_config
 from .user_models import functional_model, save_digits_npz, small_conv_net

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from jobs import streaming
-from lottery_engine import runfolder
+from lottery_engine.foundations import runfolder
 
 
 def _copy(changes: list[streaming.Change], folder) -> None:

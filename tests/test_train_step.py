@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lottery_engine import imp, models, pipeline, prunable, runfolder
-from lottery_engine.masks import MaskManager
-from lottery_engine.schema import ConfigError, TrainConfig
-from lottery_engine.stacked_step import StackedStep
-from lottery_engine.train_step import FusedOptimizer, FusedStep, choose_jit
+from lottery_engine import pipeline
+from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.schema import ConfigError, TrainConfig
+from lottery_engine.lottery import imp
+from lottery_engine.models import builders as models
+from lottery_engine.pruning import prunable
+from lottery_engine.pruning.masks import MaskManager
+from lottery_engine.training.stacked_step import StackedStep
+from lottery_engine.training.train_step import FusedOptimizer, FusedStep, choose_jit
 
 from .conftest import tiny_config
 from .user_models import digits, functional_model

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from jobs.queue import _data_label
-from lottery_engine import config as config_lib
-from lottery_engine import data as data_lib
-from lottery_engine import user_data
-from lottery_engine.config import ConfigError
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.data import user_data
 
 CLASSES, PER_CLASS = 3, 40
 

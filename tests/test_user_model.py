@@ -10,10 +10,15 @@ import keras
 import numpy as np
 import pytest
 
-from lottery_engine import config as config_lib
-from lottery_engine import downloads, imp, keras_file, pipeline, prunable, runfolder
-from lottery_engine.config import ConfigError
-from lottery_engine.masks import load_masks
+from lottery_engine import pipeline
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
+from lottery_engine.export import downloads
+from lottery_engine.foundations import runfolder
+from lottery_engine.lottery import imp
+from lottery_engine.models import keras_file
+from lottery_engine.pruning import prunable
+from lottery_engine.pruning.masks import load_masks
 from tests import user_models
 
 KERNELS = ["conv", "block/conv", "hidden", "logits"]
@@ -90,7 +95,7 @@ def test_the_ticket_is_a_plain_keras_model_with_exact_zeros_and_its_constraint(u
 
 
 def test_init_fresh_is_reproducible_and_not_the_files_weights(files):
-    from lottery_engine import data as data_lib
+    from lottery_engine.data import dataset as data_lib
 
     cfg = user_config(*files, init="fresh")
     dataset = data_lib.load(cfg.data, cfg.run.seed)
@@ -230,13 +235,13 @@ PASS_THROUGH = {"dropout": lambda: [keras.layers.Dropout(0.0)],
 
 @pytest.mark.parametrize("after", PASS_THROUGH.values(), ids=PASS_THROUGH)
 def test_a_softmax_is_found_through_layers_that_pass_its_values_on(after):
-    from lottery_engine import models
+    from lottery_engine.models import builders as models
 
     assert models.is_logits(user_models.softmax_then(*after())) is False
 
 
 def test_a_softmax_behind_a_layer_that_changes_it_is_refused_asking_for_train_loss():
-    from lottery_engine import models
+    from lottery_engine.models import builders as models
 
     model = user_models.softmax_then(keras.layers.Rescaling(2.0, name="double"))
     with pytest.raises(ConfigError) as caught:
@@ -249,7 +254,8 @@ def test_a_softmax_behind_a_layer_that_changes_it_is_refused_asking_for_train_lo
 
 
 def test_softmax_then_dropout_from_a_file_trains_on_the_real_cross_entropy(tmp_path, files):
-    from lottery_engine import model_summary, models
+    from lottery_engine import model_summary
+    from lottery_engine.models import builders as models
 
     user_models.softmax_then(keras.layers.Dropout(0.0, name="drop")).save(tmp_path / "p.keras")
     cfg = user_config(tmp_path / "p.keras", files[1])

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lottery_engine import export_records, pipeline, runfolder, writeup
+from lottery_engine import pipeline
+from lottery_engine.export import export_records
+from lottery_engine.foundations import runfolder
+from lottery_engine.science import writeup
 
 from .conftest import ROOT, tiny_config
 
@@ -84,7 +87,7 @@ def test_the_sparsest_round_within_a_point_is_exported_and_its_gains_quoted(trai
 
 def test_an_export_of_another_round_is_not_taken_for_this_one(trained, tmp_path):
     folders = _with_accuracies(trained, tmp_path, [0.80, 0.80, 0.60])
-    from lottery_engine import export
+    from lottery_engine.export import exporter as export
 
     export.export(folders[0], ["compact"], round_index=2, repeats=1)
     writeup.write("Ship", {"Tiny": folders}, tmp_path / "RESULTS.md")
@@ -121,7 +124,7 @@ def test_an_export_that_cannot_be_made_says_why_and_the_write_up_stands(trained,
 
 def test_the_write_up_module_still_imports_without_tensorflow():
     """The dashboard draws experiments with writeup.py: its export is imported only when used."""
-    code = ("import sys, lottery_engine.writeup; "
+    code = ("import sys, lottery_engine.science.writeup; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)

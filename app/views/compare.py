@@ -9,7 +9,9 @@ import streamlit as st
 
 from app import charts, lab
 from jobs import experiments, queue
-from lottery_engine import report, runfolder, writeup
+from lottery_engine.foundations import runfolder
+from lottery_engine.report import figures as report
+from lottery_engine.science import writeup
 
 OUTCOMES = ("ticket sparsity %", "best val accuracy", "early-stop iteration")
 

@@ -11,9 +11,11 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, lab
 from jobs import experiments, queue
-from lottery_engine import config as config_lib
-from lottery_engine import experiment as experiment_lib
-from lottery_engine import report, writeup, yaml_text
+from lottery_engine.config import load as config_lib
+from lottery_engine.foundations import yaml_text
+from lottery_engine.report import figures as report
+from lottery_engine.science import experiment as experiment_lib
+from lottery_engine.science import writeup
 
 WRITE_UP_WAIT = 300.0  # seconds after the last job's end to wait for its write-up (it exports)
 GRID_ROWS = 2  # config keys a launch may sweep (an experiment file's `grid` takes any number)

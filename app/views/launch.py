@@ -10,7 +10,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import lab, user_files
 from jobs import queue
-from lottery_engine import config as config_lib
+from lottery_engine.config import load as config_lib
 
 st.title("Launch a run")
 root = lab.home()

@@ -7,7 +7,9 @@ import streamlit as st
 
 from app import lab
 from jobs import queue
-from lottery_engine import downloads, export_records, report, runfolder
+from lottery_engine.export import downloads, export_records
+from lottery_engine.foundations import runfolder
+from lottery_engine.report import figures as report
 
 EXPORT_COLUMNS = {
     "ms batch 1": st.column_config.NumberColumn(

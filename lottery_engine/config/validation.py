@@ -1,0 +1,760 @@
+"""The one validator that the CLI, the queue and the dashboard share.
+
+`validate` checks every value of a Config (types, ranges with upper bounds, exact choices), then,
+with `check_files`, what the config points at on this machine: the data folder (exists, readable,
+two or more classes) or data file (user_data.check), splits that leave every class in every part,
+weight and metrics files.
+Each failure is one ConfigError naming the key, the value and what to do; every failure of a
+config is collected (Problems) and raised at once, a check that needs a refused value skipped.
+Nothing here imports TensorFlow; the devices a run asks for are checked where the run starts
+(imp.check_device).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import reprlib
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from ..foundations.schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS,
+                                  JIT_CHOICES, KERAS_DATASETS, LOSSES, LR_SCHEDULES,
+                                  MIN_IMAGE_SIDE, MOMENTUM_FORMS, OPTIMIZERS, PRUNABLE_LAYERS,
+                                  SCOPES, SELECT_METRICS, SOURCES, STACK_CHOICES, TRAIN_STEPS,
+                                  VGG16_CONVS, WEIGHT_DECAY_ON,
+                                  Config, ConfigError, Problems, TrainConfig, did_you_mean)
+
+# upper bounds: generous for real work, small enough to catch a typo before it runs for years
+MAX_NAME = 100
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_EPOCHS = 10_000
+MAX_ROUNDS = 1_000
+MAX_BATCH = 65_536
+MAX_LIMIT_TOTAL = 10_000_000
+MAX_IMAGE_SIZE = 1024
+MAX_PATIENCE = 1_000
+MAX_STEP = 10**9  # rewind step, validation interval
+MAX_PATH = 4096
+MAX_FLOPS = 10**16
+MAX_WEIGHT_DECAY = 1.0  # 1e-4..5e-4 for sgd, up to ~0.1 for adamw
+
+# what a check reads beyond its own key: it is skipped while one of these is refused
+SPLIT_KEYS = ("run.seed", "data.source", "data.name", "data.data_dir", "data.path", "data.label",
+              "data.limit_total", "data.train_split", "data.val_split")
+HYBRID_KEYS = ("report.compare_with_hybrid_pipeline", "report.hybrid_pipeline_metrics_path")
+_DEVICE_RE = re.compile(r"cpu|gpu|auto|gpu:\d{1,4}")
+_REWIND_RE = re.compile(r"init|epoch:\d{1,9}|step:\d{1,10}")
+FILE_SOURCES = {"arrays": ".npz", "csv": ".csv"}  # the user's own data: the suffix of data.path
+# what a label (run name, notes, tags) may not hold; see check_text
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # C0 and C1 but tab, line feed, return
+_BREAKS = r"\t\n\r"
+_DIRECTION = r"\u202a-\u202e\u2066-\u2069"  # embeddings, overrides, isolates
+_SURROGATES = r"\ud800-\udfff"
+_SURROGATE_RE = re.compile(f"[{_SURROGATES}]")
+_DIRECTION_RE = re.compile(f"[{_DIRECTION}]")
+_CONTROL_RE = re.compile(f"[{_CONTROLS}{_BREAKS}]")
+_CONTROL_IN_LINES_RE = re.compile(f"[{_CONTROLS}]")
+_UNSHOWABLE_RE = re.compile(f"[{_CONTROLS}{_DIRECTION}{_SURROGATES}]")
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # fillers drawn as nothing
+_FACTORY_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlist = _short.maxdict = 6
+_short.maxlevel = 2
+
+# class sizes of the built-in datasets (train part for keras ones), so splits are checked
+# without loading the data
+CLASS_COUNTS = {
+    ("bundled", "digits"): [178, 182, 177, 183, 181, 182, 181, 179, 174, 180],
+    ("keras", "fashion_mnist"): [6000] * 10,
+    ("keras", "mnist"): [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+    ("keras", "cifar10"): [5000] * 10,
+}
+
+
+def fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{key}: invalid value {_short.repr(value)}; {allowed}.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _choice(key: str, value: Any, options: tuple) -> None:
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or value not in options:
+        hint = did_you_mean(str(value), [str(o) for o in options])
+        allowed = ", ".join(str(o) for o in options)
+        raise ConfigError(f"{key}: unknown value {_short.repr(value)}; allowed: {allowed}.{hint}")
+
+
+def _int_in(key: str, value: Any, low: int, high: int) -> None:
+    if not _is_int(value) or not low <= value <= high:
+        fail(key, value, f"expected an integer from {low:,} to {high:,}")
+
+
+def _fraction(key: str, value: Any, *, open_high: bool = True) -> None:
+    if not (_is_number(value) and 0 < value and (value < 1 if open_high else value <= 1)):
+        fail(key, value, f"expected a number in (0, 1{')' if open_high else ']'}")
+
+
+def _bool(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        fail(key, value, "expected true or false")
+
+
+def _path(key: str, value: Any, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_PATH \
+            or "\x00" in value:
+        fail(key, value, f"expected the path of a folder or file (at most {MAX_PATH} characters)")
+
+
+def _visible(char: str) -> bool:
+    """A letter, digit, punctuation mark or symbol that is drawn as something."""
+    return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
+
+
+def check_text(key: str, value: Any, limit: int, *, lines: bool = False,
+               required: bool = True) -> None:
+    """The one rule for the labels a user gives a run (its name, notes and tags). They are shown
+    in tables, titles, reports and terminals, so they must show what they hold: refused are lone
+    surrogates (half a UTF-16 pair, not a character: no page can encode one), direction overrides
+    and isolates (U+202A-U+202E, U+2066-U+2069: they show text in another order than it is
+    stored), control characters (terminal escape codes; line breaks and tabs only in `lines`
+    text), and text with nothing visible (only spaces or zero-width characters). Blank text is
+    refused only where it is `required`. Text in any script, emoji and joiners inside it pass."""
+    if not isinstance(value, str):
+        fail(key, value, "expected a string")
+    if len(value) > limit:
+        fail(key, value, f"at most {limit:,} characters (it is {len(value):,})")
+    surrogate = _SURROGATE_RE.search(value)
+    if surrogate:
+        fail(key, value, f"U+{ord(surrogate.group()):04X} is half of a UTF-16 pair, not a "
+                         f"character; type or paste the text again")
+    direction = _DIRECTION_RE.search(value)
+    if direction:
+        fail(key, value, f"no direction override or isolate characters (U+"
+                         f"{ord(direction.group()):04X}): they show text in another order than "
+                         f"it holds; remove it")
+    if (_CONTROL_IN_LINES_RE if lines else _CONTROL_RE).search(value):
+        fail(key, value, "no control characters such as escape codes"
+                         + (" (line breaks and tabs are fine)" if lines else ", line breaks or "
+                                                                               "tabs"))
+    if (required or value.strip()) and not any(map(_visible, value)):
+        fail(key, value, "expected visible text (letters, digits, punctuation or symbols), not "
+                         "only spaces or zero-width characters")
+
+
+def shown(text: str) -> str:
+    """`text` as a page or a terminal can show it: each character check_text refuses for not
+    being encodable or for hiding what the text says becomes U+FFFD. For labels written before
+    the rule, or by hand into a status.json: reading one must never break a page."""
+    return _UNSHOWABLE_RE.sub("\ufffd", text)
+
+
+def check_name(name: Any) -> None:
+    """A run name is a label (check_text), never a path."""
+    check_text("run.name", name, MAX_NAME)
+
+
+def _device(value: Any) -> None:
+    if not isinstance(value, str) or not _DEVICE_RE.fullmatch(value):
+        fail("run.device", value, "allowed: cpu, gpu, gpu:N, auto")
+
+
+def _check_run(cfg: Config, problems: Problems) -> None:
+    run = cfg.run
+    problems.check(check_name, run.name)
+    problems.check(_int_in, "run.seed", run.seed, 0, MAX_SEED)
+    problems.check(_device, run.device)
+    problems.check(_path, "run.artifacts_dir", run.artifacts_dir)
+
+
+def _source_keys(data: Any) -> None:
+    """What the data source needs: a dataset's name, an image folder or a data file."""
+    if data.source in ("bundled", "keras"):
+        _choice("data.name", data.name, BUNDLED if data.source == "bundled" else KERAS_DATASETS)
+    elif data.source == "folder":
+        if not isinstance(data.data_dir, str) or not data.data_dir:
+            fail("data.data_dir", data.data_dir, "source 'folder' needs the path of an image folder")
+        _path("data.data_dir", data.data_dir, optional=False)
+    else:
+        if not isinstance(data.path, str) or not data.path:
+            fail("data.path", data.path,
+                 f"source '{data.source}' needs the path of a {FILE_SOURCES[data.source]} file")
+        _path("data.path", data.path, optional=False)
+
+
+def _csv_label(data: Any) -> None:
+    if data.source == "csv" and (not isinstance(data.label, str) or not data.label.strip()
+                                 or len(data.label) > MAX_PATH):
+        fail("data.label", data.label, "source 'csv' needs the name of its label column")
+
+
+def _image_size(size: Any) -> None:
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(_is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
+        fail("data.image_size", size, f"expected [height, width], integers in 8..{MAX_IMAGE_SIZE}")
+
+
+def _split_total(data: Any) -> None:
+    """keras datasets keep their official test split, so train and val may share all of train;
+    so may a .npz with x_test (check_splits refuses 1 when it has none)."""
+    total = data.train_split + data.val_split
+    if total > 1 or (total == 1 and data.source not in ("keras", "arrays")):
+        _leave_test(data)
+
+
+def _check_data(cfg: Config, problems: Problems) -> None:
+    data = cfg.data
+    problems.check(_choice, "data.source", data.source, SOURCES)
+    problems.check(_source_keys, data, needs=("data.source",))
+    problems.check(_csv_label, data, needs=("data.source",))
+    if not problems.refused("data.source") and data.source not in FILE_SOURCES:
+        problems.check(_image_size, data.image_size)  # the user's arrays keep their own shape
+        problems.check(_choice, "data.channels", data.channels, (1, 3))
+    if data.limit_total is not None:
+        problems.check(_int_in, "data.limit_total", data.limit_total, 20, MAX_LIMIT_TOTAL)
+    problems.check(_fraction, "data.train_split", data.train_split)
+    problems.check(_fraction, "data.val_split", data.val_split)
+    problems.check(_split_total, data,
+                   needs=("data.source", "data.train_split", "data.val_split"))
+    if problems.check(_augment, data.augment):
+        problems.check(_augment_images, data, needs=("data.source",))
+
+
+def _augment(kinds: Any) -> None:
+    allowed = ", ".join(AUGMENTATIONS)
+    if not isinstance(kinds, list):
+        fail("data.augment", kinds, f"expected a list drawn from {allowed} (or [] for none)")
+    for kind in kinds:
+        _choice("data.augment", kind, AUGMENTATIONS)
+    if len(set(kinds)) != len(kinds):
+        fail("data.augment", kinds, "each augmentation at most once")
+
+
+def _augment_images(data: Any) -> None:
+    """Flips and crops move pixels: a csv's rows are not images (a .npz's rows are checked
+    against its file in check_local_files)."""
+    if data.augment and data.source == "csv":
+        fail("data.augment", data.augment, "flip and crop apply to images, and a csv's rows are "
+             "not; use augment: [] for csv data")
+
+
+def _augment_features(cfg: Config) -> None:
+    """A frozen base's head trains on the base's outputs cached once (features.py), so there
+    is no image left to flip or crop at each step."""
+    train = cfg.train
+    if cfg.data.augment and train.arch == "vgg16" and train.feature_cache \
+            and getattr(train, "freeze_base", True):
+        fail("data.augment", cfg.data.augment, "vgg16's head trains on base features cached "
+             "once, which cannot be augmented; set train.feature_cache: false, or augment: []")
+
+
+def _leave_test(data: Any, why: str = "") -> None:
+    fail("data.val_split", data.val_split,
+         f"train_split + val_split must be below 1 to leave a test split "
+         f"(train_split is {data.train_split}){why}")
+
+
+def _weights(weights: Any) -> None:
+    if not (weights in ("none", "imagenet")
+            or (isinstance(weights, str) and weights.endswith(".h5") and len(weights) <= MAX_PATH)):
+        fail("train.weights", weights, "allowed: none, imagenet, or the path of a .h5 file")
+
+
+def _weights_for_arch(train: Any) -> None:
+    if train.arch != "vgg16" and train.weights != "none":
+        fail("train.weights", train.weights, "only vgg16 takes pretrained weights; use none")
+
+
+def _image_size_for_arch(cfg: Config) -> None:
+    least = MIN_IMAGE_SIDE.get(cfg.train.arch)
+    if least and cfg.data.source not in FILE_SOURCES and min(cfg.data.image_size) < least:
+        fail("data.image_size", cfg.data.image_size, f"{cfg.train.arch}'s poolings halve the "
+             f"image, so it needs at least {least}×{least}")
+
+
+def _freeze_base_for_arch(train: TrainConfig) -> None:
+    if train.arch != "vgg16" and train.freeze_base is not True:
+        fail("train.freeze_base", train.freeze_base, "only vgg16 has a pretrained base to freeze "
+             "or train; leave the key out")
+
+
+def _vgg16_channels(cfg: Config) -> None:
+    if cfg.train.arch == "vgg16" and cfg.data.source not in FILE_SOURCES \
+            and cfg.data.channels != 3:
+        fail("data.channels", cfg.data.channels, "vgg16 needs 3 channels")
+
+
+def _learning_rate(value: Any) -> None:
+    if not _is_number(value) or not 0 < value <= 10:
+        fail("train.learning_rate", value, "expected a number in (0, 10]")
+
+
+def _check_train(cfg: Config, problems: Problems) -> None:
+    train = cfg.train
+    problems.check(_choice, "train.arch", train.arch, ARCHS)
+    problems.check(_weights, train.weights)
+    problems.check(_weights_for_arch, train, needs=("train.arch", "train.weights"))
+    problems.check(_vgg16_channels, cfg, needs=("train.arch", "data.source", "data.channels"))
+    problems.check(_image_size_for_arch, cfg, needs=("train.arch", "data.source",
+                                                      "data.image_size"))
+    problems.check(_bool, "train.freeze_base", train.freeze_base)
+    problems.check(_freeze_base_for_arch, train, needs=("train.arch", "train.freeze_base"))
+    _check_user_model(cfg, problems)
+    problems.check(_int_in, "train.epochs", train.epochs, 1, MAX_EPOCHS)
+    problems.check(_int_in, "train.batch_size", train.batch_size, 1, MAX_BATCH)
+    problems.check(_learning_rate, train.learning_rate)
+    problems.check(_choice, "train.optimizer", train.optimizer, OPTIMIZERS)
+    problems.check(_bool, "train.feature_cache", train.feature_cache)
+    if train.eval_every is not None:
+        problems.check(_int_in, "train.eval_every", train.eval_every, 1, MAX_STEP)
+    problems.check(_early_stopping, train.early_stopping)
+    problems.check(_int_in, "train.patience", train.patience, 1, MAX_PATIENCE)
+    _check_recipe(cfg, problems)
+    problems.check(_choice, "train.step", train.step, TRAIN_STEPS)
+    problems.check(_jit_compile, train.jit_compile)
+    problems.check(_keras_step, cfg, needs=("train", "data.augment"))
+    problems.check(_stack, train, needs=("train.step", "train.jit_compile"))
+
+
+def _early_stopping(value: Any) -> None:
+    if not isinstance(value, bool) and value != "measure":
+        fail("train.early_stopping", value, "expected true (stop and keep the early-stop "
+             "point's weights), false or measure (train every step, keep the final weights)")
+
+
+def _jit_compile(value: Any) -> None:
+    if value not in JIT_CHOICES or (value != "auto" and not isinstance(value, bool)):
+        fail("train.jit_compile", value, "allowed: auto (time both at round 0), true (XLA) or "
+             "false (graph mode)")
+
+
+def _keras_step(cfg: Config) -> None:
+    """Keras' fit path (the reference) runs the recipes it had: constant-rate adam or sgd with
+    Keras' momentum 0.9. The rest is the fused step's; refusing beats training without it
+    silently (Keras' SGD has no PyTorch-form momentum)."""
+    train, default = cfg.train, TrainConfig()
+    if train.step != "keras":
+        return
+    extras = [key for key in ("optimizer", "momentum", "nesterov", "momentum_form",
+                              "weight_decay", "weight_decay_on", "lr_schedule", "warmup_steps")
+              if getattr(train, key) != getattr(default, key)
+              and not (key == "optimizer" and train.optimizer == "sgd")]
+    extras += ["data.augment"] if cfg.data.augment else []
+    if extras:
+        fail("train.step", train.step, f"keras runs only constant-rate adam or sgd with "
+             f"Keras' momentum 0.9; for {', '.join(extras)} use step: fused")
+
+
+def _stack(train: TrainConfig) -> None:
+    if train.stack not in STACK_CHOICES or (train.stack != "auto"
+                                            and not isinstance(train.stack, bool)):
+        fail("train.stack", train.stack, "allowed: auto (stack where it pays), true or false")
+    if train.stack is True and train.step != "fused":
+        fail("train.stack", train.stack, "stacking is a form of the fused step; use step: "
+             "fused, or stack: auto")
+    if train.stack is True and train.jit_compile is True:
+        fail("train.stack", train.stack, "the stack runs in graph mode; use jit_compile: auto "
+             "or false, or stack: auto")
+
+
+def _momentum(train: TrainConfig) -> None:
+    if not _is_number(train.momentum) or not 0 <= train.momentum < 1:
+        fail("train.momentum", train.momentum, "expected a number in [0, 1)")
+    if train.optimizer != "sgd" and train.momentum != TrainConfig.momentum:
+        fail("train.momentum", train.momentum, f"only sgd uses momentum ({train.optimizer} has "
+             f"its own moment estimates); use optimizer: sgd, or leave momentum out")
+
+
+def _nesterov(train: TrainConfig) -> None:
+    if train.nesterov and train.optimizer != "sgd":
+        fail("train.nesterov", train.nesterov, f"Nesterov momentum is sgd's; use optimizer: "
+             f"sgd, or nesterov: false with {train.optimizer}")
+    if train.nesterov and train.momentum == 0:
+        fail("train.nesterov", train.nesterov, "Nesterov momentum needs train.momentum above 0")
+
+
+def _momentum_form(train: TrainConfig) -> None:
+    """The form is sgd's momentum's alone; with momentum 0 (plain SGD) both forms are one."""
+    if train.momentum_form == TrainConfig.momentum_form:
+        return
+    if train.optimizer != "sgd" or train.momentum == 0:
+        fail("train.momentum_form", train.momentum_form, "only sgd with momentum above 0 has a "
+             "momentum form; use optimizer: sgd with momentum, or leave momentum_form out")
+
+
+def _weight_decay(value: Any) -> None:
+    if not _is_number(value) or not 0 <= value <= MAX_WEIGHT_DECAY:
+        fail("train.weight_decay", value, f"expected a number in [0, {MAX_WEIGHT_DECAY:g}] "
+             f"(0: none; OpenLTH's ResNet-20 uses 1e-4)")
+
+
+def _weight_decay_on(train: TrainConfig) -> None:
+    if train.weight_decay_on != TrainConfig.weight_decay_on and train.weight_decay == 0:
+        fail("train.weight_decay_on", train.weight_decay_on, "only a weight_decay above 0 "
+             "decays anything; set train.weight_decay, or leave weight_decay_on out")
+
+
+def _milestones(train: TrainConfig) -> None:
+    """Epochs at which a step schedule multiplies the rate by gamma: only with lr_schedule
+    step, which needs at least one; strictly increasing, each inside training (1..epochs-1)."""
+    key, milestones = "train.milestones", train.milestones
+    if not isinstance(milestones, list) or not all(map(_is_int, milestones)):
+        fail(key, milestones, "expected a list of epochs, e.g. [80, 120]")
+    if train.lr_schedule != "step":
+        if milestones:
+            fail(key, milestones, f"only lr_schedule: step uses milestones (it is "
+                 f"{train.lr_schedule}); set lr_schedule: step, or milestones: []")
+        return
+    if not milestones:
+        fail(key, milestones, "lr_schedule step needs the epochs at which the rate drops, "
+             "e.g. milestones: [80, 120]")
+    if any(b <= a for a, b in zip(milestones, milestones[1:])):
+        fail(key, milestones, "epochs in strictly increasing order")
+    if not 1 <= milestones[0] or not milestones[-1] <= train.epochs - 1:
+        fail(key, milestones, f"each epoch from 1 to train.epochs - 1 ({train.epochs - 1}): a "
+             f"drop at 0 or after the last epoch changes nothing")
+
+
+def _gamma(train: TrainConfig) -> None:
+    if not _is_number(train.gamma) or not 0 < train.gamma <= 1:
+        fail("train.gamma", train.gamma, "expected a number in (0, 1], the factor at each "
+             "milestone")
+    if train.lr_schedule != "step" and train.gamma != TrainConfig.gamma:
+        fail("train.gamma", train.gamma, f"only lr_schedule: step uses gamma (it is "
+             f"{train.lr_schedule}); set lr_schedule: step, or leave gamma out")
+
+
+def _check_recipe(cfg: Config, problems: Problems) -> None:
+    """The optimizer's and the schedule's keys (recipes.py computes the schedule); a key that
+    the chosen optimizer or schedule would ignore is refused rather than silently ignored."""
+    train = cfg.train
+    problems.check(_momentum, train, needs=("train.optimizer",))
+    problems.check(_bool, "train.nesterov", train.nesterov)
+    problems.check(_nesterov, train, needs=("train.optimizer", "train.nesterov"))
+    problems.check(_choice, "train.momentum_form", train.momentum_form, MOMENTUM_FORMS)
+    problems.check(_momentum_form, train, needs=("train.optimizer", "train.momentum",
+                                                 "train.momentum_form"))
+    problems.check(_weight_decay, train.weight_decay)
+    problems.check(_choice, "train.weight_decay_on", train.weight_decay_on, WEIGHT_DECAY_ON)
+    problems.check(_weight_decay_on, train, needs=("train.weight_decay", "train.weight_decay_on"))
+    problems.check(_choice, "train.lr_schedule", train.lr_schedule, LR_SCHEDULES)
+    problems.check(_milestones, train, needs=("train.lr_schedule", "train.epochs"))
+    problems.check(_gamma, train, needs=("train.lr_schedule",))
+    problems.check(_int_in, "train.warmup_steps", train.warmup_steps, 0, MAX_STEP)
+    problems.check(_augment_features, cfg,
+                   needs=("data.augment", "train.arch", "train.feature_cache"))
+
+
+def _model_file(train: Any) -> None:
+    if train.arch == "file":
+        _path("train.model_file", train.model_file, optional=False)
+        if not train.model_file.endswith(".keras"):
+            fail("train.model_file", train.model_file,
+                 "expected a Keras 3 .keras file (save it with model.save('model.keras'))")
+    elif train.model_file is not None:
+        fail("train.model_file", train.model_file, "only train.arch: file takes a model file")
+
+
+def _factory(train: Any) -> None:
+    if train.arch == "factory":
+        if not isinstance(train.factory, str) or not _FACTORY_RE.fullmatch(train.factory):
+            fail("train.factory", train.factory,
+                 "expected package.module:function, called as function(input_shape, "
+                 "num_classes) and returning an uncompiled Keras model")
+    elif train.factory is not None:
+        fail("train.factory", train.factory, "only train.arch: factory takes a factory")
+
+
+def _fresh_init(train: Any) -> None:
+    if train.init == "fresh" and train.arch != "file":
+        fail("train.init", train.init, "fresh re-draws a model file's weights; only "
+             "train.arch: file has weights of its own (use file)")
+
+
+def _check_user_model(cfg: Config, problems: Problems) -> None:
+    """arch file / factory and their keys; the file itself is read in check_local_files."""
+    train = cfg.train
+    problems.check(_model_file, train, needs=("train.arch",))
+    problems.check(_factory, train, needs=("train.arch",))
+    problems.check(_choice, "train.init", train.init, INITS)
+    problems.check(_fresh_init, train, needs=("train.arch", "train.init"))
+    problems.check(_choice, "train.loss", train.loss, LOSSES)
+
+
+def _check_patterns(key: str, patterns: list, known: list[str] | None, arch: str) -> None:
+    """Layer names or globs; each must match one of the `known` layers of a built-in
+    architecture (a user model's layers are only known once it is loaded: the engine checks)."""
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip():
+            fail(key, pattern, "expected a layer name or glob pattern such as block*/conv*")
+        if known is not None and not fnmatch.filter(known, pattern):
+            raise ConfigError(f"{key}: {pattern!r} matches no prunable layer of {arch}."
+                              f"{did_you_mean(pattern, known)} Prunable: {', '.join(known)}.")
+
+
+def _prunable_layers(layers: Any, known: list[str] | None, arch: str) -> None:
+    if not isinstance(layers, list) or not layers or len(set(map(str, layers))) != len(layers):
+        fail("imp.prunable_layers", layers,
+             "expected a list of distinct layer names or glob patterns")
+    _check_patterns("imp.prunable_layers", layers, known, arch)
+
+
+def _check_layers(cfg: Config, problems: Problems) -> None:
+    """imp.prunable_layers and imp.layer_rates, against the layers of a built-in architecture
+    (a rate names a layer that prunable_layers keeps)."""
+    imp, arch = cfg.imp, cfg.train.arch
+    known = None if problems.refused("train.arch") else _builtin_prunable(cfg.train)
+    if imp.prunable_layers is not None and \
+            problems.check(_prunable_layers, imp.prunable_layers, known, arch) and known:
+        known = [name for name in known
+                 if any(fnmatch.fnmatchcase(name, p) for p in imp.prunable_layers)]
+    if not problems.check(_rate_mapping, imp.layer_rates):
+        return
+    for layer, rate in imp.layer_rates.items():
+        problems.check(_check_patterns, f"imp.layer_rates.{layer}", [layer], known, arch)
+        problems.check(_fraction, f"imp.layer_rates.{layer}", rate)
+
+
+def _builtin_prunable(train: TrainConfig) -> list[str] | None:
+    """A built-in architecture's prunable layers (None: the user's own network); an unfrozen
+    vgg16 base adds its 13 convs, in the model's order."""
+    known = PRUNABLE_LAYERS.get(train.arch)
+    if train.arch == "vgg16" and train.freeze_base is False:
+        return [*VGG16_CONVS, *known]
+    return known
+
+
+def _rate_mapping(rates: Any) -> None:
+    if not isinstance(rates, dict):
+        fail("imp.layer_rates", rates, "expected a mapping layer: rate")
+
+
+def _rewind(rewind: Any) -> None:
+    if not isinstance(rewind, str) or not _REWIND_RE.fullmatch(rewind):
+        fail("imp.rewind", rewind,
+             "allowed: init, epoch:K (K < train.epochs) or step:N (a batch of round 0)")
+    kind, _, count = rewind.partition(":")
+    if kind == "step" and int(count) > MAX_STEP:
+        fail("imp.rewind", rewind, f"N at most {MAX_STEP:,}")
+
+
+def _rewind_epoch(rewind: str, epochs: int) -> None:
+    kind, _, count = rewind.partition(":")
+    if kind == "epoch" and int(count) >= epochs:
+        fail("imp.rewind", rewind, f"the rewind epoch must be below train.epochs ({epochs})")
+
+
+def _controls(controls: Any) -> None:
+    if not isinstance(controls, list):
+        fail("imp.controls", controls, f"expected a list drawn from {', '.join(CONTROLS)}")
+
+
+def _distinct(controls: list) -> None:
+    if len(set(controls)) != len(controls):
+        fail("imp.controls", controls, "each control at most once")
+
+
+def _check_imp(cfg: Config, problems: Problems) -> None:
+    imp = cfg.imp
+    problems.check(_fraction, "imp.prune_rate", imp.prune_rate)
+    problems.check(_int_in, "imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
+    problems.check(_fraction, "imp.target_sparsity", imp.target_sparsity, open_high=False)
+    problems.check(_choice, "imp.scope", imp.scope, SCOPES)
+    _check_layers(cfg, problems)
+    problems.check(_rewind, imp.rewind)
+    problems.check(_rewind_epoch, imp.rewind, cfg.train.epochs,
+                   needs=("imp.rewind", "train.epochs"))
+    if problems.check(_controls, imp.controls):
+        for control in imp.controls:
+            problems.check(_choice, "imp.controls", control, CONTROLS)
+        problems.check(_distinct, imp.controls, needs=("imp.controls",))
+    problems.check(_choice, "imp.select_metric", imp.select_metric, SELECT_METRICS)
+    problems.check(_path, "imp.results_dir", imp.results_dir)
+
+
+def _hybrid_path_given(report: Any) -> None:
+    if report.compare_with_hybrid_pipeline and not report.hybrid_pipeline_metrics_path:
+        fail("report.hybrid_pipeline_metrics_path", None,
+             "compare_with_hybrid_pipeline is true, so name a hybrid test_metrics.json "
+             "(made by `lottery hybrid`), or set compare_with_hybrid_pipeline: false")
+
+
+def _base_flops_frozen(cfg: Config) -> None:
+    """The figure stands for a frozen base counted whole; a trained base is pruned, so its convs
+    are counted layer by layer at their density and a fixed figure would be wrong."""
+    if cfg.train.freeze_base is False:
+        fail("flops.vgg16_base_flops", cfg.flops.vgg16_base_flops, "with train.freeze_base: "
+             "false the base's convs are counted per layer at their density; leave the key out")
+
+
+def _check_outputs(cfg: Config, problems: Problems) -> None:
+    problems.check(_bool, "flops.include_frozen_base", cfg.flops.include_frozen_base)
+    base = cfg.flops.vgg16_base_flops
+    if base is not None:
+        problems.check(_int_in, "flops.vgg16_base_flops", base, 1, MAX_FLOPS)
+        problems.check(_base_flops_frozen, cfg, needs=("train.freeze_base",))
+    for key in ("html", "markdown", "compare_with_hybrid_pipeline"):
+        problems.check(_bool, f"report.{key}", getattr(cfg.report, key))
+    problems.check(_path, "report.hybrid_pipeline_metrics_path",
+                   cfg.report.hybrid_pipeline_metrics_path)
+    problems.check(_hybrid_path_given, cfg.report, needs=HYBRID_KEYS)
+
+
+def check(cfg: Config, problems: Problems, check_files: bool = True) -> None:
+    """Every check of `cfg`, its refusals collected in `problems` (which may already hold the
+    config's unknown keys); with `check_files`, also the files and data the config names."""
+    _check_run(cfg, problems)
+    _check_data(cfg, problems)
+    _check_train(cfg, problems)
+    _check_imp(cfg, problems)
+    _check_outputs(cfg, problems)
+    if check_files:
+        check_local_files(cfg, problems)
+
+
+def validate(cfg: Config, check_files: bool = True) -> None:
+    """Check every value; with `check_files`, also the files and data the config names.
+    Raises one ConfigError carrying every refusal (see Problems)."""
+    problems = Problems()
+    check(cfg, problems, check_files)
+    problems.raise_any()
+
+
+# --- what the config points at on this machine -------------------------------------------------
+
+def class_labels(cfg: Config) -> tuple[Any, list[str], dict[str, Any]]:
+    """Class labels of the pool the run splits (train part for keras), the class names, and the
+    labels of each part the source gives whole (None where not read: keras' official test)."""
+    import numpy as np
+
+    if cfg.data.source in FILE_SOURCES:
+        from ..data import user_data
+
+        labels, classes = user_data.check(cfg.data)
+        return labels.pop("train"), classes, labels
+    if cfg.data.source == "folder":
+        from ..data import image_folder
+
+        listing = image_folder.list_folder(Path(cfg.data.data_dir))
+        return np.array(listing.label_indices), listing.classes, {}
+    counts = CLASS_COUNTS[(cfg.data.source, cfg.data.name)]
+    given = {"test": None} if cfg.data.source == "keras" else {}
+    return np.repeat(np.arange(len(counts)), counts), [str(c) for c in range(len(counts))], given
+
+
+def _missing_class(labels: Any, classes: list[str]) -> str | None:
+    missing = sorted(set(range(len(classes))) - set(labels.tolist()))
+    return classes[missing[0]] if missing else None
+
+
+def check_splits(cfg: Config) -> None:
+    """Refuse a limit_total / train_split / val_split that leaves a class out of a split part:
+    the split is computed on the labels alone, exactly as the run will make it. A val or test
+    part that a data file gives whole must hold every class too."""
+    from ..data import dataset as data_lib
+
+    labels, classes, given = class_labels(cfg)
+    data = cfg.data
+    if "test" not in given and data.train_split + data.val_split >= 1:  # a .npz without x_test
+        _leave_test(data, f"; {Path(data.path).name} has no x_test to test on")
+    _check_given(given, classes, data.path)
+    unit = "rows" if data.source in FILE_SOURCES else "images"
+    what = (f"{len(labels):,} {unit} in {len(classes)} classes"
+            + (f", limit_total {data.limit_total:,}" if data.limit_total else ""))
+    fix = "raise data.limit_total or the split fractions"
+    try:
+        split = data_lib.split_labels(labels, data, cfg.run.seed, tuple(given))
+    except ValueError as exc:
+        raise ConfigError(f"data.train_split / data.val_split: cannot split {what} so that "
+                          f"every class is in every part ({' '.join(str(exc).split())}); "
+                          f"{fix}.") from None
+    parts = {"train": ("data.train_split", split.train), "val": ("data.val_split", split.val),
+             "test": ("data.train_split + data.val_split", split.test)}
+    for part, (key, rows) in parts.items():
+        if part in given:
+            continue
+        absent = _missing_class(labels[rows], classes)
+        if absent is not None:
+            raise ConfigError(f"{key}: with {what}, the {part} part ({len(rows)} {unit}) would "
+                              f"hold no example of class {absent!r}; {fix}.")
+
+
+def _check_given(given: dict[str, Any], classes: list[str], path: str | None) -> None:
+    """A val or test part that a data file gives whole must hold every class, as split-off
+    parts must (keras' official test parts, not read here, do)."""
+    for part, labels in given.items():
+        absent = None if labels is None else _missing_class(labels, classes)
+        if absent is not None:
+            raise ConfigError(f"data.path: y_{part} of {Path(path).name} holds no example of "
+                              f"class {absent!r}; every part needs every class, so add some or "
+                              f"leave x_{part}, y_{part} out to split {part} off x_train.")
+
+
+def _check_hybrid_metrics(path_text: str) -> None:
+    import json
+
+    key, path = "report.hybrid_pipeline_metrics_path", Path(path_text)
+    try:
+        metrics = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: {path} not found. Make it with `lottery hybrid --config FILE "
+                          f"--out DIR` (it writes DIR/test_metrics.json), or set "
+                          f"report.compare_with_hybrid_pipeline: false.") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{key}: {path} is not a readable JSON file ({exc}).") from None
+    if not (isinstance(metrics, dict) and _is_number(metrics.get("accuracy"))
+            and _is_number(metrics.get("flops"))):
+        raise ConfigError(f"{key}: {path} holds no hybrid metrics (expected the keys accuracy "
+                          f"and flops, as `lottery hybrid` writes them).")
+
+
+def _safe_model_file(cfg: Config) -> None:
+    if cfg.train.arch == "file":
+        from ..models import keras_file
+
+        keras_file.check_safe(Path(cfg.train.model_file))
+
+
+def _vgg16_weights(cfg: Config) -> None:
+    if cfg.train.arch == "vgg16":
+        from ..data.keras_cache import vgg16_weights_path
+
+        vgg16_weights_path(cfg.train.weights)
+
+
+def _augment_arrays(cfg: Config) -> None:
+    """A .npz's rows are images to flip and crop only when each is (height, width, channels)."""
+    if cfg.data.augment and cfg.data.source == "arrays":
+        from ..data import user_data
+
+        shape, _ = user_data.peek(cfg.data)
+        if len(shape) != 3:
+            fail("data.augment", cfg.data.augment, f"flip and crop apply to images, and the rows "
+                 f"of {Path(cfg.data.path).name} have shape {shape}, not (height, width, "
+                 f"channels); use augment: []")
+
+
+def _hybrid_metrics(cfg: Config) -> None:
+    if cfg.report.compare_with_hybrid_pipeline:
+        _check_hybrid_metrics(cfg.report.hybrid_pipeline_metrics_path)
+
+
+def check_local_files(cfg: Config, problems: Problems) -> None:
+    """The data folder, the splits, VGG16 weights, a .npz's row shape (for data.augment) and the
+    hybrid metrics file, as seen here; each only once the values it reads were accepted (a
+    refused value is not looked for on disk)."""
+    problems.check(check_splits, cfg, needs=SPLIT_KEYS)
+    problems.check(_safe_model_file, cfg, needs=("train.arch", "train.model_file"))
+    problems.check(_vgg16_weights, cfg, needs=("train.arch", "train.weights"))
+    problems.check(_augment_arrays, cfg, needs=("data.augment", "data.source", "data.path"))
+    problems.check(_hybrid_metrics, cfg, needs=HYBRID_KEYS)

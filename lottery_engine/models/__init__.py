@@ -1,0 +1,1 @@
+"""Networks: the built-in and literature architectures, and the user's own model file or factory."""

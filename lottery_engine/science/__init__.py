@@ -1,0 +1,2 @@
+"""Experiments (arms × seeds, one run each), their write-up with paired tests, and the hybrid
+baseline."""
