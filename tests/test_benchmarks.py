@@ -61,7 +61,7 @@ BROWSER_RESULTS = [r"Chromium, Run page of the finished run, warm .* first chart
                    r"Chromium, Run page of the finished run, cold .* first chart [\d.]+ s",
                    r"Run page cold over an emulated .* [\d.]+ s compressed, [\d.]+ s uncompressed",
                    r"Chromium, Runs page with \d+ jobs, .* table shown [\d.]+ s"]
-# seconds; quick runs take 2-60 s on a 2-core machine (README's Benchmarks): these leave room
+# seconds; quick runs take 2-60 s on a 2-core machine (docs/benchmarks.md): these leave room
 TIMEOUT = {"ray_fanout.py": 240, "experiment_throughput.py": 180, "recipes.py": 180}
 DEFAULT_TIMEOUT = 120
 
