@@ -15,7 +15,7 @@ from app import charts
 from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import runfolder
 from lottery_engine.report import figures as report
-from lottery_engine.science import writeup
+from lottery_engine.science import over_seeds, writeup
 
 from .conftest import tiny_config
 from .test_app import app, figures
@@ -84,9 +84,9 @@ def test_two_runs_draw_as_thin_lines_and_three_as_a_band_clipped_to_the_metric()
     assert report.spread_note([1]) is None and "band" in report.spread_note([3, 1])
 
 
-def _cells(accuracies: list[list[float]]) -> list[writeup.Cell]:
+def _cells(accuracies: list[list[float]]) -> list[over_seeds.Cell]:
     """Rounds of one series over seeds: accuracies[round][seed]."""
-    return [writeup.Cell(r, 0.8 ** r, a, [100.0 * (r + 1)] * len(a), 0, a)
+    return [over_seeds.Cell(r, 0.8 ** r, a, [100.0 * (r + 1)] * len(a), 0, a)
             for r, a in enumerate(accuracies)]
 
 

@@ -11,7 +11,7 @@ from jobs import experiments, queue
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 from lottery_engine.report import figures as report
-from lottery_engine.science import experiment, writeup
+from lottery_engine.science import experiment, over_seeds, writeup
 
 from .conftest import tiny_config
 from .test_experiment_hardening import _record, _run_folder
@@ -168,6 +168,6 @@ def test_the_write_up_shows_a_grids_arms_side_by_side(tmp_path):
     assert text.index("## LeNet · rewind=init\n") < text.index("## LeNet · rewind=step:2\n")
     assert "rewind to step:2: every round after the first" in text  # each arm's own protocol
     titles = [a.text for a in report.experiment_figure(
-        {label: writeup.aggregate(by_seed) for label, by_seed in folders.items()},
+        {label: over_seeds.aggregate(by_seed) for label, by_seed in folders.items()},
         writeup.SERIES_NAMES).layout.annotations]
     assert titles == list(folders)  # one column per arm

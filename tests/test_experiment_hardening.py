@@ -14,7 +14,7 @@ from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 from lottery_engine.evaluation import significance
 from lottery_engine.foundations import runfolder
-from lottery_engine.science import experiment, writeup
+from lottery_engine.science import experiment, over_seeds, writeup
 
 from .conftest import ROOT, tiny_config
 
@@ -223,7 +223,7 @@ def test_a_difference_with_no_spread_claims_nothing():
         assert not diff.significant and diff.mean == pytest.approx(0.01)
         assert "no spread" in diff.text() and "CI" not in diff.text()
     remaining = [1.0, 0.8]
-    cells = {name: [writeup.Cell(r, remaining[r], accs, [100.0, 200.0], 2, accs)
+    cells = {name: [over_seeds.Cell(r, remaining[r], accs, [100.0, 200.0], 2, accs)
                     for r, accs in enumerate(rounds)]
              for name, rounds in (("imp", [[0.9, 0.92], [0.95, 0.95]]),
                                   ("random_reinit", [[0.9, 0.92], [0.94, 0.94]]))}

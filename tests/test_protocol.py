@@ -13,7 +13,7 @@ from lottery_engine.evaluation import significance
 from lottery_engine.foundations import runfolder
 from lottery_engine.lottery import imp
 from lottery_engine.pruning.masks import load_masks
-from lottery_engine.science import writeup
+from lottery_engine.science import over_seeds, writeup
 
 from .conftest import tiny_config
 
@@ -165,7 +165,7 @@ def test_verdicts_call_significant_only_what_survives_holm():
     series = {"imp": _cells([ticket, ticket, ticket], remaining),
               "random_reinit": _cells([ticket, borderline, far], remaining),
               "random_prune": _cells([ticket, borderline, far], remaining)}
-    diffs = writeup.comparisons(series)["random_reinit"]
+    diffs = over_seeds.comparisons(series)["random_reinit"]
     assert diffs[0].p == pytest.approx(0.032593, abs=2e-6) and diffs[0].low > 0
     assert diffs[0].p_adjusted == pytest.approx(2 * 0.032593, abs=5e-6)
     assert not diffs[0].significant and diffs[1].significant
@@ -179,8 +179,8 @@ def test_verdicts_call_significant_only_what_survives_holm():
     assert "| 1 | 50.00% | +1.16 (n.s.) | +0.16 to +2.16 | 0.033 | 0.065 |" in table
 
 
-def _cells(means: list[list[float]], remaining: list[float]) -> list[writeup.Cell]:
-    return [writeup.Cell(r, remaining[r], accs, [100.0 * (r + 1)] * len(accs), 0, accs)
+def _cells(means: list[list[float]], remaining: list[float]) -> list[over_seeds.Cell]:
+    return [over_seeds.Cell(r, remaining[r], accs, [100.0 * (r + 1)] * len(accs), 0, accs)
             for r, accs in enumerate(means)]
 
 
@@ -198,7 +198,7 @@ def test_verdicts_quote_the_paired_numbers_only():
     spans = writeup._rounds_text(series["imp"] * 3, [1, 2, 3, 5])
     assert spans == ("rounds 1–3 (50.00% to 100.00% of the weights left) and round 5 "
                      "(10.00% left)")
-    diff = writeup.comparisons(series)["random_reinit"][1]
+    diff = over_seeds.comparisons(series)["random_reinit"][1]
     assert diff.p == significance.paired(series["imp"][2].accuracy,
                                          series["random_reinit"][2].accuracy).p
     assert diff.text() in beat and "Holm-adjusted p = 0.004" in beat

@@ -11,7 +11,7 @@ from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine.foundations import runfolder
 from lottery_engine.report import figures as report
-from lottery_engine.science import writeup
+from lottery_engine.science import over_seeds
 
 OUTCOMES = ("ticket sparsity %", "best val accuracy", "early-stop iteration")
 
@@ -36,7 +36,7 @@ def outcome(folder: Path) -> dict[str, float] | None:
         return None
     return dict(zip(OUTCOMES, (100 * ticket["global_sparsity"],
                                max(r["val_accuracy"] for r in records),
-                               writeup.early_stop_iteration(record))))
+                               over_seeds.early_stop_iteration(record))))
 
 
 def shown(kind: str, with_controls: bool) -> bool:
@@ -48,7 +48,7 @@ def group_series(group: dict[str, Path]) -> dict[str, list[dict]]:
     """A group's round records by series: a lone run's own, else the means over its runs."""
     if len(group) == 1:
         return lab.all_series(*group.values())
-    return writeup.mean_records(dict(enumerate(group.values())))
+    return over_seeds.mean_records(dict(enumerate(group.values())))
 
 
 def group_table(groups: dict[str, dict[str, Path]], with_controls: bool) -> list[dict]:

@@ -15,7 +15,7 @@ from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import yaml_text
 from lottery_engine.report import figures as report
 from lottery_engine.science import experiment as experiment_lib
-from lottery_engine.science import writeup
+from lottery_engine.science import over_seeds, writeup
 
 WRITE_UP_WAIT = 300.0  # seconds after the last job's end to wait for its write-up (it exports)
 GRID_ROWS = 2  # config keys a launch may sweep (an experiment file's `grid` takes any number)
@@ -171,7 +171,7 @@ def experiment_view() -> None:
     if not folders:
         st.info("The figures appear when every seed of an arm has finished its dense round.")
     else:
-        results = {label: writeup.aggregate(by_seed) for label, by_seed in folders.items()}
+        results = {label: over_seeds.aggregate(by_seed) for label, by_seed in folders.items()}
         st.caption("Accuracy at early stop (test) and the early-stop iteration against weights "
                    "remaining, mean over seeds with their spread (the legend says which): the "
                    "rounds every "

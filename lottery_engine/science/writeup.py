@@ -4,13 +4,13 @@ What is measured is said in the text itself: accuracy at the early-stop point (t
 step of lowest validation loss, Frankle & Carbin §2) and the iteration of that point; tickets
 are chosen on validation only and test accuracy is only reported. Ticket-minus-control differences
 are paired by seed (significance.py), and an arm's tests (every round against every control) are
-one family whose p-values are Holm-adjusted: a round is called significant only by its adjusted p.
-Verdicts quote those numbers and nothing else.
+one family whose p-values are Holm-adjusted: a round is called significant only by its adjusted p
+(over_seeds.py reads the numbers and makes the tests). Verdicts quote those numbers and nothing
+else.
 
-Each arm also names its ticket to ship, chosen on validation: the sparsest round whose validation
-accuracy at early stop is within 1 point of dense's (means over seeds), its test accuracy only
-reported; with what its compact export (export/exporter.py) buys in size and batch-1 latency. Only that line may import TensorFlow,
-and only when the run has no such export yet: the dashboard reads the rest of this module.
+Each arm also names its ticket to ship (ship.py), chosen on validation, with what its compact
+export buys in size and batch-1 latency. Only that line may import TensorFlow, and only when the
+run has no such export yet: the dashboard reads the rest of this module.
 
 A write-up is a .md file whose figure is the same name with .png; its first line (marker) names its
 experiment, so remaking it overwrites that earlier write-up and nothing else.
@@ -21,118 +21,19 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from filelock import FileLock
-
-from ..config import load as config_lib
 from ..config.load import ConfigError
-from ..evaluation.significance import LEVEL, Paired, holm, p_text, paired
+from ..evaluation.significance import LEVEL, Paired, p_text
 from ..export import export_records
 from ..foundations import runfolder
 from ..foundations.faults import describe
 from ..report.figures import experiment_figure, network_text
+from .over_seeds import Cell, aggregate, clock, comparisons, steps_trained, tests_in
+from .ship import HOLD_POINTS, compact_export, to_ship
 
 SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
                 "random_prune": "random prune"}
-CONTROLS = ("random_reinit", "random_prune")
-HOLD_POINTS = 0.01  # "tickets hold" while within 1 point of dense
-EXPORT_LOCK = ".write-up.lock"  # in RUN_DIR/export/: one write-up exports a run's round at a time
-
-
-def early_stop_accuracy(record: dict) -> float:
-    """Test accuracy at the early-stop point (records before that field: the end of training)."""
-    return record.get("early_stop_test_accuracy", record["test_accuracy"])
-
-
-def early_stop_val_accuracy(record: dict) -> float:
-    """Validation accuracy at the early-stop point (records before that field: the end of
-    training)."""
-    return record.get("early_stop_val_accuracy", record["val_accuracy"])
-
-
-def early_stop_iteration(record: dict) -> float:
-    """The training step (round 0's clock) of lowest validation loss."""
-    return record.get("early_stop_step", record.get("steps", 0))
-
-
-@dataclass
-class Cell:
-    """One series at one round over seeds (values in seed order)."""
-
-    round: int
-    remaining: float  # fraction of prunable weights left
-    accuracy: list[float]  # test accuracy at early stop: reported, never chosen on
-    iteration: list[float]
-    stopped_early: int  # seeds whose round ended by early stopping rather than the step cap
-    val_accuracy: list[float]  # validation accuracy at early stop: what choices are made on
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.accuracy)
-
-    @property
-    def sd(self) -> float:
-        return statistics.stdev(self.accuracy) if len(self.accuracy) > 1 else 0.0
-
-
-def _series_order(name: str) -> tuple[int, str]:
-    """Ticket first, then the controls in their usual order, then anything else."""
-    order = ("imp",) + CONTROLS
-    return (order.index(name) if name in order else len(order), name)
-
-
-def aggregate(folders: dict[int, Path]) -> dict[str, list[Cell]]:
-    """Per series, the rounds every seed has finished, seeds in the same order for every series
-    (so cells pair by position)."""
-    seeds = sorted(folders)
-    by_seed = [runfolder.series(folders[s]) for s in seeds]
-    out: dict[str, list[Cell]] = {}
-    for name in sorted(by_seed[0], key=_series_order):
-        rounds = min(len(s.get(name, [])) for s in by_seed)
-        cells = []
-        for r in range(rounds):
-            records = [s[name][r] for s in by_seed]
-            cells.append(Cell(r, records[0]["remaining_prunable"] / records[0]["total_prunable"],
-                              [early_stop_accuracy(x) for x in records],
-                              [early_stop_iteration(x) for x in records],
-                              sum(bool(x.get("stopped_early")) for x in records),
-                              [early_stop_val_accuracy(x) for x in records]))
-        out[name] = cells
-    return out
-
-
-def mean_records(folders: dict[int, Path]) -> dict[str, list[dict]]:
-    """Round records averaged over seeds (numbers only; the rest from the first seed), so an
-    experiment arm draws on the Compare page like one run."""
-    by_seed = [runfolder.series(f) for f in folders.values()]
-    out: dict[str, list[dict]] = {}
-    for name in by_seed[0]:
-        rounds = min(len(s.get(name, [])) for s in by_seed)
-        out[name] = [{key: (statistics.fmean(r[key] for r in records)
-                            if all(isinstance(r.get(key), (int, float)) and
-                                   not isinstance(r.get(key), bool) for r in records)
-                            else value) for key, value in records[0].items()}
-                     for records in ([s[name][i] for s in by_seed] for i in range(rounds))]
-    return out
-
-
-def comparisons(series: dict[str, list[Cell]]) -> dict[str, list[Paired]]:
-    """Ticket minus each control, per round ≥ 1, paired by seed; the arm's tests over every
-    round and control Holm-adjusted as one family."""
-    imp = series["imp"]
-    raw = {c: [paired(imp[r].accuracy, series[c][r].accuracy)
-               for r in range(1, min(len(imp), len(series[c])))]
-           for c in CONTROLS if c in series}
-    adjusted = iter(holm([d for diffs in raw.values() for d in diffs]))
-    return {c: [next(adjusted) for _ in diffs] for c, diffs in raw.items()}
-
-
-def tests_in(diffs: dict[str, list[Paired]]) -> int:
-    """How many tests a family holds: the m of its Holm adjustment."""
-    return sum(not d.no_spread and d.n > 1 for ds in diffs.values() for d in ds)
 
 
 def _pct(fraction: float) -> str:
@@ -211,42 +112,6 @@ def verdicts(series: dict[str, list[Cell]]) -> list[str]:
                      f"{statistics.fmean(imp[r].iteration):,.0f}, {name} "
                      f"{statistics.fmean(controls[r].iteration):,.0f}.")
     return lines
-
-
-def to_ship(imp: list[Cell]) -> Cell | None:
-    """The sparsest pruning round whose ticket is within 1 point of dense in validation accuracy
-    at early stop (means over seeds); None if no round is. Validation, not test: a ticket chosen
-    on the test split would make the test accuracy reported for it optimistic."""
-    dense = statistics.fmean(imp[0].val_accuracy)
-    held = [c for c in imp[1:] if statistics.fmean(c.val_accuracy) >= dense - HOLD_POINTS]
-    return held[-1] if held else None
-
-
-def compact_export(folder: Path, round_index: int) -> dict:
-    """The run's compact export record of `round_index`: its exports.json's when that holds an
-    ok one, else made now as `lottery export --format compact --round N` makes it (kept there,
-    so remaking the write-up reuses it, and shown in the run's report). Made under a lock in the run's export folder:
-    the worker's write-up and `lottery experiment`'s run at once and would write one file
-    together; the second finds the first's record."""
-    def recorded() -> dict | None:
-        record = export_records.read(folder).get("compact", {})
-        return record if record.get("status") == "ok" and record.get("round") == round_index \
-            else None
-
-    if found := recorded():  # no lock needed: the run's folder may be read-only
-        return found
-    (folder / export_records.EXPORT_DIR).mkdir(exist_ok=True)
-    with FileLock(str(folder / export_records.EXPORT_DIR / EXPORT_LOCK)):
-        if found := recorded():
-            return found
-        # TensorFlow: paid by the process writing the write-up
-        from ..export import exporter as export
-        from ..report import figures as report
-
-        export.limit_threads(1)  # as `lottery export` times; a no-op once TensorFlow has run
-        [record] = export.export(folder, ["compact"], round_index)
-        report.write(folder)  # the run's report shows its exports, as after `lottery export`
-        return record
 
 
 def ship_line(imp: list[Cell], by_seed: dict[int, Path]) -> str:
@@ -330,31 +195,6 @@ def _difference_cells(diff: Paired) -> list[str]:
     mark = "" if diff.significant else " (n.s.)"
     return [f"{100 * diff.mean:+.2f}{mark}", f"{100 * diff.low:+.2f} to {100 * diff.high:+.2f}",
             p_text(diff.p).removeprefix("= "), p_text(diff.p_adjusted).removeprefix("= ")]
-
-
-def clock(folder: Path) -> tuple[int, int]:
-    """(T, k) of a run, on round 0's step clock: the step every round trains to at most, and the
-    step later rounds rewind to. Records keep the steps a round took, not its cap, so both are
-    computed as the engine does, from the frozen config and the run's own training split."""
-    cfg = config_lib.load_run(folder, check_files=False)
-    with np.load(Path(folder) / runfolder.SPLIT) as split:
-        batches = -(-len(split["train"]) // cfg.train.batch_size)
-    return cfg.train.epochs * batches, config_lib.rewind_step(cfg, batches)
-
-
-def steps_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
-    """Optimizer steps trained (a control's round 0 is the ticket's) and what the cap allows,
-    T − start_step per round. Steps, not epochs: a round that stops mid-epoch trained only part
-    of its last one, so counting epochs begun overstates what was trained."""
-    trained = budget = 0
-    for by_seed in folders.values():
-        for folder in by_seed.values():
-            total, _ = clock(folder)
-            for name, records in runfolder.series(folder).items():
-                counted = [r for r in records if name == "imp" or r["round"] > 0]
-                trained += sum(r["steps"] for r in counted)
-                budget += sum(total - r["start_step"] for r in counted)
-    return trained, budget
 
 
 def _rewinding(folder: Path, imp: dict) -> str:
