@@ -33,7 +33,7 @@ from lottery_engine import pipeline  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
 from lottery_engine.data.keras_cache import keras_home  # noqa: E402
-from lottery_engine.export import export_records, tflite_export  # noqa: E402
+from lottery_engine.export import export_records, measure, tflite_export  # noqa: E402
 from lottery_engine.export import exporter as export  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
 
@@ -96,8 +96,8 @@ def _against_dense_tflite(exporter: export.Exporter, sparse: dict) -> str:
     if sparse["status"] != "ok":
         return "sparse tflite failed; no comparison with a dense TFLite"
     content = tflite_export.convert(exporter.ticket, None, sparse=False)
-    dense, _ = export.measure_tflite(content, exporter.x_test, exporter.data.y_test,
-                                     exporter.logits, exporter.repeats)
+    dense, _ = measure.measure_tflite(content, exporter.x_test, exporter.data.y_test,
+                                      exporter.logits, exporter.repeats)
     latency = sparse["latency_ms_per_sample"]
     speed = ", ".join(f"speed-up {export_records.ratio(dense.latency[key] / latency[key])} at "
                       f"{key.replace('_', ' ')}" for key in ("batch_1", "batch_256"))
@@ -133,12 +133,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, action="append", default=[],
                         help="a finished run folder to export (repeatable)")
-    parser.add_argument("--repeats", type=int, default=export.REPEATS)
+    parser.add_argument("--repeats", type=int, default=measure.REPEATS)
     parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(repeats=2)
     args = parser.parse_args()
-    export.limit_threads(1)
+    measure.limit_threads(1)
     print(f"one thread; median of {args.repeats} repeats at batch 1 and "
           f"{max(3, args.repeats // 5)} at batch 256; 'faster' is dense time / this time")
     with tempfile.TemporaryDirectory() as tmp:

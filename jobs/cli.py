@@ -50,9 +50,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     """Each format's file and record (exports.json), one summary line each; a format that
     fails is reported and the others still export."""
     from lottery_engine.export import exporter as export
+    from lottery_engine.export import measure
     from lottery_engine.report import figures as report
 
-    export.limit_threads(1)
+    measure.limit_threads(1)
     formats = export.FORMATS if args.format == "all" else (args.format,)
     records = export.export(Path(args.run_dir), formats, args.round, args.out,
                             force=args.force)

@@ -165,9 +165,10 @@ def run_export(job: Path) -> None:
     quiet_import.tensorflow()
     from lottery_engine.export import export_records
     from lottery_engine.export import exporter as export
+    from lottery_engine.export import measure
     from lottery_engine.report import figures as report
 
-    export.limit_threads(1)
+    measure.limit_threads(1)
     run_dir = queue.job_dir(job.parent, queue.read_status(job)["run"])
     runfolder.write_json(job / PROGRESS, {"phase": "loading the ticket and timing it dense"})
     exporter = export.Exporter(run_dir)

@@ -49,9 +49,10 @@ def compact_export(folder: Path, round_index: int) -> dict:
             return found
         # TensorFlow: paid by the process writing the write-up
         from ..export import exporter as export
+        from ..export import measure
         from ..report import figures as report
 
-        export.limit_threads(1)  # as `lottery export` times; a no-op once TensorFlow has run
+        measure.limit_threads(1)  # as `lottery export` times; a no-op once TensorFlow has run
         [record] = export.export(folder, ["compact"], round_index)
         report.write(folder)  # the run's report shows its exports, as after `lottery export`
         return record
