@@ -51,7 +51,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     fails is reported and the others still export."""
     from lottery_engine.export import exporter as export
     from lottery_engine.export import measure
-    from lottery_engine.report import figures as report
+    from lottery_engine.report import page as report
 
     measure.limit_threads(1)
     formats = export.FORMATS if args.format == "all" else (args.format,)
@@ -64,7 +64,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from lottery_engine.report import figures as report
+    from lottery_engine.report import page as report
 
     run_dir = Path(args.run_dir)
     if not runfolder.read_rounds(run_dir):
@@ -164,7 +164,7 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
           f"F1 {result['f1']:.4f}, {result['flops']:,} FLOPs to that layer -> "
           f"{out / runfolder.HYBRID_METRICS}")
     if run_dir:
-        from lottery_engine.report import figures as report
+        from lottery_engine.report import page as report
 
         report.write(run_dir)
     return 0

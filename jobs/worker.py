@@ -166,7 +166,7 @@ def run_export(job: Path) -> None:
     from lottery_engine.export import export_records
     from lottery_engine.export import exporter as export
     from lottery_engine.export import measure
-    from lottery_engine.report import figures as report
+    from lottery_engine.report import page as report
 
     measure.limit_threads(1)
     run_dir = queue.job_dir(job.parent, queue.read_status(job)["run"])

@@ -9,7 +9,7 @@ from .config.load import Config
 from .foundations import runfolder
 from .foundations.events import Listener, RunCancelled
 from .lottery import imp, ticket
-from .report import figures as report
+from .report import page as report
 
 log = logging.getLogger("lottery")
 

@@ -14,6 +14,7 @@ import pytest
 from app import charts
 from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import runfolder
+from lottery_engine.report import compare, page
 from lottery_engine.report import figures as report
 from lottery_engine.science import over_seeds, writeup
 
@@ -53,35 +54,35 @@ def test_one_dash_meaning_per_series_everywhere(tiny_run):
     records = runfolder.read_rounds(tiny_run)
     series = runfolder.series(tiny_run)
     controls = {k: v for k, v in series.items() if k != "imp"}
-    drawn = [*report.figures(tiny_run), report.sparsity_accuracy(records, "round", controls),
+    drawn = [*page.figures(tiny_run), report.sparsity_accuracy(records, "round", controls),
              report.epoch_history(records[-1]),
-             report.compare({"a": {"a": series}, "b": {"b": series}})]
+             compare.compare({"a": {"a": series}, "b": {"b": series}})]
     lines = [t for fig in drawn for t in fig.data if isinstance(t, go.Scatter)]
     assert {_kind(t.name) for t in lines} == {"imp", "random_reinit", "random_prune"}
     for trace in lines:
         assert _dash(trace) == report.SERIES_DASH[_kind(trace.name)], trace.name
 
 
-def _runs(values: list[list[float]]) -> dict[str, report.Line]:
+def _runs(values: list[list[float]]) -> dict[str, compare.Line]:
     return {f"seed {i}": ([0.0, 50.0, 80.0], v) for i, v in enumerate(values)}
 
 
 def test_two_runs_draw_as_thin_lines_and_three_as_a_band_clipped_to_the_metric():
     line = {"color": "#E64B35", "dash": "solid"}
-    two = report.spread(_runs([[0.40, 0.5, 0.6], [0.99, 0.98, 0.97]]), name="ticket",
-                        line=line, group="a", bounds=report.UNIT)
+    two = compare.spread(_runs([[0.40, 0.5, 0.6], [0.99, 0.98, 0.97]]), name="ticket",
+                         line=line, group="a", bounds=compare.UNIT)
     assert not any(t.fill for t in two)  # no t interval from two values (it reached 120%)
     assert [t.line.width for t in two] == [None, 1, 1]  # the mean, then each run thin
     assert list(two[0].y) == pytest.approx([0.695, 0.74, 0.785])
-    three = report.spread(_runs([[0.40, 0.5, 0.6], [0.99, 0.98, 0.97], [0.98, 0.99, 1.0]]),
-                          name="ticket", line=line, group="a", bounds=report.UNIT)
+    three = compare.spread(_runs([[0.40, 0.5, 0.6], [0.99, 0.98, 0.97], [0.98, 0.99, 1.0]]),
+                           name="ticket", line=line, group="a", bounds=compare.UNIT)
     band, mean = three
     assert band.fill == "toself" and mean.name == "ticket"
     assert max(band.y) == 1.0 and min(band.y) >= 0.0  # clipped where the interval runs past
-    assert report.metric_bounds("test_accuracy") == report.metric_bounds("val_f1") == (0, 1)
-    assert report.spread_note([2], "seeds") == (
+    assert compare.metric_bounds("test_accuracy") == compare.metric_bounds("val_f1") == (0, 1)
+    assert compare.spread_note([2], "seeds") == (
         "thin lines: each of the seeds (fewer than 3: too few for a 95% interval)")
-    assert report.spread_note([1]) is None and "band" in report.spread_note([3, 1])
+    assert compare.spread_note([1]) is None and "band" in compare.spread_note([3, 1])
 
 
 def _cells(accuracies: list[list[float]]) -> list[over_seeds.Cell]:
@@ -93,14 +94,14 @@ def _cells(accuracies: list[list[float]]) -> list[over_seeds.Cell]:
 def test_the_experiment_figure_draws_two_seeds_as_lines_and_clips_bands():
     two = {"arm": {"imp": _cells([[0.40, 0.99], [0.45, 0.98]]),
                    "random_prune": _cells([[0.40, 0.99], [0.2, 0.3]])}}
-    fig = report.experiment_figure(two, writeup.SERIES_NAMES)
+    fig = compare.experiment_figure(two, writeup.SERIES_NAMES)
     assert not any(t.fill for t in fig.data)
     assert sum(t.line.width == 1 for t in fig.data) == 2 * 2 * 2  # 2 series x 2 rows x 2 seeds
     assert "too few for a 95% interval" in fig.layout.legend.title.text
     assert {t.name for t in fig.data if t.showlegend is not False} == {
         "winning ticket", "random prune"}
     three = {"arm": {"imp": _cells([[0.40, 0.99, 0.98], [0.45, 0.98, 0.99]])}}
-    bands = [t for t in report.experiment_figure(three, writeup.SERIES_NAMES).data if t.fill]
+    bands = [t for t in compare.experiment_figure(three, writeup.SERIES_NAMES).data if t.fill]
     assert len(bands) == 2 and max(bands[0].y) == 100.0 and min(bands[1].y) >= 0.0
 
 
@@ -196,11 +197,11 @@ def test_parallel_coordinates_relate_config_keys_to_what_each_run_found(sweep, m
 def test_a_brushed_range_keeps_the_runs_inside_it():
     rows = [{"rate": rate, "optimizer": opt, "acc": acc}
             for rate, opt, acc in ((0.2, "adam", 0.9), (0.4, "sgd", 0.8), (0.6, "adam", 0.7))]
-    fig = report.parallel_coordinates(rows, ["rate", "optimizer", "acc"], colour="acc")
+    fig = compare.parallel_coordinates(rows, ["rate", "optimizer", "acc"], colour="acc")
     assert list(fig.data[0].dimensions[1].ticktext) == ["adam", "sgd"]  # text as categories
-    assert report.brushed(fig, {}) == [0, 1, 2]
-    assert report.brushed(fig, {"rate": [0.1, 0.5]}) == [0, 1]
-    assert report.brushed(fig, {"rate": [[0.1, 0.3], [0.5, 0.7]], "optimizer": [-0.5, 0.5]}) \
+    assert compare.brushed(fig, {}) == [0, 1, 2]
+    assert compare.brushed(fig, {"rate": [0.1, 0.5]}) == [0, 1]
+    assert compare.brushed(fig, {"rate": [[0.1, 0.3], [0.5, 0.7]], "optimizer": [-0.5, 0.5]}) \
         == [0, 2]
 
 

@@ -10,7 +10,7 @@ import pytest
 from jobs import experiments, queue
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
-from lottery_engine.report import figures as report
+from lottery_engine.report import compare as report
 from lottery_engine.science import experiment, over_seeds, writeup
 
 from .conftest import tiny_config

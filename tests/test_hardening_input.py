@@ -215,7 +215,7 @@ def test_run_names_never_become_paths(tmp_path):
 def test_report_escapes_the_run_name(tmp_path, tiny_run):
     import shutil
 
-    from lottery_engine.report import figures as report
+    from lottery_engine.report import page as report
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

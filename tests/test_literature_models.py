@@ -21,7 +21,7 @@ from lottery_engine.foundations import runfolder
 from lottery_engine.lottery import imp
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
-from lottery_engine.report import figures as report
+from lottery_engine.report import page as report
 from lottery_engine.science import hybrid, writeup
 
 CIFAR = (32, 32, 3)

@@ -1,4 +1,5 @@
 from lottery_engine.foundations import runfolder
+from lottery_engine.report import compare, page
 from lottery_engine.report import figures as report
 
 
@@ -47,11 +48,11 @@ def test_markdown_table_has_a_row_per_round(tiny_run):
 
 def test_compare_overlays_controls(tiny_run):
     series = runfolder.series(tiny_run)
-    fig = report.compare({"tiny": {"tiny": series}})
+    fig = compare.compare({"tiny": {"tiny": series}})
     assert [t.name for t in fig.data] == ["ticket", "random prune", "random reinit"]
     colours = {t.line.color for t in fig.data}
     assert len(colours) == 3  # one run: a colour per series
-    two = report.compare({"a <b>": {"a <b>": series}, "c": {"c": series}})
+    two = compare.compare({"a <b>": {"a <b>": series}, "c": {"c": series}})
     assert two.data[0].name == "a &lt;b&gt; · ticket"  # labels are plain text
     assert two.data[0].line.color != two.data[3].line.color  # a colour per run
     assert [t.line.dash for t in two.data[:3]] == ["solid", "dot", "dash"]  # a dash per series
@@ -67,7 +68,7 @@ def test_figures_keep_the_users_view_and_use_whole_round_ticks(tiny_run):
     assert log.layout.xaxis.type == "log"
     assert list(log.data[0].x) == [r["remaining_prunable"] for r in records]
     assert report.flops_per_round(records).layout.xaxis.dtick == 1
-    assert all(f.layout.uirevision for f in report.figures(tiny_run))
+    assert all(f.layout.uirevision for f in page.figures(tiny_run))
 
 
 def test_smoothing_is_an_exponential_moving_average():

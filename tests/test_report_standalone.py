@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from lottery_engine.foundations import runfolder
-from lottery_engine.report import figures as report
+from lottery_engine.report import page as report
 
 
 class _Sections(HTMLParser):

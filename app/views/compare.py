@@ -10,6 +10,7 @@ import streamlit as st
 from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine.foundations import runfolder
+from lottery_engine.report import compare
 from lottery_engine.report import figures as report
 from lottery_engine.science import over_seeds
 
@@ -62,26 +63,26 @@ def group_table(groups: dict[str, dict[str, Path]], with_controls: bool) -> list
 
 def cell(value: object) -> object:
     """A config value for a table column: numbers as they are, anything else as text."""
-    return value if isinstance(value, (int, float)) else report.value_text(value)
+    return value if isinstance(value, (int, float)) else compare.value_text(value)
 
 
 def parallel_view(runs: dict[str, Path], configs: dict[str, dict]) -> None:
     """Chosen config keys against what each run found, one line per run with a ticket; a range
     brushed on an axis filters the table under the chart."""
     st.subheader("Config → what each run found")
-    keys = st.multiselect("Config keys", report.config_keys(configs.values()),
-                          default=[k for k in report.varying_keys(list(configs.values()))
+    keys = st.multiselect("Config keys", compare.config_keys(configs.values()),
+                          default=[k for k in compare.varying_keys(list(configs.values()))
                                    if k != "run.name"][:4], key="parallel_keys")
     found = {run: outcome(folder) for run, folder in runs.items()}
-    rows = [{"run": run, **{k: report.config_value(configs[run], k) for k in keys}, **values}
+    rows = [{"run": run, **{k: compare.config_value(configs[run], k) for k in keys}, **values}
             for run, values in found.items() if values]
     if len(rows) < len(found):
         st.caption(f"{len(found) - len(rows)} run(s) without a winning ticket yet are left out.")
     if not rows:
         return
-    figure = report.parallel_coordinates(rows, [*keys, *OUTCOMES], colour="best val accuracy")
+    figure = compare.parallel_coordinates(rows, [*keys, *OUTCOMES], colour="best val accuracy")
     brush = charts.chart(figure, key="parallel")
-    inside = report.brushed(figure, brush)
+    inside = compare.brushed(figure, brush)
     if brush:
         st.caption(f"{len(inside)} of {len(rows)} runs inside the brushed ranges.")
     st.dataframe([{k: cell(v) for k, v in rows[i].items()} for i in inside], hide_index=True)
@@ -108,17 +109,17 @@ chosen_groups = {label: arms.get(label) or {label: folders[label]} for label in 
 runs = {run: folder for group in chosen_groups.values() for run, folder in group.items()}
 configs = {run: runfolder.frozen_config(folder) for run, folder in runs.items()}
 group_key = right.selectbox(
-    "Group runs by", [None, *report.config_keys(configs.values())], key="group_by",
+    "Group runs by", [None, *compare.config_keys(configs.values())], key="group_by",
     format_func=lambda k: "(each run; an arm by its seeds)" if k is None else k,
     help="Runs with the same value of this config key draw as one line, their mean, with "
          "their spread: a 95% band from 3 runs, else each run as a thin line.")
-groups = report.group_by_key(runs, configs, group_key) if group_key else chosen_groups
+groups = compare.group_by_key(runs, configs, group_key) if group_key else chosen_groups
 
 if groups:
     series = {label: {run: {kind: records for kind, records in lab.all_series(folder).items()
                             if shown(kind, with_controls)}
                       for run, folder in group.items()}
               for label, group in groups.items()}
-    charts.chart(report.compare(series, metric, axis), key="compare")
+    charts.chart(compare.compare(series, metric, axis), key="compare")
     st.dataframe(group_table(groups, with_controls), hide_index=True)
     parallel_view(runs, configs)

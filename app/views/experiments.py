@@ -13,7 +13,7 @@ from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import yaml_text
-from lottery_engine.report import figures as report
+from lottery_engine.report import compare as report
 from lottery_engine.science import experiment as experiment_lib
 from lottery_engine.science import over_seeds, writeup
 

@@ -50,7 +50,7 @@ def compact_export(folder: Path, round_index: int) -> dict:
         # TensorFlow: paid by the process writing the write-up
         from ..export import exporter as export
         from ..export import measure
-        from ..report import figures as report
+        from ..report import page as report
 
         measure.limit_threads(1)  # as `lottery export` times; a no-op once TensorFlow has run
         [record] = export.export(folder, ["compact"], round_index)

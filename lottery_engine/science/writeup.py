@@ -28,7 +28,8 @@ from ..evaluation.significance import LEVEL, Paired, p_text
 from ..export import export_records
 from ..foundations import runfolder
 from ..foundations.faults import describe
-from ..report.figures import experiment_figure, network_text
+from ..report.compare import experiment_figure
+from ..report.page import network_text
 from .over_seeds import Cell, aggregate, clock, comparisons, steps_trained, tests_in
 from .ship import HOLD_POINTS, compact_export, to_ship
 
