@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from lottery_engine.config.load import PRUNABLE_LAYERS, DataConfig, TrainConfig  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
-from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.lottery import runtime  # noqa: E402
 from lottery_engine.models import builders as models  # noqa: E402
 from lottery_engine.pruning.masks import MaskManager, magnitude_prune  # noqa: E402
 from lottery_engine.pruning.prunable import select  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> None:
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(size=16, epochs=1, repeats=1)
     args = parser.parse_args()
-    imp.setup_runtime("cpu")
+    runtime.setup_runtime("cpu")
     dataset = data_lib.load(DataConfig(image_size=[args.size, args.size]), seed=0)
     x, y = dataset.x_train, dataset.y_train
     times: dict[str, list[float]] = {"dense": [], "callback": [], "engine": []}

@@ -8,7 +8,7 @@ The recipe on both: 32x32x3 generated images (a .npz, data.source arrays), batch
 Keras' momentum 0.9, weight decay 1e-4 (L2 on every trainable variable, through the gradient), a
 step schedule (x0.1 at epochs 1 and 2) after 10 warm-up steps, flip + crop augmentation.
 
-- engine: an imp.Trainer on that config, its real path (`trainer.epoch_trainer()`: the fused step
+- engine: a Trainer on that config, its real path (`trainer.epoch_trainer()`: the fused step
   with the masks as constraints, the learning rate and augmentation on the step clock, `chunk`
   steps per call), validation left out;
 - keras fit: the same network, unmasked, compiled with keras.optimizers.SGD (same momentum and
@@ -53,7 +53,8 @@ import tensorflow as tf  # noqa: E402
 
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
-from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.lottery import runtime  # noqa: E402
+from lottery_engine.lottery.trainer import Trainer  # noqa: E402
 from lottery_engine.models import builders as models  # noqa: E402
 from lottery_engine.models import literature_models  # noqa: E402
 from lottery_engine.training import recipes  # noqa: E402
@@ -170,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    imp.setup_runtime("cpu")
+    runtime.setup_runtime("cpu")
     print(f"load average before: {load_average()}")
     best: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,7 +182,7 @@ def main() -> None:
         cfg = config_lib.loads("{}", overrides=base)
         data = data_lib.load(cfg.data, cfg.run.seed)
         order = training.epoch_order(cfg.run.seed, 0, len(data.y_train))
-        trainers = {jit: imp.Trainer(config_lib.loads(
+        trainers = {jit: Trainer(config_lib.loads(
             "{}", overrides=base + [f"train.jit_compile={str(jit).lower()}"]), data,
             Path(tmp) / str(jit)) for jit in ((False, True) if args.xla else (False,))}
         timed = {f"engine ({'XLA' if jit else 'graph'})":
@@ -193,7 +194,7 @@ def main() -> None:
         # a few steps from the same θ0: fit against the engine, and the engine against itself
         # with one weight one ulp off (the noise floor); these calls also trace and compile
         first = order[:min(CHECKED_STEPS, args.steps) * args.batch]
-        nudged = imp.Trainer(trainers[False].cfg, data, Path(tmp) / "nudged")
+        nudged = Trainer(trainers[False].cfg, data, Path(tmp) / "nudged")
         weights = nudged.model.get_weights()
         weights[0].flat[0] = np.nextafter(weights[0].flat[0], np.float32(np.inf))
         nudged.model.set_weights(weights)

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from lottery_engine import pipeline  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
-from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.lottery.trainer import Trainer  # noqa: E402
 from lottery_engine.training import rounds as training  # noqa: E402
 
 CONFIG = {
@@ -38,10 +38,10 @@ CONFIG = {
 }
 
 
-RESET_WAY = imp.Trainer.epoch_trainer
+RESET_WAY = Trainer.epoch_trainer
 
 
-def rebuild_every_round(self: imp.Trainer) -> training.EpochTrainer:
+def rebuild_every_round(self: Trainer) -> training.EpochTrainer:
     self._step = None
     return RESET_WAY(self)
 
@@ -69,12 +69,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             for way in ("rebuild", "reset") if repeat % 2 == 0 else ("reset", "rebuild"):
-                imp.Trainer.epoch_trainer = (rebuild_every_round if way == "rebuild"
-                                             else RESET_WAY)
+                Trainer.epoch_trainer = (rebuild_every_round if way == "rebuild"
+                                         else RESET_WAY)
                 per_round, accuracies = one_run(args.rounds, Path(tmp) / f"{way}-{repeat}")
                 times[way].append(per_round)
                 results[way] = accuracies
-    imp.Trainer.epoch_trainer = RESET_WAY
+    Trainer.epoch_trainer = RESET_WAY
     rebuild, reset = (statistics.median(times[w]) for w in ("rebuild", "reset"))
     print(f"{args.rounds} rounds x (ticket + 2 controls), {args.repeats} repeats, rotating order")
     print(f"rebuild per round: {rebuild:.3f} s/series-round; reset: {reset:.3f} s; "

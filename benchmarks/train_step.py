@@ -49,7 +49,8 @@ from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
 from lottery_engine.evaluation import significance  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
-from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.lottery import runtime  # noqa: E402
+from lottery_engine.lottery.trainer import Trainer  # noqa: E402
 from lottery_engine.training import rounds as training  # noqa: E402
 from lottery_engine.training.stacked_step import StackedStep  # noqa: E402
 
@@ -74,13 +75,13 @@ def _config(arch: str, overrides: list[str], limit: int) -> config_lib.Config:
 
 def speed_worker(arch: str, threads: int, steps: int, repeats: int, limit: int) -> dict:
     """Steps per second of each path, in this process (its thread count already set)."""
-    imp.setup_runtime("cpu")
+    runtime.setup_runtime("cpu")
     base = _config(arch, [], limit)
     data = data_lib.load(base.data, base.run.seed)
     order = training.epoch_order(base.run.seed, 0, len(data.y_train))[:steps * 60]
     best = {name: float("inf") for name in [*PATHS, STACKED, STACKED_XLA]}
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {name: imp.Trainer(_config(arch, overrides, limit), data, Path(tmp))
+        trainers = {name: Trainer(_config(arch, overrides, limit), data, Path(tmp))
                     for name, overrides in PATHS.items()}
         for name, trainer in list(trainers.items()):  # trace and compile outside the timing
             try:

@@ -27,13 +27,14 @@ from data_scale import generate  # noqa: E402
 
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
-from lottery_engine.lottery import imp  # noqa: E402
+from lottery_engine.lottery import runtime  # noqa: E402
+from lottery_engine.lottery.trainer import Trainer  # noqa: E402
 
 
 def one_round(cfg: config_lib.Config, dataset: data_lib.Dataset, run_dir: Path) -> tuple[float, float]:
     """Seconds to set up (feature cache fill when on) and for one pruned round."""
     start = time.perf_counter()
-    trainer = imp.Trainer(cfg, dataset, run_dir)
+    trainer = Trainer(cfg, dataset, run_dir)
     setup = time.perf_counter() - start
     start = time.perf_counter()
     trainer.manager.prune(cfg.imp.prune_rate, cfg.imp.scope, cfg.imp.layer_rates)
@@ -55,7 +56,7 @@ def main() -> None:
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(images=64, size=32, epochs=1)
     args = parser.parse_args()
-    imp.setup_runtime("cpu")
+    runtime.setup_runtime("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "train"
         folder.mkdir()

@@ -20,10 +20,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise config_lib.ConfigError(f"--out {out}: holds a finished run; choose another folder.")
     if out.exists() and not out.is_dir():
         raise config_lib.ConfigError(f"--out {out}: is a file; choose a folder.")
-    from lottery_engine.lottery import imp
+    from lottery_engine.lottery import runtime
     from lottery_engine import pipeline
 
-    imp.check_device(cfg.run.device)
+    runtime.check_device(cfg.run.device)
     _check_user_model(cfg)
     print(f"run folder: {out}", flush=True)
     summary = pipeline.execute(cfg, out, ProgressBar(cfg))
@@ -146,7 +146,7 @@ def _experiment_queued(exp, args: argparse.Namespace) -> int:
 
 def _cmd_hybrid(args: argparse.Namespace) -> int:
     from lottery_engine.science import hybrid
-    from lottery_engine.lottery import imp
+    from lottery_engine.lottery import runtime
 
     if not (args.config or args.run):
         raise config_lib.ConfigError("hybrid: pass --config FILE, or --run RUN_DIR.")
@@ -158,7 +158,7 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (
         run_dir / runfolder.HYBRID if run_dir
         else runfolder.new_run_dir(runfolder.runs_home(cfg), f"hybrid-{cfg.run.name}"))
-    imp.setup_runtime(cfg.run.device)
+    runtime.setup_runtime(cfg.run.device)
     result = hybrid.run(cfg, out, run_dir, args.model, args.layer, args.trees)
     print(f"hybrid {result['layer']} + RandomForest: test accuracy {result['accuracy']:.4f}, "
           f"F1 {result['f1']:.4f}, {result['flops']:,} FLOPs to that layer -> "

@@ -20,7 +20,7 @@ from lottery_engine.data import image_folder
 from lottery_engine.data.keras_cache import VGG16_NOTOP_FILE
 from lottery_engine.evaluation import flops
 from lottery_engine.foundations import runfolder
-from lottery_engine.lottery import imp
+from lottery_engine.lottery.trainer import Trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning.masks import load_masks
 
@@ -208,7 +208,7 @@ def test_hybrid_on_a_run_writes_metrics_and_joins_the_report(tmp_path):
 def test_random_reinit_keeps_the_frozen_base(tmp_path):
     folder = make_subfolders(tmp_path / "sub", per_class=10)
     cfg = _folder_config(folder, train__arch="vgg16", train__weights="none", train__epochs=1)
-    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
+    trainer = Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
     fresh = trainer.fresh_init(seed=99)
     for variable, new, old in zip(trainer.model.weights, fresh, trainer.manager.rewind_weights):
         if not variable.trainable:

@@ -19,6 +19,7 @@ from lottery_engine.evaluation import flops
 from lottery_engine.export import compact
 from lottery_engine.foundations import runfolder
 from lottery_engine.lottery import imp
+from lottery_engine.lottery.trainer import Trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
 from lottery_engine.report import page as report
@@ -232,13 +233,13 @@ def test_an_imp_round_trains_on_generated_data(arch, tmp_path):
     assert all(math.isfinite(r["val_loss"]) for r in records)
 
 
-def _trainer(tmp_path: Path, freeze_base: bool) -> imp.Trainer:
+def _trainer(tmp_path: Path, freeze_base: bool) -> Trainer:
     cfg = config_lib.from_dict({
         "data": {"source": "arrays", "path": str(_cifar_like(tmp_path / "cifar.npz", 24))},
         "train": {"arch": "vgg16", "weights": "none", "freeze_base": freeze_base},
     })
     dataset = data_lib.load(cfg.data, cfg.run.seed)
-    return imp.Trainer(cfg, dataset, tmp_path)
+    return Trainer(cfg, dataset, tmp_path)
 
 
 def test_an_unfrozen_vgg16_base_is_trained_and_its_13_convs_masked(tmp_path):

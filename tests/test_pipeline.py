@@ -10,6 +10,7 @@ from lottery_engine import pipeline
 from lottery_engine.data import dataset as data_lib
 from lottery_engine.foundations import runfolder
 from lottery_engine.lottery import imp, ticket
+from lottery_engine.lottery.trainer import Trainer
 from lottery_engine.pruning.masks import load_masks
 
 from .conftest import tiny_config
@@ -46,7 +47,7 @@ def test_tiny_run_leaves_the_files_of_spec_section_4(tiny_run):
 def test_pruned_weights_are_exactly_zero_in_every_saved_round(tiny_run):
     cfg = tiny_config()
     dataset = data_lib.load(cfg.data, cfg.run.seed)
-    trainer = imp.Trainer(cfg, dataset, tiny_run)
+    trainer = Trainer(cfg, dataset, tiny_run)
     for r in range(3):
         trainer.model.load_weights(tiny_run / runfolder.weights_file(r))
         masks = load_masks(tiny_run / runfolder.mask_file(r))
@@ -135,7 +136,7 @@ def test_target_sparsity_stops_early_and_rewind_to_an_epoch(tmp_path):
     records = imp.run(cfg, tmp_path / "early")
     assert [r["round"] for r in records] == [0, 1, 2]  # 36% > 30% after round 2
     dataset = data_lib.load(cfg.data, cfg.run.seed)
-    trainer = imp.Trainer(cfg, dataset, tmp_path)
+    trainer = Trainer(cfg, dataset, tmp_path)
     theta0 = trainer.model.get_weights()
     trainer.model.load_weights(tmp_path / "early" / runfolder.REWIND)
     rewind = trainer.model.get_weights()
@@ -180,7 +181,7 @@ def test_rounds_reuse_the_traced_fused_step_with_a_fresh_optimizer(tmp_path):
     """Each round and control starts from a fresh optimizer, yet the step is traced once, not
     once per round."""
     cfg = tiny_config(imp__controls=["random_reinit"])
-    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
+    trainer = Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
     batches = -(-len(trainer.data.y_train) // 32)
     _train_rounds_0_and_1(trainer, cfg)
     step = trainer._step
@@ -193,7 +194,7 @@ def test_the_keras_path_reuses_its_traced_train_step_with_a_fresh_optimizer(tmp_
     """`train.step: keras` resets the optimizer to its state before any step rather than
     rebuilding it by compile(), which would trace the train step again."""
     cfg = tiny_config(train__step="keras")
-    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
+    trainer = Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), tmp_path)
     traces = []  # Python in a train step runs only while TensorFlow traces it
     original = trainer.fit_model.train_step
     trainer.fit_model.train_step = lambda data: traces.append(1) or original(data)
@@ -206,13 +207,13 @@ def test_the_keras_path_reuses_its_traced_train_step_with_a_fresh_optimizer(tmp_
 
 
 def test_a_reset_step_trains_exactly_as_a_new_one(tmp_path, tiny_run, monkeypatch):
-    new_step = imp.Trainer.epoch_trainer
+    new_step = Trainer.epoch_trainer
 
     def new_step_every_round(self):  # a new FusedStep, with new optimizer variables, per round
         self._step = None
         return new_step(self)
 
-    monkeypatch.setattr(imp.Trainer, "epoch_trainer", new_step_every_round)
+    monkeypatch.setattr(Trainer, "epoch_trainer", new_step_every_round)
     cfg = tiny_config(imp__controls=["random_reinit", "random_prune"])
     renewed = pipeline.execute(cfg, tmp_path / "renewed")
     for name, records in runfolder.series(tiny_run).items():

@@ -11,7 +11,8 @@ import pytest
 from lottery_engine.data import dataset as data_lib
 from lottery_engine.evaluation import significance
 from lottery_engine.foundations import runfolder
-from lottery_engine.lottery import imp
+from lottery_engine.lottery import controls, imp
+from lottery_engine.lottery.trainer import Trainer, seed_for
 from lottery_engine.pruning.masks import load_masks
 from lottery_engine.science import over_seeds, writeup
 
@@ -100,7 +101,7 @@ def test_measure_trains_every_step_prunes_the_final_weights_and_reports_the_earl
             assert (record["early_stop_step"], record["early_stop_val_accuracy"]) == (
                 lowest[0], pytest.approx(lowest[2]))
             assert lowest[0] < curve[-1][0], (name, record["round"])  # the test means something
-    trainer = imp.Trainer(cfg, data, run_dir)
+    trainer = Trainer(cfg, data, run_dir)
     trainer.model.load_weights(run_dir / runfolder.weights_file(0))
     final = trainer.manager.kernels()
     masks = load_masks(run_dir / runfolder.mask_file(1))
@@ -110,10 +111,10 @@ def test_measure_trains_every_step_prunes_the_final_weights_and_reports_the_earl
 
 def test_control_files_store_what_each_control_started_from(stepped_run):
     cfg, run_dir, _ = stepped_run
-    trainer = imp.Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), run_dir)
+    trainer = Trainer(cfg, data_lib.load(cfg.data, cfg.run.seed), run_dir)
     trainer.model.load_weights(run_dir / runfolder.REWIND)
     rewind_point = trainer.model.get_layer("dense_1").kernel.numpy()
-    fresh = trainer.fresh_init(imp.seed_for(cfg.run.seed, 1, imp._REINIT_SEED_OFFSET))
+    fresh = trainer.fresh_init(seed_for(cfg.run.seed, 1, controls._REINIT_SEED_OFFSET))
     fresh_dense_1 = trainer.manager.rewind_kernels(fresh)["dense_1"]
     with np.load(run_dir / runfolder.mask_file(1)) as ticket, \
             np.load(runfolder.control_dir(run_dir, "random_reinit") / runfolder.mask_file(1)) \

@@ -15,7 +15,7 @@ from lottery_engine import pipeline
 from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.schema import TrainConfig
-from lottery_engine.lottery import imp
+from lottery_engine.lottery import trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
 from lottery_engine.pruning.masks import MaskManager
@@ -208,7 +208,7 @@ def test_a_stack_that_computes_another_model_trains_one_series_after_another(tmp
     """What the allow-list misses, the proof before the first stacked round catches: the same
     weights through stack and model disagree, so the round trains unstacked and says why."""
     options, reason = MISCOMPUTED[case]
-    monkeypatch.setattr(imp, "refusal", lambda model: None)  # as if the allow-list missed it
+    monkeypatch.setattr(trainer, "refusal", lambda model: None)  # as if the allow-list missed it
     records = _user_run(tmp_path, small_conv_net(**options), stack=True)
     for series in ("imp", "random_prune"):
         record = records[(series, 1)]

@@ -9,7 +9,7 @@ import tensorflow as tf
 from lottery_engine import pipeline
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.schema import ConfigError, TrainConfig
-from lottery_engine.lottery import imp
+from lottery_engine.lottery import runtime, trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
 from lottery_engine.pruning.masks import MaskManager
@@ -107,9 +107,9 @@ def test_reset_zeroes_the_optimizer_and_the_training_logs():
 
 
 def test_xla_keeps_the_masks_and_refuses_max_pooling_in_one_line():
-    """Runs are deterministic (imp.setup_runtime), and XLA has no deterministic max-pooling
+    """Runs are deterministic (runtime.setup_runtime), and XLA has no deterministic max-pooling
     gradient: an explicit jit_compile: true on a pooling network is refused, not run."""
-    imp.setup_runtime("cpu")
+    runtime.setup_runtime("cpu")
     keras.utils.set_random_seed(1)
     dense = models.lenet_300_100((8, 8, 1), 10)
     manager = _pruned(dense)
@@ -139,7 +139,7 @@ def test_the_probe_leaves_the_model_as_it_found_it():
 
 
 def test_the_xla_choice_is_recorded_and_kept_on_resume(tmp_path, monkeypatch):
-    monkeypatch.setattr(imp, "PROBE_MIN_STEPS", 0)  # time XLA even on a tiny run
+    monkeypatch.setattr(trainer, "PROBE_MIN_STEPS", 0)  # time XLA even on a tiny run
     cfg = tiny_config(train__arch="lenet_300_100", train__jit_compile="auto", imp__num_rounds=1)
     pipeline.execute(cfg, tmp_path / "run")
     first = runfolder.read_rounds(tmp_path / "run")
@@ -147,7 +147,7 @@ def test_the_xla_choice_is_recorded_and_kept_on_resume(tmp_path, monkeypatch):
     chosen = first[0]["jit_compile"]
     assert isinstance(chosen, bool) and first[0]["probe_ms_per_step"]["graph"] > 0
     # a resumed run takes the recorded choice rather than timing again
-    monkeypatch.setattr(imp, "choose_jit", lambda *a, **k: pytest.fail("timed again"))
+    monkeypatch.setattr(trainer, "choose_jit", lambda *a, **k: pytest.fail("timed again"))
     pipeline.execute(tiny_config(train__arch="lenet_300_100", train__jit_compile="auto",
                                  imp__num_rounds=2), tmp_path / "run")
     assert runfolder.read_rounds(tmp_path / "run")[2]["jit_compile"] == chosen
@@ -290,7 +290,7 @@ def test_a_model_with_its_own_train_step_needs_the_keras_path(tmp_path):
 
 
 def test_the_probe_falls_back_to_graph_mode_where_xla_refuses(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(imp, "PROBE_MIN_STEPS", 0)
+    monkeypatch.setattr(trainer, "PROBE_MIN_STEPS", 0)
     caplog.set_level("INFO", logger="lottery")
     pipeline.execute(tiny_config(train__jit_compile="auto", imp__num_rounds=0),  # max pooling
                      tmp_path / "run")

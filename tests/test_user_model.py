@@ -15,7 +15,7 @@ from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 from lottery_engine.export import downloads
 from lottery_engine.foundations import runfolder
-from lottery_engine.lottery import imp
+from lottery_engine.lottery.trainer import Trainer
 from lottery_engine.models import keras_file
 from lottery_engine.pruning import prunable
 from lottery_engine.pruning.masks import load_masks
@@ -99,7 +99,7 @@ def test_init_fresh_is_reproducible_and_not_the_files_weights(files):
 
     cfg = user_config(*files, init="fresh")
     dataset = data_lib.load(cfg.data, cfg.run.seed)
-    weights = [imp.Trainer(cfg, dataset, Path("unused")).manager.rewind_weights
+    weights = [Trainer(cfg, dataset, Path("unused")).manager.rewind_weights
                for _ in range(2)]
     original = keras.saving.load_model(files[0]).get_weights()
     for a, b, c in zip(*weights, original):

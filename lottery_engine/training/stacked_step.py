@@ -13,7 +13,7 @@ LeNets. `refusal` reads each layer's settings against an allow-list of what the 
 (`_logits`) implements, and names the first layer and setting it does not (dilation, groups,
 channels_first, regularizers, constraints, LoRA, anything a later Keras adds); `disagreement` then
 runs the arithmetic: the stack's outputs and loss on one batch must be the model's. Either way
-the engine trains the series one after another (imp.py) and the records say why. The update is
+the engine trains the series one after another (lottery/controls.py) and the records say why. The update is
 FusedOptimizer's, elementwise, so each series is updated exactly as alone; the forward pass sums
 in another order than the unstacked model's, so stacked and single training agree statistically,
 not bit for bit (benchmarks/train_step.py compares them).
