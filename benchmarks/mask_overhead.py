@@ -32,6 +32,7 @@ from lottery_engine.lottery import runtime  # noqa: E402
 from lottery_engine.models import builders as models  # noqa: E402
 from lottery_engine.pruning.masks import MaskManager, magnitude_prune  # noqa: E402
 from lottery_engine.pruning.prunable import select  # noqa: E402
+from lottery_engine.training import keras_fit  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -75,7 +76,7 @@ def epoch_times(design: str, x, y, epochs: int, batch_size: int) -> list[float]:
         for kernel, mask in pairs:
             kernel.assign(kernel * mask)
         callbacks.append(RemaskEveryBatch(pairs))
-    models.compile_model(model, TrainConfig(), False)
+    keras_fit.compile_model(model, TrainConfig(), False)
     timer = EpochTimer()
     model.fit(x, y, batch_size=batch_size, epochs=epochs + 1, verbose=0, shuffle=True,
               callbacks=callbacks + [timer])

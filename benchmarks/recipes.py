@@ -58,7 +58,7 @@ from lottery_engine.lottery.trainer import Trainer  # noqa: E402
 from lottery_engine.models import builders as models  # noqa: E402
 from lottery_engine.models import literature_models  # noqa: E402
 from lottery_engine.training import recipes  # noqa: E402
-from lottery_engine.training import rounds as training  # noqa: E402
+from lottery_engine.training import round as training  # noqa: E402
 
 TARGET = 1.10
 CHECKED_STEPS = 3  # steps from the same θ0 after which both paths' weights are compared

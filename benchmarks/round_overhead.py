@@ -24,7 +24,7 @@ from lottery_engine import pipeline  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
 from lottery_engine.lottery.trainer import Trainer  # noqa: E402
-from lottery_engine.training import rounds as training  # noqa: E402
+from lottery_engine.training import round as training  # noqa: E402
 
 CONFIG = {
     "run": {"name": "overhead", "seed": 1, "device": "cpu"},

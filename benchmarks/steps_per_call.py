@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 from lottery_engine import pipeline  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
-from lottery_engine.training import rounds as training  # noqa: E402
+from lottery_engine.training import round as training  # noqa: E402
 
 KEYS = ("round", "val_accuracy", "test_accuracy", "early_stop_step", "global_sparsity")
 

@@ -51,7 +51,7 @@ from lottery_engine.evaluation import significance  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
 from lottery_engine.lottery import runtime  # noqa: E402
 from lottery_engine.lottery.trainer import Trainer  # noqa: E402
-from lottery_engine.training import rounds as training  # noqa: E402
+from lottery_engine.training import round as training  # noqa: E402
 from lottery_engine.training.stacked_step import StackedStep  # noqa: E402
 
 PATHS = {"keras fit": ["train.step=keras"],

@@ -7,6 +7,7 @@ from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
 from lottery_engine.pruning.masks import (MaskManager, magnitude_prune, random_masks_like,
                                           sparsity_report)
+from lottery_engine.training import keras_fit
 
 
 def _weights(seed=0):
@@ -107,7 +108,7 @@ def test_pruned_weights_stay_exactly_zero_through_adam_training(lenet):
     model, manager = lenet
     manager.prune(0.7, "global", {})
     manager.rewind()
-    models.compile_model(model, TrainConfig(learning_rate=0.01), False)
+    keras_fit.compile_model(model, TrainConfig(learning_rate=0.01), False)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, size=(128, 16, 16, 1)).astype("uint8")
     y = rng.integers(0, 10, size=128)

@@ -13,6 +13,7 @@ from lottery_engine.lottery import runtime, trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
 from lottery_engine.pruning.masks import MaskManager
+from lottery_engine.training import keras_fit
 from lottery_engine.training.stacked_step import StackedStep
 from lottery_engine.training.train_step import FusedOptimizer, FusedStep, choose_jit
 
@@ -80,7 +81,7 @@ def test_the_fused_update_is_keras_arithmetic(optimizer, pruned):
         step = None if path == "keras" else FusedStep(model, (x, y), cfg, False, False)
         for round_index in range(2 if pruned else 1):
             if path == "keras":
-                models.compile_model(model, cfg, logits=False)  # a fresh optimizer
+                keras_fit.compile_model(model, cfg, logits=False)  # a fresh optimizer
                 for i in range(3):
                     model.train_on_batch(x[16 * i:16 * i + 16], y[16 * i:16 * i + 16])
             else:

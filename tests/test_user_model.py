@@ -256,12 +256,13 @@ def test_a_softmax_behind_a_layer_that_changes_it_is_refused_asking_for_train_lo
 def test_softmax_then_dropout_from_a_file_trains_on_the_real_cross_entropy(tmp_path, files):
     from lottery_engine import model_summary
     from lottery_engine.models import builders as models
+    from lottery_engine.training import keras_fit
 
     user_models.softmax_then(keras.layers.Dropout(0.0, name="drop")).save(tmp_path / "p.keras")
     cfg = user_config(tmp_path / "p.keras", files[1])
     assert model_summary.summarize(cfg)["output"] == "probabilities"
     model = models.build(cfg.train, (8, 8, 1), 10)
-    models.compile_model(model, cfg.train, models.is_logits(model, cfg.train.loss))
+    keras_fit.compile_model(model, cfg.train, models.is_logits(model, cfg.train.loss))
     x, y = user_models.digits(64)
     probabilities = model.predict(x, verbose=0)
     cross_entropy = -np.mean(np.log(probabilities[np.arange(len(y)), y]))

@@ -2,7 +2,7 @@
 
 Round 0 trains the dense network. Round r ≥ 1 prunes `prune_rate` of the surviving weights, rewinds
 every weight to the rewind point (θ0, or the weights after step k of round 0), resets the optimizer
-and trains again: steps k..T in round 0's data order (training/rounds.py). Every round records its
+and trains again: steps k..T in round 0's data order (training/round.py). Every round records its
 early-stop point (lowest validation loss) besides its end. Every round's randomness is seeded from
 (seed, round), the data order from (seed, epoch), and a round's inputs (masks, rewind point,
 previous weights, data split) are on disk before it starts, so a run resumed from its folder gives

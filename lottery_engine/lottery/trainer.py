@@ -25,7 +25,9 @@ from ..foundations.events import STACK, Listener
 from ..models import builders as models
 from ..pruning import prunable
 from ..pruning.masks import MaskManager
-from ..training import rounds as training
+from ..training import keras_fit
+from ..training import round as training
+from ..training.stacked_round import train_stacked_round
 from ..training.stacked_step import StackedStep, refusal, unprofitable
 from ..training.train_step import FusedStep, choose_jit
 
@@ -130,7 +132,7 @@ class Trainer:
         train = self.cfg.train
         if train.step == "keras":
             self._fresh_optimizer()
-            return training.keras_epochs(self.fit_model, self._train_tensors(), train.batch_size)
+            return keras_fit.keras_epochs(self.fit_model, self._train_tensors(), train.batch_size)
         if self._step is None:
             self.listener.phase_started("compiling the training step")
             _check_own_training(self.fit_model)
@@ -230,7 +232,7 @@ class Trainer:
         self.listener.round_started(round_index, STACK,
                                     self.manager.report()["global_sparsity"])
         x_val, y_val = tf.constant(self.inputs["val"]), self.data.y_val
-        return training.train_stacked_round(
+        return train_stacked_round(
             self._stack, starts, len(self.data.y_train), self.cfg.run.seed, schedule,
             self.listener, round_index, self._chunk(),
             lambda step: [training.loss_and_accuracy(p, y_val)
@@ -241,10 +243,10 @@ class Trainer:
         to its state before any step, which leaves the traced train and test steps in place."""
         if self._initial_optimizer is None:
             self.listener.phase_started("compiling the training step")
-            models.compile_model(self.fit_model, self.cfg.train, self.logits, self._chunk())
-            self._initial_optimizer = models.optimizer_state(self.fit_model)
+            keras_fit.compile_model(self.fit_model, self.cfg.train, self.logits, self._chunk())
+            self._initial_optimizer = keras_fit.optimizer_state(self.fit_model)
         else:
-            models.reset_optimizer(self.fit_model, self._initial_optimizer)
+            keras_fit.reset_optimizer(self.fit_model, self._initial_optimizer)
 
     def _train_tensors(self) -> tuple[tf.Tensor, tf.Tensor]:
         """The training inputs as tensors, made once per run (each epoch gathers its batches)."""

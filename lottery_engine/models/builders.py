@@ -226,36 +226,3 @@ def split_frozen(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
     for layer in chain[cut:]:
         x = layer(x)
     return extractor, keras.Model(head_inputs, x, name="head")
-
-
-def compile_model(model: keras.Model, cfg: TrainConfig, logits: bool,
-                  steps_per_execution: int = 1) -> None:
-    """Compile with a fresh optimizer: IMP rounds never carry optimizer state over. One output
-    unit is binary cross-entropy, N units sparse categorical, from logits where the model ends
-    in them."""
-    if cfg.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(cfg.learning_rate)
-    else:
-        optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9)
-    if model.outputs[0].shape[-1] == 1:
-        loss = keras.losses.BinaryCrossentropy(from_logits=logits)
-        accuracy = keras.metrics.BinaryAccuracy("accuracy", threshold=0.0 if logits else 0.5)
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
-        accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy],
-                  steps_per_execution=steps_per_execution)
-
-
-def optimizer_state(model: keras.Model) -> list[np.ndarray]:
-    """The compiled optimizer's variables before its first step (built here if need be):
-    step 0, zero moments, the learning rate."""
-    model.optimizer.build(model.trainable_variables)
-    return [np.array(v.numpy()) for v in model.optimizer.variables]
-
-
-def reset_optimizer(model: keras.Model, state: list[np.ndarray]) -> None:
-    """Put the optimizer back to `state`: a fresh optimizer in all but name, so the traced train
-    step is reused instead of traced again (compile() would drop it)."""
-    for variable, value in zip(model.optimizer.variables, state):
-        variable.assign(value)

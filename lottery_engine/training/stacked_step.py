@@ -1,6 +1,6 @@
 """A round's series trained together: S copies of one network as a single stack.
 
-The ticket and its controls of one round train on the same batches in the same order (rounds.py),
+The ticket and its controls of one round train on the same batches in the same order (round.py),
 so one step can train all of them: every kernel, bias, mask and optimizer slot gets a leading
 series axis, a Dense layer becomes one matrix product per series in a single batched matmul (the
 first one a single wide GEMM on the shared batch), and a Conv2D a grouped convolution whose group

@@ -10,9 +10,9 @@ Why not Keras' own epochs and EarlyStopping callback:
   (`early_stopping: measure`, or false); `early_stopping: true` instead stops `patience`
   validations after it and keeps its weights, which the next round then prunes.
 The steps themselves run on the engine's own compiled step (train_step.py) or on Keras' `fit`
-(`train.step: keras`, the reference); both report to the same Monitor at each call boundary.
-`train_stacked_round` trains a round's series together on a stack (stacked_step.py), one Monitor
-per series.
+(`train.step: keras`, the reference: keras_fit.py); both report to the same Monitor at each call
+boundary. `train_stacked_round` (stacked_round.py) trains a round's series together on a stack
+(stacked_step.py), one Monitor per series.
 """
 
 from __future__ import annotations
@@ -20,15 +20,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from ..foundations.events import Listener
-from . import recipes
-from .stacked_step import StackedStep
 from .train_step import FusedStep
 
 
@@ -105,12 +102,19 @@ def loss_and_accuracy(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(-np.log(picked).mean()), float((proba.argmax(axis=1) == y).mean())
 
 
+class HasWeights(Protocol):
+    """What a Monitor keeps the weights of: a Keras model, or one series of a stack
+    (stacked_round.py)."""
+
+    def get_weights(self) -> list[np.ndarray]: ...
+
+
 class Monitor:
     """Follows a round's step clock: progress, the rewind snapshot, validation on schedule, the
     best point and early stopping. Every training path calls `reached` at each call boundary.
     `model` is anything with get_weights(): a Keras model, or one series of a stack."""
 
-    def __init__(self, model: keras.Model | "_SeriesOfStack", schedule: Schedule,
+    def __init__(self, model: HasWeights, schedule: Schedule,
                  listener: Listener, round_index: int,
                  validate: Callable[[], tuple[float, float]]):
         self.model, self.s, self.listener, self.round_index, self.validate = (
@@ -150,7 +154,7 @@ class Monitor:
 EpochTrainer = Callable[[np.ndarray, int, Monitor], dict[str, float]]
 
 
-def _calls(order: np.ndarray, batch_size: int, chunk: int) -> list[np.ndarray]:
+def epoch_calls(order: np.ndarray, batch_size: int, chunk: int) -> list[np.ndarray]:
     """An epoch's examples cut into batches, `chunk` batches per call of a compiled step; the
     last, smaller batch gets a call of its own (a different shape, traced once)."""
     full = len(order) // batch_size
@@ -167,7 +171,7 @@ def fused_epochs(step: FusedStep, batch_size: int, chunk: int) -> EpochTrainer:
 
     def train_epoch(order: np.ndarray, first: int, monitor: Monitor) -> dict[str, float]:
         done = first
-        for batches in _calls(order, batch_size, chunk):
+        for batches in epoch_calls(order, batch_size, chunk):
             step.run(batches, done)
             done += len(batches)
             if monitor.reached(done):
@@ -175,42 +179,6 @@ def fused_epochs(step: FusedStep, batch_size: int, chunk: int) -> EpochTrainer:
         return {**step.take_logs(), "learning_rate": step.learning_rate(first)}
 
     return train_epoch
-
-
-class _KerasCallback(keras.callbacks.Callback):
-    """The Keras path's bridge from `fit`'s batch ends to the monitor."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.monitor: Monitor | None = None
-        self.first = self.steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        # with steps_per_execution, `batch` is the last step of the call (past the data at the end)
-        if self.monitor.reached(self.first + min(batch + 1, self.steps)):
-            self.model.stop_training = True
-
-
-def keras_epochs(model: keras.Model, train: tuple[tf.Tensor, tf.Tensor],
-                 batch_size: int) -> EpochTrainer:
-    """Epochs on Keras' `fit` (compiled by the caller): the reference path, one `fit` per epoch
-    on an index dataset, so the traced train step is reused throughout."""
-    callback = _KerasCallback()
-
-    def train_epoch(order: np.ndarray, first: int, monitor: Monitor) -> dict[str, float]:
-        callback.monitor, callback.first = monitor, first
-        callback.steps = -(-len(order) // batch_size)
-        fitted = model.fit(_batches(*train, order, batch_size), epochs=1, verbose=0,
-                           shuffle=False, callbacks=[callback])
-        return {**{key: values[-1] for key, values in fitted.history.items()},
-                "learning_rate": float(model.optimizer.learning_rate.numpy())}
-
-    return train_epoch
-
-
-def _batches(x: tf.Tensor, y: tf.Tensor, order: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-    return indices.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
 
 
 def train_round(model: keras.Model, train_epoch: EpochTrainer, examples: int, seed: int,
@@ -243,118 +211,3 @@ def train_round(model: keras.Model, train_epoch: EpochTrainer, examples: int, se
     return RoundTraining(history, time.perf_counter() - start, schedule.start_step,
                          monitor.step - schedule.start_step, monitor.curve, monitor.best_step,
                          best_weights, monitor.stop, monitor.snapshot, schedule.kept_weights)
-
-
-def _finish(monitor: Monitor, schedule: Schedule, history: dict, seconds: float,
-            final: Callable[[], list[np.ndarray]]) -> tuple[RoundTraining, list[np.ndarray]]:
-    """A series' RoundTraining and the weights it ends with: with early stopping (true) its best
-    point's, else its last step's (the best point's then ride along in `best_weights`)."""
-    best_weights = monitor.best_weights if monitor.best_step != monitor.step else None
-    weights = final()
-    if schedule.stops and best_weights is not None:
-        weights, best_weights = best_weights, None
-    return RoundTraining(history, seconds, schedule.start_step,
-                         monitor.step - schedule.start_step, monitor.curve, monitor.best_step,
-                         best_weights, monitor.stop, monitor.snapshot,
-                         schedule.kept_weights), weights
-
-
-class _SeriesOfStack:
-    """One series of a training stack, as a Monitor sees a model; the stack shrinks when series
-    stop, so the series' position in it is looked up at each call."""
-
-    def __init__(self, run: "_StackRun", index: int):
-        self.run, self.index = run, index
-
-    def get_weights(self) -> list[np.ndarray]:
-        return self.run.step.weights(self.run.live.index(self.index))
-
-
-class _StackRun:
-    """The stack as it is now: its step, which series are still in it, and each live series'
-    validation at the current step (one forward pass of the stack serves them all)."""
-
-    def __init__(self, make: Callable[[int], StackedStep],
-                 starts: list[tuple[list[np.ndarray], dict]],
-                 validate: Callable[[StackedStep], list[tuple[float, float]]]):
-        self.make, self.validate_all = make, validate
-        self.live = list(range(len(starts)))
-        self.step = make(len(starts))
-        self.step.load([weights for weights, _ in starts], [masks for _, masks in starts])
-        self.done = 0
-        self._scores: tuple[int, list] | None = None
-
-    def validate(self, index: int) -> tuple[float, float]:
-        if self._scores is None or self._scores[0] != self.done:
-            self._scores = (self.done, self.validate_all(self.step))
-        return self._scores[1][self.live.index(index)]
-
-    def drop(self, stopped: list[int]) -> None:
-        """Go on with the live series but `stopped`, in a smaller stack (traced once per size)."""
-        keep = [i for i in self.live if i not in stopped]
-        if keep:
-            states = [self.step.state(self.live.index(i)) for i in keep]
-            iterations = int(self.step.optimizer.iterations.numpy())
-            self.step = self.make(len(keep))
-            self.step.load_state(states, iterations)
-        self.live = keep
-
-
-def train_stacked_round(make: Callable[[int], StackedStep],
-                        starts: list[tuple[list[np.ndarray], dict]], examples: int, seed: int,
-                        schedule: Schedule, listener: Listener, round_index: int, chunk: int,
-                        validate: Callable[[StackedStep], list[tuple[float, float]]]
-                        ) -> list[tuple[RoundTraining, list[np.ndarray]]]:
-    """`train_round` for a round's series at once: series s starts from `starts[s]` (weights,
-    masks); all take the same batches, each has its own Monitor (validation, best point, early
-    stop), and a series that stops leaves the stack, which goes on smaller without it.
-
-    Progress and the epochs reported live are the first series' (the ticket) while it trains.
-    Returns each series' RoundTraining and the weights it ends with, in `starts` order.
-    """
-    run = _StackRun(make, starts, validate)
-    monitors = [Monitor(_SeriesOfStack(run, i), schedule, Listener(), round_index,
-                        lambda i=i: run.validate(i)) for i in range(len(starts))]
-    histories: list[dict[str, list[float]]] = [{} for _ in starts]
-    finished: dict[int, tuple[RoundTraining, list[np.ndarray]]] = {}
-    start = time.perf_counter()
-    batch_size, batches = schedule.batch_size, schedule.batches
-    first_epoch, skip = divmod(schedule.start_step, batches)
-
-    def end_epoch(epoch: int, series: list[int], first: int) -> None:
-        logs = run.step.logs()
-        for i in series:
-            position = run.live.index(i)
-            entry = {**logs[position], "learning_rate": float(recipes.learning_rate(
-                run.step.cfg, first, run.step.steps_per_epoch))}
-            entry["val_loss"], entry["val_accuracy"] = monitors[i].curve[-1][1:]
-            for key, value in entry.items():
-                histories[i].setdefault(key, []).append(float(value))
-            if i == 0:
-                listener.epoch_finished(round_index, epoch, entry)
-
-    for epoch in range(first_epoch, schedule.epochs):
-        skipped = skip if epoch == first_epoch else 0
-        order = epoch_order(seed, epoch, examples)[skipped * batch_size:]
-        first = run.done = epoch * batches + skipped
-        for call in _calls(order, batch_size, chunk):
-            run.step.run(call, run.done)
-            run.done += len(call)
-            listener.batch_finished(round_index, epoch, run.done - epoch * batches, batches)
-            stopped = [i for i in list(run.live) if monitors[i].reached(run.done)]
-            if stopped:
-                end_epoch(epoch, stopped, first)  # their last (partial) epoch
-                for i in stopped:
-                    finished[i] = _finish(monitors[i], schedule, histories[i],
-                                          time.perf_counter() - start, monitors[i].model.get_weights)
-                run.drop(stopped)
-            if not run.live:
-                break
-        if not run.live:
-            break
-        end_epoch(epoch, list(run.live), first)
-        run.step.clear_logs()
-    for i in list(run.live):
-        finished[i] = _finish(monitors[i], schedule, histories[i], time.perf_counter() - start,
-                              monitors[i].model.get_weights)
-    return [finished[i] for i in range(len(starts))]
