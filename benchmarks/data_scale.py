@@ -29,11 +29,12 @@ from PIL import Image
 
 LOAD = """
 import json, resource, sys, time
-from lottery_engine import config, data
-cfg = config.from_dict({"data": {"source": "folder", "data_dir": sys.argv[1],
-                                 "image_size": [int(sys.argv[2])] * 2, "channels": 3}})
+from lottery_engine import preflight
+from lottery_engine.data import dataset
+cfg = preflight.from_dict({"data": {"source": "folder", "data_dir": sys.argv[1],
+                                    "image_size": [int(sys.argv[2])] * 2, "channels": 3}})
 start = time.perf_counter()
-ds = data.load(cfg.data, seed=0)
+ds = dataset.load(cfg.data, seed=0)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(
     resource.RUSAGE_SELF).ru_maxrss / 1024, "train": list(ds.x_train.shape),

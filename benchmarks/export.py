@@ -30,7 +30,7 @@ from lottery_engine.foundations import quiet_import  # noqa: E402
 quiet_import.tensorflow()
 
 from lottery_engine import pipeline  # noqa: E402
-from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine import preflight  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
 from lottery_engine.data.keras_cache import keras_home  # noqa: E402
 from lottery_engine.export import export_records, measure, tflite_export  # noqa: E402
@@ -56,7 +56,7 @@ def make_run(arch: str, folder: Path, quick: bool) -> Path:
     digits = quick or not _fashion_mnist_here()
     overrides = [*RUN, *(DIGITS if digits else []), *(QUICK if quick else []),
                  f"run.name={arch}-{'digits' if digits else 'fashion_mnist'}"]
-    cfg = config_lib.load(ROOT / "configs" / f"fashion_{arch}.yaml", overrides)
+    cfg = preflight.load(ROOT / "configs" / f"fashion_{arch}.yaml", overrides)
     pipeline.execute(cfg, folder)
     return folder
 

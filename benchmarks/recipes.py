@@ -51,7 +51,7 @@ quiet_import.tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine import preflight  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
 from lottery_engine.lottery import runtime  # noqa: E402
 from lottery_engine.lottery.trainer import Trainer  # noqa: E402
@@ -179,10 +179,10 @@ def main() -> None:
         generated_npz(npz, args.side, args.steps * args.batch)
         base = RECIPE + ["data.source=arrays", f"data.path={npz}",
                          f"train.batch_size={args.batch}", "imp.controls=[]"]
-        cfg = config_lib.loads("{}", overrides=base)
+        cfg = preflight.loads("{}", overrides=base)
         data = data_lib.load(cfg.data, cfg.run.seed)
         order = training.epoch_order(cfg.run.seed, 0, len(data.y_train))
-        trainers = {jit: Trainer(config_lib.loads(
+        trainers = {jit: Trainer(preflight.loads(
             "{}", overrides=base + [f"train.jit_compile={str(jit).lower()}"]), data,
             Path(tmp) / str(jit)) for jit in ((False, True) if args.xla else (False,))}
         timed = {f"engine ({'XLA' if jit else 'graph'})":

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from lottery_engine import pipeline  # noqa: E402
-from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine import preflight  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
 from lottery_engine.lottery.trainer import Trainer  # noqa: E402
 from lottery_engine.training import round as training  # noqa: E402
@@ -47,7 +47,7 @@ def rebuild_every_round(self: Trainer) -> training.EpochTrainer:
 
 
 def one_run(rounds: int, folder: Path) -> tuple[float, list[float]]:
-    cfg = config_lib.from_dict({**CONFIG, "imp": {**CONFIG["imp"], "num_rounds": rounds}})
+    cfg = preflight.from_dict({**CONFIG, "imp": {**CONFIG["imp"], "num_rounds": rounds}})
     start = time.perf_counter()
     pipeline.execute(cfg, folder)
     seconds = time.perf_counter() - start

@@ -31,7 +31,7 @@ quiet_import.tensorflow()
 import tensorflow as tf  # noqa: E402
 
 from lottery_engine import pipeline  # noqa: E402
-from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine import preflight  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
 from lottery_engine.training import round as training  # noqa: E402
 
@@ -41,7 +41,7 @@ KEYS = ("round", "val_accuracy", "test_accuracy", "early_stop_step", "global_spa
 def one_run(config: Path, epochs: int, limit: int, folder: Path) -> tuple[float, list[tuple]]:
     overrides = [f"train.epochs={epochs}", "train.early_stopping=false", "imp.num_rounds=1",
                  "imp.controls=[]", "report.html=false"]
-    cfg = config_lib.load(config, overrides + ([f"data.limit_total={limit}"] if limit else []))
+    cfg = preflight.load(config, overrides + ([f"data.limit_total={limit}"] if limit else []))
     start = time.perf_counter()
     pipeline.execute(cfg, folder)
     records = runfolder.read_rounds(folder)

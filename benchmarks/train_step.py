@@ -45,6 +45,7 @@ quiet_import.tensorflow()
 import tensorflow as tf  # noqa: E402
 
 from lottery_engine import pipeline  # noqa: E402
+from lottery_engine import preflight  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
 from lottery_engine.evaluation import significance  # noqa: E402
@@ -70,7 +71,7 @@ class NoValidation:
 
 def _config(arch: str, overrides: list[str], limit: int) -> config_lib.Config:
     limited = [f"data.limit_total={limit}"] if limit else []
-    return config_lib.load(ROOT / "configs" / f"fashion_{arch}.yaml", overrides + limited)
+    return preflight.load(ROOT / "configs" / f"fashion_{arch}.yaml", overrides + limited)
 
 
 def speed_worker(arch: str, threads: int, steps: int, repeats: int, limit: int) -> dict:

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data_scale import generate  # noqa: E402
 
+from lottery_engine import preflight  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
 from lottery_engine.lottery import runtime  # noqa: E402
@@ -64,7 +65,7 @@ def main() -> None:
         os.environ["LOTTERY_CACHE"] = str(Path(tmp) / "cache")
         results = {}
         for cache in (False, True):
-            cfg = config_lib.from_dict({
+            cfg = preflight.from_dict({
                 "run": {"name": "vgg-round", "seed": 0, "device": "cpu"},
                 "data": {"source": "folder", "data_dir": str(folder),
                          "image_size": [args.size, args.size], "channels": 3},

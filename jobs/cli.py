@@ -7,13 +7,14 @@ import sys
 import time
 from pathlib import Path
 
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import quiet_import, runfolder
 from lottery_engine.lottery.progress import ProgressBar, bar
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    cfg = config_lib.load(args.config, args.set)
+    cfg = preflight.load(args.config, args.set)
     out = Path(args.out) if args.out else runfolder.new_run_dir(runfolder.runs_home(cfg),
                                                                 cfg.run.name)
     if runfolder.is_complete(out):
@@ -153,8 +154,8 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
     run_dir = Path(args.run) if args.run else None
     if run_dir and not (run_dir / runfolder.SPLIT).is_file():
         raise config_lib.ConfigError(f"--run {run_dir}: not a run folder with finished rounds.")
-    cfg = (config_lib.load(args.config, args.set) if args.config
-           else config_lib.load_run(run_dir, overrides=args.set))
+    cfg = (preflight.load(args.config, args.set) if args.config
+           else preflight.load_run(run_dir, overrides=args.set))
     out = Path(args.out) if args.out else (
         run_dir / runfolder.HYBRID if run_dir
         else runfolder.new_run_dir(runfolder.runs_home(cfg), f"hybrid-{cfg.run.name}"))
@@ -196,7 +197,7 @@ def _check_user_model(cfg: config_lib.Config) -> None:
 def _cmd_submit(args: argparse.Namespace) -> int:
     from jobs import queue
 
-    cfg = config_lib.load(args.config, args.set)
+    cfg = preflight.load(args.config, args.set)
     _check_user_model(cfg)
     job_id = queue.submit(cfg, args.home)
     print(job_id)

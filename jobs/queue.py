@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config import validation
 from lottery_engine.foundations import runfolder
@@ -164,9 +165,9 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
     An invalid config raises ConfigError with the engine's message and creates nothing.
     """
     if isinstance(cfg, str):
-        cfg = config_lib.loads(cfg)
+        cfg = preflight.loads(cfg)
     else:
-        validation.validate(cfg)
+        preflight.validate(cfg)
     root = home(root)
     cfg = copy.deepcopy(cfg)
     config_lib.absolute_paths(cfg)

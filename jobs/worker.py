@@ -140,14 +140,14 @@ def _limit_threads(threads: int | None) -> None:
 def run_job(job: Path, device: str, threads: int | None,
             writer: Callable[..., ProgressWriter] = ProgressWriter) -> None:
     """Run or resume the job in folder `job` in this process (a worker's child, a Ray task)."""
-    from lottery_engine.config import load as config_lib
+    from lottery_engine import preflight
     from lottery_engine.foundations import quiet_import
 
     quiet_import.tensorflow()
     _limit_threads(threads)
     from lottery_engine import pipeline
 
-    cfg = config_lib.load_run(job)
+    cfg = preflight.load_run(job)  # the data and model file, checked on this machine
     if device != "auto":
         cfg.run.device = "cpu" if device == "cpu" else "gpu:0"
     pipeline.execute(cfg, job, writer(job, cfg.imp.num_rounds, cfg.train.epochs,

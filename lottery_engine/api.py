@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import pipeline
+from . import pipeline, preflight
 from .config import load as config_lib
 from .config.load import Config, ConfigError
 from .foundations import runfolder
@@ -97,7 +97,7 @@ def find_ticket(model: keras.Model, train: Arrays, *, test: Arrays | None = None
     cfg_raw = {**raw, "train": {**raw.get("train", {}), "arch": "file"},
                "data": {**raw.get("data", {}), "source": "arrays"}}
     out = Path(out) if out else runfolder.new_run_dir(
-        runfolder.runs_home(config_lib.from_dict({"run": raw["run"]}, check_files=False)),
+        runfolder.runs_home(config_lib.from_dict({"run": raw["run"]})),
         raw["run"]["name"])
     out.mkdir(parents=True, exist_ok=True)
     _save_arrays(out / DATA_FILE, train, val, test)
@@ -106,7 +106,7 @@ def find_ticket(model: keras.Model, train: Arrays, *, test: Arrays | None = None
         model.save(saved)
         cfg_raw["train"]["model_file"] = str(saved)
         cfg_raw["data"]["path"] = str((out / DATA_FILE).resolve())
-        cfg = config_lib.from_dict(cfg_raw)
+        cfg = preflight.from_dict(cfg_raw)
         print(f"run folder: {out}", flush=True)
         summary = pipeline.execute(cfg, out, ProgressBar(cfg))
     return TicketResult(out, summary["rounds"], summary["ticket"])

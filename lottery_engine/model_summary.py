@@ -15,8 +15,7 @@ from typing import Any
 
 import keras
 
-from .config import load as config_lib
-from .config import validation
+from . import preflight
 from .config.load import Config, ConfigError
 from .data import user_data
 from .models import builders as models
@@ -27,7 +26,7 @@ def data_signature(cfg: Config) -> tuple[tuple[int, ...], list[str]]:
     """The shape of one example and the class names, read without loading the data."""
     if cfg.data.source in ("arrays", "csv"):
         return user_data.peek(cfg.data)
-    _, classes, _ = validation.class_labels(cfg)
+    _, classes, _ = preflight.class_labels(cfg)
     return (*cfg.data.image_size, cfg.data.channels), classes
 
 
@@ -86,7 +85,7 @@ def main() -> int:
 
     quiet_import.tensorflow()
     try:
-        result = {"ok": True, **summarize(config_lib.loads(sys.stdin.read()))}
+        result = {"ok": True, **summarize(preflight.loads(sys.stdin.read()))}
     except ConfigError as exc:
         result = {"ok": False, "error": str(exc)}
     print(json.dumps(result))

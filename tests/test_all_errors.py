@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from jobs import experiments, queue
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 
@@ -21,7 +22,7 @@ FIVE_BAD = {"run": {"seed": -1}, "data": {"channels": 2}, "train": {"epochs": 0}
 
 def refusals(raw) -> ConfigError:
     with pytest.raises(ConfigError) as info:
-        config_lib.from_dict(raw)
+        preflight.from_dict(raw)  # the values and the files they name, as every entry point
     return info.value
 
 

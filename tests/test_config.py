@@ -19,7 +19,7 @@ def test_every_network_has_a_shipped_config():
 
 
 def test_vgg16_cifar10_leaves_its_output_layer_unpruned_as_openlth():
-    cfg = config_lib.load(ROOT / "configs" / "vgg16_cifar10.yaml", check_files=False)
+    cfg = config_lib.load(ROOT / "configs" / "vgg16_cifar10.yaml")
     kept = [name for name in PRUNABLE_LAYERS["vgg16_cifar"]
             if any(fnmatch.fnmatchcase(name, p) for p in cfg.imp.prunable_layers)]
     assert kept == VGG16_CONVS
@@ -28,7 +28,7 @@ def test_vgg16_cifar10_leaves_its_output_layer_unpruned_as_openlth():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_validate(name):
     """Every value is valid; the folders they point at are the user's to supply."""
-    cfg = config_lib.load(ROOT / "configs" / name, check_files=False)
+    cfg = config_lib.load(ROOT / "configs" / name)
     assert list(cfg.to_dict()) == ["run", "data", "train", "imp", "flops", "report"]
 
 

@@ -149,7 +149,7 @@ def test_a_grid_is_queued_as_one_job_per_arm_and_seed_with_its_values(tmp_path):
         ("LeNet · rewind=step:2", 0), ("LeNet · rewind=step:2", 1)]
     for job in jobs:
         assert job["state"] == queue.QUEUED
-        cfg = config_lib.load_run(home / job["id"], check_files=False)
+        cfg = config_lib.load_run(home / job["id"])
         assert cfg.imp.rewind == job["label"].split("rewind=")[1]
         assert (cfg.run.seed, cfg.run.name) == (job["seed"], f"{job['label']} seed {job['seed']}")
         assert (cfg.train.epochs, cfg.imp.prune_rate) == (2, 0.9)  # the entry's own `set`

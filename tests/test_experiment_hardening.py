@@ -200,7 +200,7 @@ def test_results_md_words_late_rewinding_as_the_generator_does(tmp_path):
     exp = experiment.load(ROOT / "configs" / "experiment_fashion.yaml")
     docs = (ROOT / "docs" / "RESULTS.md").read_text()
     for i, spec in enumerate(exp.runs):
-        cfg = config_lib.load(spec.config, spec.overrides, check_files=False)
+        cfg = config_lib.load(spec.config, spec.overrides)
         folder = tmp_path / str(i)
         folder.mkdir()
         runfolder.atomic_write(folder / runfolder.CONFIG, config_lib.to_yaml(cfg))

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from lottery_engine import pipeline
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.data import image_folder
 from lottery_engine.foundations import runfolder
@@ -91,7 +92,7 @@ def test_plan_vgg16_config_runs_with_its_base_flops_and_hybrid_metrics(tmp_path,
     metrics.parent.mkdir()
     runfolder.write_json(metrics, {"layer": "block3_conv3", "accuracy": 0.75, "f1": 0.7,
                                    "flops": 123_456_789})
-    cfg = config_lib.load(ROOT / "configs" / "plan_imp_vgg16.yaml", [
+    cfg = preflight.load(ROOT / "configs" / "plan_imp_vgg16.yaml", [
         f"data.data_dir={folder}", "data.image_size=[32, 32]", "run.device=cpu",
         "train.weights=none", "train.epochs_per_round=1", "imp.num_rounds=1",
         f"report.hybrid_pipeline_metrics_path={metrics}"])

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config import validation
 from lottery_engine.config.load import ConfigError
@@ -94,7 +95,7 @@ REFUSED = [
 @pytest.mark.parametrize("raw,message", REFUSED, ids=[m[:45] for _, m in REFUSED])
 def test_the_validator_refuses_with_the_key_named(raw, message):
     with pytest.raises(ConfigError) as info:
-        config_lib.from_dict(raw)
+        preflight.from_dict(raw)
     assert message in str(info.value)
     assert "\n" not in str(info.value).replace("\\n", "")
 
@@ -125,7 +126,7 @@ def test_error_messages_stay_short_whatever_the_value():
 
 def test_overrides_replace_the_plan_spelling_in_place():
     cfg = config_lib.load(ROOT / "configs" / "plan_imp_lenet.yaml",
-                          ["train.epochs=1", "imp.prune_rate=0.3"], check_files=False)
+                          ["train.epochs=1", "imp.prune_rate=0.3"])
     assert cfg.train.epochs == 1 and cfg.imp.prune_rate == 0.3
 
 
@@ -249,7 +250,7 @@ def model_config(model_file, tmp_path):
 
 def refusal(raw) -> str:
     with pytest.raises(ConfigError) as info:
-        config_lib.from_dict(raw)
+        preflight.from_dict(raw)
     assert "\n" not in str(info.value)
     return str(info.value)
 

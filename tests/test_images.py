@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from lottery_engine import pipeline
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError, TrainConfig
 from lottery_engine.data import dataset as data_lib
@@ -182,7 +183,7 @@ def test_lenet_flops_at_128_match_a_hand_computation():
 
 def test_imp_vgg16_config_validates_and_runs_on_a_folder(tmp_path):
     folder = make_flat(tmp_path / "flat", per_class=12)
-    cfg = config_lib.load(ROOT / "configs" / "imp_vgg16.yaml", [
+    cfg = preflight.load(ROOT / "configs" / "imp_vgg16.yaml", [
         f"data.data_dir={folder}", "data.image_size=[32, 32]", "train.weights=none",
         "train.epochs=1", "imp.num_rounds=1", "imp.controls=[]", "run.device=cpu"])
     summary = pipeline.execute(cfg, tmp_path / "vgg")

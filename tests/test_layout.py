@@ -19,22 +19,21 @@ from .conftest import ROOT
 ENGINE = ROOT / "lottery_engine"
 
 # The wings from the bottom up: a module may import its own wing and the wings before it, never
-# one after it. Root files stand in the order by themselves: pipeline.py (a whole run) sits on
-# report and under science (an experiment is runs); the entry points sit on top.
-# config sits above data and models because reading a config also checks, by default, the files
-# it names (data splits, a model file, VGG16 weights: validation.check_local_files); once reading
-# a config never touches the disk (issue 29, item 1: file checks in a preflight step), config can
-# move down under data, and schema.py with it.
-ORDER = ["foundations", "data", "pruning", "models", "config", "evaluation", "training", "lottery",
-         "export", "report", "pipeline", "science", "entry"]
-ROOT_FILES = {"pipeline": "pipeline", "api": "entry", "model_summary": "entry",
-              "__init__": "entry"}
+# one after it. Root files stand in the order by themselves: preflight.py (the files a config
+# names, checked before a run) sits on data and models, which read them, and under every entry
+# point that calls it; pipeline.py (a whole run) sits on report and under science (an experiment
+# is runs); the entry points sit on top. config sits right on foundations: reading a config reads
+# nothing but the config (issue 29, item 1).
+ORDER = ["foundations", "config", "data", "pruning", "models", "preflight", "evaluation",
+         "training", "lottery", "export", "report", "pipeline", "science", "entry"]
+ROOT_FILES = {"preflight": "preflight", "pipeline": "pipeline", "api": "entry",
+              "model_summary": "entry", "__init__": "entry"}
 
 MAX_LINES = 450
 # Files over MAX_LINES today, each with its line count at the move into wings: the next pass
 # splits them (issue 29, item 3) and takes them off this list. None may grow meanwhile.
 TOO_LONG = {
-    "config/validation.py": 760,  # value checks / label rules / file checks
+    "config/validation.py": 616,  # value checks / label rules (its file checks: preflight.py)
 }
 
 

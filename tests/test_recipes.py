@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError, TrainConfig
 from lottery_engine.training import recipes
@@ -281,7 +282,7 @@ REFUSED = [
 @pytest.mark.parametrize("raw,message", REFUSED, ids=[m.split(";")[0] for _, m in REFUSED])
 def test_each_recipe_key_is_refused_in_one_line_naming_it(raw, message):
     with pytest.raises(ConfigError) as info:
-        config_lib.from_dict(raw, check_files=False)
+        config_lib.from_dict(raw)
     assert [str(e) for e in info.value.errors if message in str(e)], str(info.value)
     assert message.split(":")[0] in [e.key for e in info.value.errors]
     assert all("\n" not in str(e) for e in info.value.errors)
@@ -294,9 +295,9 @@ def test_augment_is_refused_for_a_npz_whose_rows_are_not_images(tmp_path):
     with pytest.raises(ConfigError, match=r"^data.augment: invalid value \['flip'\]; flip and crop "
                                           r"apply to images, and the rows of rows.npz have shape "
                                           r"\(12,\)"):
-        config_lib.from_dict(raw)
+        preflight.from_dict(raw)
     np.savez(path, x_train=np.zeros((60, 8, 8, 1), np.float32), y_train=np.arange(60) % 2)
-    assert config_lib.from_dict(raw).data.augment == ["flip"]
+    assert preflight.from_dict(raw).data.augment == ["flip"]
 
 
 LITERATURE = ROOT / "configs"
@@ -308,14 +309,14 @@ def test_openlths_recipes_run_pytorchs_sgd_and_decay_every_variable(name):
     parameter; each config says both, not leaving them to defaults."""
     raw = yaml.safe_load((LITERATURE / f"{name}.yaml").read_text())["train"]
     assert (raw["momentum_form"], raw["weight_decay_on"]) == ("pytorch", "all")
-    assert config_lib.load(LITERATURE / f"{name}.yaml", check_files=False).train.weight_decay > 0
+    assert config_lib.load(LITERATURE / f"{name}.yaml").train.weight_decay > 0
 
 
 @pytest.mark.parametrize("name", ["conv2_cifar10", "conv4_cifar10", "conv6_cifar10"])
 def test_frankle_and_carbins_configs_train_the_whole_budget_and_measure_early_stop(name):
     """The paper trains every iteration, prunes the final weights and only measures the
     iteration of lowest validation loss."""
-    cfg = config_lib.load(LITERATURE / f"{name}.yaml", check_files=False)
+    cfg = config_lib.load(LITERATURE / f"{name}.yaml")
     assert cfg.train.early_stopping == "measure"
 
 

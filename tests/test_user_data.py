@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jobs.queue import _data_label
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 from lottery_engine.data import dataset as data_lib
@@ -32,18 +33,18 @@ def npz(path: Path, compressed: bool = False, **arrays: np.ndarray) -> Path:
 
 
 def arrays_config(path: Path, **data: object) -> config_lib.Config:
-    return config_lib.from_dict({"run": {"seed": 3},
-                                 "data": {"source": "arrays", "path": str(path), **data}})
+    """The config with its file checked, as the Launch page, submit and run check it."""
+    return preflight.from_dict({"run": {"seed": 3},
+                                "data": {"source": "arrays", "path": str(path), **data}})
 
 
 def csv_config(path: Path, label: str = "kind") -> config_lib.Config:
-    return config_lib.from_dict({"data": {"source": "csv", "path": str(path), "label": label}})
+    return preflight.from_dict({"data": {"source": "csv", "path": str(path), "label": label}})
 
 
 def unchecked(source: str, path: Path, **data: object) -> config_lib.Config:
     """A config as a run reads it back, its file not checked: the run's own load must refuse."""
-    return config_lib.from_dict({"data": {"source": source, "path": str(path), **data}},
-                                check_files=False)
+    return config_lib.from_dict({"data": {"source": source, "path": str(path), **data}})
 
 
 def refusal(make_config, match: str) -> str:
@@ -241,7 +242,7 @@ def test_nan_is_refused_with_its_row(tmp_path, compressed):
             r"^data\.path: x_train of d\.npz holds NaN or inf \(row 57\); clean the data first")
     with pytest.raises(ConfigError, match="row 57"):
         data_lib.load_pool(config_lib.from_dict(
-            {"data": {"source": "arrays", "path": str(path)}}, check_files=False).data)
+            {"data": {"source": "arrays", "path": str(path)}}).data)
 
 
 def test_a_damaged_compressed_member_is_refused_while_streamed(tmp_path):

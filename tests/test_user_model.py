@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from lottery_engine import pipeline
+from lottery_engine import pipeline, preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 from lottery_engine.export import downloads
@@ -25,7 +25,8 @@ KERNELS = ["conv", "block/conv", "hidden", "logits"]
 
 
 def user_config(model_file: Path, data: Path, **train) -> config_lib.Config:
-    return config_lib.from_dict({
+    """The config with its model file and data checked, as `lottery run` and submit check it."""
+    return preflight.from_dict({
         "run": {"name": "user", "seed": 5},
         "data": {"source": "arrays", "path": str(data)},
         "train": {"arch": "file", "model_file": str(model_file), "epochs": 2, "batch_size": 32,

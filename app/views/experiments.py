@@ -11,6 +11,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, lab
 from jobs import experiments, queue
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import yaml_text
 from lottery_engine.report import compare as report
@@ -31,8 +32,8 @@ def experiment_config(text: str, base: Path, settings: dict[str, Any]) -> config
     one-line ConfigError, and a config with several bad values names each."""
     overrides = [config_lib.override(key, value) for key, value in settings.items()
                  if value is not None]
-    return (config_lib.loads(text, overrides=overrides) if text.strip()
-            else config_lib.load(base, overrides))
+    return (preflight.loads(text, overrides=overrides) if text.strip()
+            else preflight.load(base, overrides))
 
 
 def refuse(exc: Exception, place: DeltaGenerator | None = None) -> None:

@@ -10,6 +10,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import lab, user_files
 from jobs import queue
+from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 
 st.title("Launch a run")
@@ -21,8 +22,8 @@ base = lab.quickstart_raw()
 def checked(raw_or_text: dict | str) -> tuple[config_lib.Config, dict[str, Any] | None]:
     """The config as it would be queued and the summary of the user's model or data (None for
     built-ins); a ConfigError carries every refusal."""
-    cfg = (config_lib.loads(raw_or_text) if isinstance(raw_or_text, str)
-           else config_lib.from_dict(raw_or_text))
+    cfg = (preflight.loads(raw_or_text) if isinstance(raw_or_text, str)
+           else preflight.from_dict(raw_or_text))
     return cfg, user_files.summary(cfg)
 
 

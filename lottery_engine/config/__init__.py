@@ -1,3 +1,2 @@
-"""Reading a config: YAML into a validated Config, every error at once. It sits above data and
-models because reading a config also checks, by default, the files it names (the data and its
-splits, a model file, VGG16 weights)."""
+"""Reading a config: YAML into a validated Config, every error at once, reading nothing but the
+config itself (the files it names are checked by preflight.py). Above foundations only."""

@@ -5,6 +5,10 @@ config file. Validation (validation.py) happens before anything touches the disk
 never leaves a half-written run folder or a queued job behind. Every error names the key, the value
 and what is allowed, and all of a config's errors are reported at once.
 
+Reading a config reads the config file and nothing else: the files it names (data, a model file,
+weights) are checked by preflight.py, which the entry points call; its loaders pass those checks
+in as `extra_checks`, so a config's bad values and missing files are still refused together.
+
 Two spellings are accepted: today's keys and the original plan's (SPEC §3), so the configs users
 arrive with run as written. The plan's names for today's keys are aliases, mapped on reading; its
 other keys are fields of their own. A frozen config is always written in today's spelling.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -76,13 +80,16 @@ def _build_section(cls: type, raw: Any, where: str, problems: Problems) -> Any:
     return cls(**_canonical(section, known, problems))
 
 
-def from_dict(raw: Any, check_files: bool = True) -> Config:
+# checks of a built config that join its refusals (preflight.check_files: what it names on disk)
+ExtraChecks = Callable[[Config, Problems], None]
+
+
+def from_dict(raw: Any, extra_checks: ExtraChecks | None = None) -> Config:
     """Build and validate a Config from parsed YAML (missing keys take their defaults).
 
     Raises one ConfigError carrying every refusal (its `errors`): unknown keys and bad values
-    of every section at once. `check_files` also checks what the config points at on this
-    machine (data folder and its splits, weight and metrics files); turn it off only to read a
-    run's frozen config."""
+    of every section at once, and what `extra_checks` refuses (preflight's file checks, which
+    skip a check whose values were refused). Nothing beyond `raw` is read."""
     if raw is None or raw == {}:
         raise ConfigError("config: empty. Give at least one section (run, data, train, imp, "
                           "flops, report); configs/quickstart.yaml is a complete example.")
@@ -92,7 +99,9 @@ def from_dict(raw: Any, check_files: bool = True) -> Config:
     raw = _known("", raw, list(classes), problems)
     cfg = Config(**{name: _build_section(cls, raw.get(name), f"{name}.", problems)
                     for name, cls in classes.items()})
-    validation.check(cfg, problems, check_files)
+    validation.check(cfg, problems)
+    if extra_checks is not None:
+        extra_checks(cfg, problems)
     problems.raise_any()
     return cfg
 
@@ -112,7 +121,7 @@ def _parse(text: str | bytes, where: str) -> Any:
 
 
 def load(path: str | Path, overrides: list[str] | None = None,
-         check_files: bool = True) -> Config:
+         extra_checks: ExtraChecks | None = None) -> Config:
     """Read a YAML config file, apply `key.path=value` overrides, validate."""
     path = Path(path)
     where = f"config file {path}"
@@ -129,23 +138,30 @@ def load(path: str | Path, overrides: list[str] | None = None,
     raw = _parse(text, where)
     _sections(raw, where)
     return from_dict(apply_overrides(_paths_beside(raw, path.parent), overrides or []),
-                     check_files)
+                     extra_checks)
 
 
-def load_run(run_dir: str | Path, check_files: bool = True,
-             overrides: list[str] | None = None) -> Config:
-    """A run folder's frozen config. Its model file is a copy inside the folder, stored by bare
-    name (keras_file.pin) and so found beside the config: the folder can move to another machine
-    or a Ray node."""
-    return load(Path(run_dir) / "config.yaml", overrides, check_files)
+def load_run(run_dir: str | Path, overrides: list[str] | None = None,
+             extra_checks: ExtraChecks | None = None, *, check_files: bool = False) -> Config:
+    """A run folder's frozen config, read without looking at its data (readers need one key).
+    Its model file is a copy inside the folder, stored by bare name (keras_file.pin) and so found
+    beside the config: the folder can move to another machine or a Ray node.
+
+    `check_files=False` is still accepted from science/writeup.py until its split drops it;
+    files are checked by preflight.load_run, never here."""
+    if check_files:
+        raise TypeError("config.load_run reads the config only; check the files a run names "
+                        "with preflight.load_run or preflight.check")
+    return load(Path(run_dir) / "config.yaml", overrides, extra_checks)
 
 
-def loads(text: str, check_files: bool = True, overrides: list[str] | None = None) -> Config:
+def loads(text: str, overrides: list[str] | None = None,
+          extra_checks: ExtraChecks | None = None) -> Config:
     """Parse YAML text (as pasted into the dashboard), apply `key.path=value` overrides (a form's
     fields over it), validate."""
     raw = _parse(text, "config")
     _sections(raw, "config")
-    return from_dict(apply_overrides(raw, overrides or []), check_files)
+    return from_dict(apply_overrides(raw, overrides or []), extra_checks)
 
 
 def apply_overrides(raw: Any, overrides: list[str]) -> dict:

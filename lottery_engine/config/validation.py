@@ -1,9 +1,8 @@
 """The one validator that the CLI, the queue and the dashboard share.
 
-`validate` checks every value of a Config (types, ranges with upper bounds, exact choices), then,
-with `check_files`, what the config points at on this machine: the data folder (exists, readable,
-two or more classes) or data file (user_data.check), splits that leave every class in every part,
-weight and metrics files.
+`validate` checks every value of a Config (types, ranges with upper bounds, exact choices) and
+reads nothing from disk: what the config points at on this machine (the data and its splits, a
+model file, weights, a metrics file) is preflight.py's, which joins these refusals.
 Each failure is one ConfigError naming the key, the value and what to do; every failure of a
 config is collected (Problems) and raised at once, a check that needs a refused value skipped.
 Nothing here imports TensorFlow; the devices a run asks for are checked where the run starts
@@ -16,7 +15,6 @@ import fnmatch
 import re
 import reprlib
 import unicodedata
-from pathlib import Path
 from typing import Any
 
 from ..foundations.schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS,
@@ -41,8 +39,6 @@ MAX_FLOPS = 10**16
 MAX_WEIGHT_DECAY = 1.0  # 1e-4..5e-4 for sgd, up to ~0.1 for adamw
 
 # what a check reads beyond its own key: it is skipped while one of these is refused
-SPLIT_KEYS = ("run.seed", "data.source", "data.name", "data.data_dir", "data.path", "data.label",
-              "data.limit_total", "data.train_split", "data.val_split")
 HYBRID_KEYS = ("report.compare_with_hybrid_pipeline", "report.hybrid_pipeline_metrics_path")
 _DEVICE_RE = re.compile(r"cpu|gpu|auto|gpu:\d{1,4}")
 _REWIND_RE = re.compile(r"init|epoch:\d{1,9}|step:\d{1,10}")
@@ -64,15 +60,6 @@ _short.maxstring = _short.maxother = 60
 _short.maxlist = _short.maxdict = 6
 _short.maxlevel = 2
 
-# class sizes of the built-in datasets (train part for keras ones), so splits are checked
-# without loading the data
-CLASS_COUNTS = {
-    ("bundled", "digits"): [178, 182, 177, 183, 181, 182, 181, 179, 174, 180],
-    ("keras", "fashion_mnist"): [6000] * 10,
-    ("keras", "mnist"): [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
-    ("keras", "cifar10"): [5000] * 10,
-}
-
 
 def fail(key: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"{key}: invalid value {_short.repr(value)}; {allowed}.")
@@ -82,7 +69,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -99,7 +86,7 @@ def _int_in(key: str, value: Any, low: int, high: int) -> None:
 
 
 def _fraction(key: str, value: Any, *, open_high: bool = True) -> None:
-    if not (_is_number(value) and 0 < value and (value < 1 if open_high else value <= 1)):
+    if not (is_number(value) and 0 < value and (value < 1 if open_high else value <= 1)):
         fail(key, value, f"expected a number in (0, 1{')' if open_high else ']'}")
 
 
@@ -206,10 +193,10 @@ def _image_size(size: Any) -> None:
 
 def _split_total(data: Any) -> None:
     """keras datasets keep their official test split, so train and val may share all of train;
-    so may a .npz with x_test (check_splits refuses 1 when it has none)."""
+    so may a .npz with x_test (preflight.check_splits refuses 1 when it has none)."""
     total = data.train_split + data.val_split
     if total > 1 or (total == 1 and data.source not in ("keras", "arrays")):
-        _leave_test(data)
+        leave_test(data)
 
 
 def _check_data(cfg: Config, problems: Problems) -> None:
@@ -242,7 +229,7 @@ def _augment(kinds: Any) -> None:
 
 def _augment_images(data: Any) -> None:
     """Flips and crops move pixels: a csv's rows are not images (a .npz's rows are checked
-    against its file in check_local_files)."""
+    against its file in preflight.check_files)."""
     if data.augment and data.source == "csv":
         fail("data.augment", data.augment, "flip and crop apply to images, and a csv's rows are "
              "not; use augment: [] for csv data")
@@ -258,7 +245,7 @@ def _augment_features(cfg: Config) -> None:
              "once, which cannot be augmented; set train.feature_cache: false, or augment: []")
 
 
-def _leave_test(data: Any, why: str = "") -> None:
+def leave_test(data: Any, why: str = "") -> None:
     fail("data.val_split", data.val_split,
          f"train_split + val_split must be below 1 to leave a test split "
          f"(train_split is {data.train_split}){why}")
@@ -295,7 +282,7 @@ def _vgg16_channels(cfg: Config) -> None:
 
 
 def _learning_rate(value: Any) -> None:
-    if not _is_number(value) or not 0 < value <= 10:
+    if not is_number(value) or not 0 < value <= 10:
         fail("train.learning_rate", value, "expected a number in (0, 10]")
 
 
@@ -368,7 +355,7 @@ def _stack(train: TrainConfig) -> None:
 
 
 def _momentum(train: TrainConfig) -> None:
-    if not _is_number(train.momentum) or not 0 <= train.momentum < 1:
+    if not is_number(train.momentum) or not 0 <= train.momentum < 1:
         fail("train.momentum", train.momentum, "expected a number in [0, 1)")
     if train.optimizer != "sgd" and train.momentum != TrainConfig.momentum:
         fail("train.momentum", train.momentum, f"only sgd uses momentum ({train.optimizer} has "
@@ -393,7 +380,7 @@ def _momentum_form(train: TrainConfig) -> None:
 
 
 def _weight_decay(value: Any) -> None:
-    if not _is_number(value) or not 0 <= value <= MAX_WEIGHT_DECAY:
+    if not is_number(value) or not 0 <= value <= MAX_WEIGHT_DECAY:
         fail("train.weight_decay", value, f"expected a number in [0, {MAX_WEIGHT_DECAY:g}] "
              f"(0: none; OpenLTH's ResNet-20 uses 1e-4)")
 
@@ -426,7 +413,7 @@ def _milestones(train: TrainConfig) -> None:
 
 
 def _gamma(train: TrainConfig) -> None:
-    if not _is_number(train.gamma) or not 0 < train.gamma <= 1:
+    if not is_number(train.gamma) or not 0 < train.gamma <= 1:
         fail("train.gamma", train.gamma, "expected a number in (0, 1], the factor at each "
              "milestone")
     if train.lr_schedule != "step" and train.gamma != TrainConfig.gamma:
@@ -482,7 +469,7 @@ def _fresh_init(train: Any) -> None:
 
 
 def _check_user_model(cfg: Config, problems: Problems) -> None:
-    """arch file / factory and their keys; the file itself is read in check_local_files."""
+    """arch file / factory and their keys; the file itself is read in preflight.check_files."""
     train = cfg.train
     problems.check(_model_file, train, needs=("train.arch",))
     problems.check(_factory, train, needs=("train.arch",))
@@ -610,151 +597,19 @@ def _check_outputs(cfg: Config, problems: Problems) -> None:
     problems.check(_hybrid_path_given, cfg.report, needs=HYBRID_KEYS)
 
 
-def check(cfg: Config, problems: Problems, check_files: bool = True) -> None:
-    """Every check of `cfg`, its refusals collected in `problems` (which may already hold the
-    config's unknown keys); with `check_files`, also the files and data the config names."""
+def check(cfg: Config, problems: Problems) -> None:
+    """Every value check of `cfg`, its refusals collected in `problems` (which may already hold
+    the config's unknown keys). The files it names are preflight.check_files'."""
     _check_run(cfg, problems)
     _check_data(cfg, problems)
     _check_train(cfg, problems)
     _check_imp(cfg, problems)
     _check_outputs(cfg, problems)
-    if check_files:
-        check_local_files(cfg, problems)
 
 
-def validate(cfg: Config, check_files: bool = True) -> None:
-    """Check every value; with `check_files`, also the files and data the config names.
-    Raises one ConfigError carrying every refusal (see Problems)."""
+def validate(cfg: Config) -> None:
+    """Check every value (nothing on disk: preflight.validate adds the files). Raises one
+    ConfigError carrying every refusal (see Problems)."""
     problems = Problems()
-    check(cfg, problems, check_files)
+    check(cfg, problems)
     problems.raise_any()
-
-
-# --- what the config points at on this machine -------------------------------------------------
-
-def class_labels(cfg: Config) -> tuple[Any, list[str], dict[str, Any]]:
-    """Class labels of the pool the run splits (train part for keras), the class names, and the
-    labels of each part the source gives whole (None where not read: keras' official test)."""
-    import numpy as np
-
-    if cfg.data.source in FILE_SOURCES:
-        from ..data import user_data
-
-        labels, classes = user_data.check(cfg.data)
-        return labels.pop("train"), classes, labels
-    if cfg.data.source == "folder":
-        from ..data import image_folder
-
-        listing = image_folder.list_folder(Path(cfg.data.data_dir))
-        return np.array(listing.label_indices), listing.classes, {}
-    counts = CLASS_COUNTS[(cfg.data.source, cfg.data.name)]
-    given = {"test": None} if cfg.data.source == "keras" else {}
-    return np.repeat(np.arange(len(counts)), counts), [str(c) for c in range(len(counts))], given
-
-
-def _missing_class(labels: Any, classes: list[str]) -> str | None:
-    missing = sorted(set(range(len(classes))) - set(labels.tolist()))
-    return classes[missing[0]] if missing else None
-
-
-def check_splits(cfg: Config) -> None:
-    """Refuse a limit_total / train_split / val_split that leaves a class out of a split part:
-    the split is computed on the labels alone, exactly as the run will make it. A val or test
-    part that a data file gives whole must hold every class too."""
-    from ..data import dataset as data_lib
-
-    labels, classes, given = class_labels(cfg)
-    data = cfg.data
-    if "test" not in given and data.train_split + data.val_split >= 1:  # a .npz without x_test
-        _leave_test(data, f"; {Path(data.path).name} has no x_test to test on")
-    _check_given(given, classes, data.path)
-    unit = "rows" if data.source in FILE_SOURCES else "images"
-    what = (f"{len(labels):,} {unit} in {len(classes)} classes"
-            + (f", limit_total {data.limit_total:,}" if data.limit_total else ""))
-    fix = "raise data.limit_total or the split fractions"
-    try:
-        split = data_lib.split_labels(labels, data, cfg.run.seed, tuple(given))
-    except ValueError as exc:
-        raise ConfigError(f"data.train_split / data.val_split: cannot split {what} so that "
-                          f"every class is in every part ({' '.join(str(exc).split())}); "
-                          f"{fix}.") from None
-    parts = {"train": ("data.train_split", split.train), "val": ("data.val_split", split.val),
-             "test": ("data.train_split + data.val_split", split.test)}
-    for part, (key, rows) in parts.items():
-        if part in given:
-            continue
-        absent = _missing_class(labels[rows], classes)
-        if absent is not None:
-            raise ConfigError(f"{key}: with {what}, the {part} part ({len(rows)} {unit}) would "
-                              f"hold no example of class {absent!r}; {fix}.")
-
-
-def _check_given(given: dict[str, Any], classes: list[str], path: str | None) -> None:
-    """A val or test part that a data file gives whole must hold every class, as split-off
-    parts must (keras' official test parts, not read here, do)."""
-    for part, labels in given.items():
-        absent = None if labels is None else _missing_class(labels, classes)
-        if absent is not None:
-            raise ConfigError(f"data.path: y_{part} of {Path(path).name} holds no example of "
-                              f"class {absent!r}; every part needs every class, so add some or "
-                              f"leave x_{part}, y_{part} out to split {part} off x_train.")
-
-
-def _check_hybrid_metrics(path_text: str) -> None:
-    import json
-
-    key, path = "report.hybrid_pipeline_metrics_path", Path(path_text)
-    try:
-        metrics = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{key}: {path} not found. Make it with `lottery hybrid --config FILE "
-                          f"--out DIR` (it writes DIR/test_metrics.json), or set "
-                          f"report.compare_with_hybrid_pipeline: false.") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{key}: {path} is not a readable JSON file ({exc}).") from None
-    if not (isinstance(metrics, dict) and _is_number(metrics.get("accuracy"))
-            and _is_number(metrics.get("flops"))):
-        raise ConfigError(f"{key}: {path} holds no hybrid metrics (expected the keys accuracy "
-                          f"and flops, as `lottery hybrid` writes them).")
-
-
-def _safe_model_file(cfg: Config) -> None:
-    if cfg.train.arch == "file":
-        from ..models import keras_file
-
-        keras_file.check_safe(Path(cfg.train.model_file))
-
-
-def _vgg16_weights(cfg: Config) -> None:
-    if cfg.train.arch == "vgg16":
-        from ..data.keras_cache import vgg16_weights_path
-
-        vgg16_weights_path(cfg.train.weights)
-
-
-def _augment_arrays(cfg: Config) -> None:
-    """A .npz's rows are images to flip and crop only when each is (height, width, channels)."""
-    if cfg.data.augment and cfg.data.source == "arrays":
-        from ..data import user_data
-
-        shape, _ = user_data.peek(cfg.data)
-        if len(shape) != 3:
-            fail("data.augment", cfg.data.augment, f"flip and crop apply to images, and the rows "
-                 f"of {Path(cfg.data.path).name} have shape {shape}, not (height, width, "
-                 f"channels); use augment: []")
-
-
-def _hybrid_metrics(cfg: Config) -> None:
-    if cfg.report.compare_with_hybrid_pipeline:
-        _check_hybrid_metrics(cfg.report.hybrid_pipeline_metrics_path)
-
-
-def check_local_files(cfg: Config, problems: Problems) -> None:
-    """The data folder, the splits, VGG16 weights, a .npz's row shape (for data.augment) and the
-    hybrid metrics file, as seen here; each only once the values it reads were accepted (a
-    refused value is not looked for on disk)."""
-    problems.check(check_splits, cfg, needs=SPLIT_KEYS)
-    problems.check(_safe_model_file, cfg, needs=("train.arch", "train.model_file"))
-    problems.check(_vgg16_weights, cfg, needs=("train.arch", "train.weights"))
-    problems.check(_augment_arrays, cfg, needs=("data.augment", "data.source", "data.path"))
-    problems.check(_hybrid_metrics, cfg, needs=HYBRID_KEYS)

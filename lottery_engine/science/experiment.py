@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from .. import preflight
 from ..config import load as config_lib
-from ..config import validation
 from ..config.load import ConfigError
 from ..foundations import runfolder, yaml_text
 from ..foundations.events import Listener
@@ -219,8 +219,8 @@ def plan(exp: Experiment, overrides: list[str], seeds: list[int] | None = None
     pairs = [(spec, seed) for spec in exp.runs
              for seed in (seeds if seeds is not None else spec.seeds)]
     check_arms(exp.name, pairs)
-    return [(spec, seed, member(config_lib.load(spec.config, spec.overrides + overrides
-                                                + [f"run.seed={seed}"]), spec.label, seed))
+    return [(spec, seed, member(preflight.load(spec.config, spec.overrides + overrides
+                                               + [f"run.seed={seed}"]), spec.label, seed))
             for spec, seed in pairs]
 
 
@@ -241,7 +241,7 @@ def grid_arms(name: str, cfg: config_lib.Config, grid: Any, seeds: list[int]
     check_arms(name, [(spec, seed) for spec in specs for seed in seeds])
     base = cfg.to_dict()
     members = [(spec, seed, member(config_lib.from_dict(
-                    config_lib.apply_overrides(base, spec.overrides), check_files=False),
+                    config_lib.apply_overrides(base, spec.overrides)),
                     spec.label, seed))
                for spec in specs for seed in seeds]
     return Experiment(name, "", "", specs), members
@@ -252,7 +252,7 @@ def member(cfg: config_lib.Config, label: str, seed: int) -> config_lib.Config:
     reads the same files whatever the worker's working directory."""
     cfg.run.seed = seed
     cfg.run.name = f"{label} seed {seed}"[:100]
-    validation.validate(cfg)
+    preflight.validate(cfg)
     config_lib.absolute_paths(cfg)
     return cfg
 
