@@ -4,7 +4,7 @@ import pytest
 
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
-from lottery_engine.foundations.schema import PRUNABLE_LAYERS, VGG16_CONVS
+from lottery_engine.config.schema import PRUNABLE_LAYERS, VGG16_CONVS
 
 from .conftest import ROOT
 

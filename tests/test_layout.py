@@ -22,8 +22,8 @@ ENGINE = ROOT / "lottery_engine"
 # one after it. Root files stand in the order by themselves: preflight.py (the files a config
 # names, checked before a run) sits on data and models, which read them, and under every entry
 # point that calls it; pipeline.py (a whole run) sits on report and under science (an experiment
-# is runs); the entry points sit on top. config sits right on foundations: reading a config reads
-# nothing but the config (issue 29, item 1).
+# is runs); the entry points sit on top. config (the schema, reading and validating a config) sits
+# right on foundations: reading a config reads nothing but the config (issue 29, item 1).
 ORDER = ["foundations", "config", "data", "pruning", "models", "preflight", "evaluation",
          "training", "lottery", "export", "report", "pipeline", "science", "entry"]
 ROOT_FILES = {"preflight": "preflight", "pipeline": "pipeline", "api": "entry",

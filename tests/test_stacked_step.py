@@ -14,7 +14,7 @@ import tensorflow as tf
 from lottery_engine import pipeline
 from lottery_engine.config import load as config_lib
 from lottery_engine.foundations import runfolder
-from lottery_engine.foundations.schema import TrainConfig
+from lottery_engine.config.schema import TrainConfig
 from lottery_engine.lottery import trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable

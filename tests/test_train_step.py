@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from lottery_engine import pipeline
 from lottery_engine.foundations import runfolder
-from lottery_engine.foundations.schema import ConfigError, TrainConfig
+from lottery_engine.config.schema import ConfigError, TrainConfig
 from lottery_engine.lottery import runtime, trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable

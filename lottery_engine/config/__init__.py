@@ -1,2 +1,3 @@
-"""Reading a config: YAML into a validated Config, every error at once, reading nothing but the
-config itself (the files it names are checked by preflight.py). Above foundations only."""
+"""A config: its schema (dataclasses, allowed values, error types), YAML read into a validated
+Config with every error at once, reading nothing but the config itself (the files it names are
+checked by preflight.py). Right above foundations."""

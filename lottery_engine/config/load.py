@@ -24,7 +24,7 @@ import yaml
 
 from ..foundations import yaml_text
 # the schema, re-exported: readers of a config import it here
-from ..foundations.schema import (  # noqa: F401
+from .schema import (  # noqa: F401
     ARCHS, BUILTIN_ARCHS, BUNDLED, CONTROLS, Config, ConfigError, ConfigErrors, DEVICES,
     DataConfig, FlopsConfig, INITS, ImpConfig, KERAS_DATASETS, LOSSES, OPTIMIZERS, PLAN_ALIASES,
     PRUNABLE_LAYERS, Problems, ReportConfig, RunConfig, SCOPES, SELECT_METRICS, SOURCES,

@@ -17,7 +17,7 @@ import reprlib
 import unicodedata
 from typing import Any
 
-from ..foundations.schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS,
+from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS,
                                   JIT_CHOICES, KERAS_DATASETS, LOSSES, LR_SCHEDULES,
                                   MIN_IMAGE_SIDE, MOMENTUM_FORMS, OPTIMIZERS, PRUNABLE_LAYERS,
                                   SCOPES, SELECT_METRICS, SOURCES, STACK_CHOICES, TRAIN_STEPS,

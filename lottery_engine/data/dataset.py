@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from ..foundations.schema import DataConfig
+from ..config.schema import DataConfig
 from . import image_folder, user_data
 from .image_folder import Progress
 from .keras_cache import keras_home

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..foundations.schema import ConfigError
+from ..config.schema import ConfigError
 
 log = logging.getLogger("lottery")
 

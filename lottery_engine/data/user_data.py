@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..foundations.schema import ConfigError, DataConfig, did_you_mean
+from ..config.schema import ConfigError, DataConfig, did_you_mean
 
 PARTS = ("train", "val", "test")
 CHUNK_BYTES = 16 * 2**20  # NaN/inf scans read this much of x at a time

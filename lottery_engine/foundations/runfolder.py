@@ -15,10 +15,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .schema import Config
+from typing import Any
 
 log = logging.getLogger("lottery")
 
@@ -216,8 +213,9 @@ def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 16384) -> str:
     return "\n".join(tail.splitlines()[-lines:])
 
 
-def runs_home(cfg: "Config") -> Path:
+def runs_home(cfg: Any) -> Path:
     """Where a run without --out goes: imp.results_dir, else run.artifacts_dir (the plan's keys),
-    else $LOTTERY_HOME, else ./runs."""
+    else $LOTTERY_HOME, else ./runs. `cfg` is a Config (config/schema.py, a wing above: it is
+    read here, never imported)."""
     return Path(cfg.imp.results_dir or cfg.run.artifacts_dir
                 or os.environ.get("LOTTERY_HOME") or "runs")

@@ -9,7 +9,7 @@ import sys
 import time
 
 from ..foundations.events import Listener
-from ..foundations.schema import Config
+from ..config.schema import Config
 
 
 def bar(done: int, total: int, width: int = 30) -> str:

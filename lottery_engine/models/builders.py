@@ -11,7 +11,7 @@ import numpy as np
 from keras import layers
 
 from ..data.keras_cache import vgg16_weights_path
-from ..foundations.schema import ConfigError, TrainConfig
+from ..config.schema import ConfigError, TrainConfig
 from . import literature_models, user_model
 from .literature_models import head
 

@@ -21,7 +21,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..foundations.schema import Config, ConfigError
+from ..config.schema import Config, ConfigError
 
 KEY = "train.model_file"
 CONFIG = "config.json"

@@ -25,7 +25,7 @@ from typing import Callable
 import keras
 from keras import layers
 
-from ..foundations.schema import MIN_IMAGE_SIDE, ConfigError
+from ..config.schema import MIN_IMAGE_SIDE, ConfigError
 
 CONV_PLANS = {"conv2": [64, 64], "conv4": [64, 64, 128, 128],
               "conv6": [64, 64, 128, 128, 256, 256]}

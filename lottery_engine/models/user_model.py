@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from ..foundations.schema import ConfigError, TrainConfig
+from ..config.schema import ConfigError, TrainConfig
 from . import keras_file
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from ..foundations.schema import ConfigError
+from ..config.schema import ConfigError
 
 # layer type -> (kernel attribute, name suffix); the most specific types first
 _KERNELS: list[tuple[type, list[tuple[str, str]]]] = [

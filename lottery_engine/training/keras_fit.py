@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..foundations.schema import TrainConfig
+from ..config.schema import TrainConfig
 from .round import EpochTrainer, Monitor
 
 

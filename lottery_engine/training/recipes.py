@@ -15,7 +15,7 @@ import math
 
 import tensorflow as tf
 
-from ..foundations.schema import AUGMENTATIONS, TrainConfig
+from ..config.schema import AUGMENTATIONS, TrainConfig
 
 CROP_PADDING = 4  # pixels of zeros on each side before a random crop, as torchvision's
 # RandomCrop(32, padding=4) in OpenLTH's CIFAR-10 pipeline

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..foundations.schema import TrainConfig
+from ..config.schema import TrainConfig
 from ..pruning.masks import MaskConstraint
 from . import recipes
 from .train_step import FusedOptimizer, batch_of, decays, each_step

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..foundations.schema import ConfigError, TrainConfig
+from ..config.schema import ConfigError, TrainConfig
 from . import recipes
 
 ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-7  # Keras' Adam defaults, as the Keras path uses

@@ -1,7 +1,7 @@
 """The schema of a config: its sections as dataclasses, the allowed values, and its error types.
 
-At the bottom of the engine's imports: validation, data and every reader of a config import these,
-and nothing here imports them back (config/load.py, which reads and validates YAML, sits above).
+Right above foundations/: validation, data, models and every reader of a config import these, and
+nothing here imports them back (load.py, which reads and validates YAML, sits beside it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .faults import UserError
+from ..foundations.faults import UserError
 
 BUILTIN_ARCHS = ("lenet", "lenet_300_100", "vgg16", "conv2", "conv4", "conv6", "resnet20",
                  "vgg16_cifar")
