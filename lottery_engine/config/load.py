@@ -142,16 +142,11 @@ def load(path: str | Path, overrides: list[str] | None = None,
 
 
 def load_run(run_dir: str | Path, overrides: list[str] | None = None,
-             extra_checks: ExtraChecks | None = None, *, check_files: bool = False) -> Config:
-    """A run folder's frozen config, read without looking at its data (readers need one key).
-    Its model file is a copy inside the folder, stored by bare name (keras_file.pin) and so found
-    beside the config: the folder can move to another machine or a Ray node.
-
-    `check_files=False` is still accepted from science/writeup.py until its split drops it;
-    files are checked by preflight.load_run, never here."""
-    if check_files:
-        raise TypeError("config.load_run reads the config only; check the files a run names "
-                        "with preflight.load_run or preflight.check")
+             extra_checks: ExtraChecks | None = None) -> Config:
+    """A run folder's frozen config, read without looking at its data (readers need one key;
+    preflight.load_run checks the files too). Its model file is a copy inside the folder, stored
+    by bare name (keras_file.pin) and so found beside the config: the folder can move to another
+    machine or a Ray node."""
     return load(Path(run_dir) / "config.yaml", overrides, extra_checks)
 
 

@@ -6,7 +6,7 @@ model file, weights, a metrics file) is preflight.py's, which joins these refusa
 Each failure is one ConfigError naming the key, the value and what to do; every failure of a
 config is collected (Problems) and raised at once, a check that needs a refused value skipped.
 Nothing here imports TensorFlow; the devices a run asks for are checked where the run starts
-(imp.check_device).
+(lottery/runtime.check_device).
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def clock(folder: Path) -> tuple[int, int]:
     """(T, k) of a run, on round 0's step clock: the step every round trains to at most, and the
     step later rounds rewind to. Records keep the steps a round took, not its cap, so both are
     computed as the engine does, from the frozen config and the run's own training split."""
-    cfg = config_lib.load_run(folder, check_files=False)
+    cfg = config_lib.load_run(folder)
     with np.load(Path(folder) / runfolder.SPLIT) as split:
         batches = -(-len(split["train"]) // cfg.train.batch_size)
     return cfg.train.epochs * batches, config_lib.rewind_step(cfg, batches)
