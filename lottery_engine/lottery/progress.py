@@ -21,8 +21,10 @@ def bar(done: int, total: int, width: int = 30) -> str:
 class ProgressBar(Listener):
     """One status line on stderr: round, epoch and a batch bar, redrawn at most ten times a second."""
 
-    def __init__(self, cfg: Config, stream=sys.stderr):
-        self.cfg, self.stream, self.last = cfg, stream, 0.0
+    def __init__(self, cfg: Config, stream=None):
+        # sys.stderr as it is now, not as it was when this module was imported: a notebook or a
+        # test harness may have replaced (and since closed) the one of import time
+        self.cfg, self.stream, self.last = cfg, stream or sys.stderr, 0.0
         self.round, self.series, self.sparsity = 0, "imp", 0.0
 
     def round_started(self, round_index, series, sparsity):
