@@ -1,9 +1,11 @@
 """Masks over prunable kernels: magnitude pruning, rewinding, and enforcement inside the train step.
 
-Enforcement uses a Keras constraint that holds the mask in a non-trainable variable. Keras 3 applies
-variable constraints inside `optimizer.apply`, i.e. inside the compiled train step, right after each
-update: a pruned weight is exactly 0.0 after every step, with no Python work per batch. A new round
-only assigns new values to the mask variables, so nothing is rebuilt.
+Enforcement uses a Keras constraint that holds the mask in a non-trainable variable, applied right
+after each update inside the compiled train step: by Keras' own `optimizer.apply` on the Keras-fit
+path (`train.step: keras`), by the engine's fused step after its update of each variable
+(training/train_step.py). A pruned weight is exactly 0.0 after every step, with no Python work per
+batch. A new round only assigns new values to the mask variables, so nothing is rebuilt. The
+stacked step (training/stacked_step.py) keeps one mask per series and multiplies by it itself.
 """
 
 from __future__ import annotations
