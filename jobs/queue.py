@@ -8,7 +8,7 @@ Job ids are generated here (time + random suffix); user text never becomes a pat
 A status.json that cannot be read or lacks fields never stops a worker or the CLI: the job reads as
 `broken` with the reason, no worker claims it, and it can be deleted. On a full disk, where a
 rename needs space it has not got, a status is rewritten in place instead, so a job's end is still
-recorded. Text in a status is read as it can be shown (validation.shown), so a label written by
+recorded. Text in a status is read as it can be shown (labels.shown), so a label written by
 hand or before today's rule never breaks a page or a terminal.
 
 A running job whose heartbeat is older than its lease is `stalled`: no worker runs it (a live one
@@ -40,7 +40,7 @@ from filelock import FileLock
 
 from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
-from lottery_engine.config import validation
+from lottery_engine.config import labels
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.faults import UserError, describe
 from lottery_engine.models import keras_file
@@ -105,7 +105,7 @@ def _broken_reason(status: Any, path: Path) -> str | None:
 def _shown(value: Any) -> Any:
     """A status's text, in its lists and mappings too, as a page or a terminal can show it."""
     if isinstance(value, str):
-        return validation.shown(value)
+        return labels.shown(value)
     if isinstance(value, list):
         return [_shown(item) for item in value]
     if isinstance(value, dict):
@@ -254,20 +254,20 @@ def annotate(job_id: str, root: str | Path | None = None, *, name: str | None = 
              notes: str | None = None, tags: list[str] | None = None) -> dict:
     """Rename a job, or set its notes and tags (labels a user edits after launch; kept in the
     job's status.json, so every reader of the run folder sees them). Each is checked by the one
-    rule for labels, validation.check_text."""
+    rule for labels, labels.check_text."""
     fields: dict[str, Any] = {}
     if name is not None:
-        validation.check_name(name)
+        labels.check_name(name)
         fields["name"] = name.strip()
     if notes is not None:
-        validation.check_text("notes", notes, MAX_NOTES, lines=True, required=False)
+        labels.check_text("notes", notes, MAX_NOTES, lines=True, required=False)
         fields["notes"] = notes
     if tags is not None:
         tags = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
         if len(tags) > MAX_TAGS:
             raise JobError(f"tags: at most {MAX_TAGS} tags (got {len(tags)}); drop some.")
         for tag in tags:
-            validation.check_text("tags", tag, MAX_TAG)
+            labels.check_text("tags", tag, MAX_TAG)
         fields["tags"] = tags
     root = home(root)
     if read_status(job_dir(root, job_id))["state"] == BROKEN:

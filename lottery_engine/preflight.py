@@ -24,7 +24,8 @@ from typing import Any
 from .config import load as config_lib
 from .config import validation
 from .config.load import Config, ConfigError, Problems
-from .config.validation import FILE_SOURCES, HYBRID_KEYS, fail, is_number, leave_test
+from .config.validation import FILE_SOURCES, HYBRID_KEYS, leave_test
+from .config.values import fail, is_number
 
 # what the split check reads beyond its own key: it is skipped while one of these is refused
 SPLIT_KEYS = ("run.seed", "data.source", "data.name", "data.data_dir", "data.path", "data.label",

@@ -10,7 +10,7 @@ import pytest
 
 from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
-from lottery_engine.config import validation
+from lottery_engine.config import labels, validation
 from lottery_engine.config.load import ConfigError
 from lottery_engine.foundations import runfolder
 
@@ -233,7 +233,7 @@ def test_report_escapes_the_run_name(tmp_path, tiny_run):
 def test_bounds_in_the_validator_are_the_documented_ones():
     documented = (ROOT / "docs" / "configs.md").read_text()  # the validator's table of bounds
     for bound in (validation.MAX_EPOCHS, validation.MAX_ROUNDS, validation.MAX_BATCH,
-                  validation.MAX_NAME, validation.MAX_SEED):
+                  labels.MAX_NAME, validation.MAX_SEED):
         assert f"{bound:,}" in documented, bound
 
 

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import reprlib
-import unicodedata
 from typing import Any
 
-from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS,
-                                  JIT_CHOICES, KERAS_DATASETS, LOSSES, LR_SCHEDULES,
-                                  MIN_IMAGE_SIDE, MOMENTUM_FORMS, OPTIMIZERS, PRUNABLE_LAYERS,
-                                  SCOPES, SELECT_METRICS, SOURCES, STACK_CHOICES, TRAIN_STEPS,
-                                  VGG16_CONVS, WEIGHT_DECAY_ON,
-                                  Config, ConfigError, Problems, TrainConfig, did_you_mean)
+from .labels import check_name
+from .recipe_checks import check_recipe
+from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, JIT_CHOICES,
+                     KERAS_DATASETS, LOSSES, MIN_IMAGE_SIDE, OPTIMIZERS, PRUNABLE_LAYERS, SCOPES,
+                     SELECT_METRICS, SOURCES, STACK_CHOICES, TRAIN_STEPS, VGG16_CONVS, Config,
+                     ConfigError, Problems, TrainConfig, did_you_mean)
+from .values import (MAX_PATH, MAX_STEP, check_bool, check_path, choice, fail, fraction, int_in, is_int,
+                     is_number)
 
 # upper bounds: generous for real work, small enough to catch a typo before it runs for years
-MAX_NAME = 100
 MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_EPOCHS = 10_000
 MAX_ROUNDS = 1_000
@@ -33,122 +32,14 @@ MAX_BATCH = 65_536
 MAX_LIMIT_TOTAL = 10_000_000
 MAX_IMAGE_SIZE = 1024
 MAX_PATIENCE = 1_000
-MAX_STEP = 10**9  # rewind step, validation interval
-MAX_PATH = 4096
 MAX_FLOPS = 10**16
-MAX_WEIGHT_DECAY = 1.0  # 1e-4..5e-4 for sgd, up to ~0.1 for adamw
 
 # what a check reads beyond its own key: it is skipped while one of these is refused
 HYBRID_KEYS = ("report.compare_with_hybrid_pipeline", "report.hybrid_pipeline_metrics_path")
 _DEVICE_RE = re.compile(r"cpu|gpu|auto|gpu:\d{1,4}")
 _REWIND_RE = re.compile(r"init|epoch:\d{1,9}|step:\d{1,10}")
 FILE_SOURCES = {"arrays": ".npz", "csv": ".csv"}  # the user's own data: the suffix of data.path
-# what a label (run name, notes, tags) may not hold; see check_text
-_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # C0 and C1 but tab, line feed, return
-_BREAKS = r"\t\n\r"
-_DIRECTION = r"\u202a-\u202e\u2066-\u2069"  # embeddings, overrides, isolates
-_SURROGATES = r"\ud800-\udfff"
-_SURROGATE_RE = re.compile(f"[{_SURROGATES}]")
-_DIRECTION_RE = re.compile(f"[{_DIRECTION}]")
-_CONTROL_RE = re.compile(f"[{_CONTROLS}{_BREAKS}]")
-_CONTROL_IN_LINES_RE = re.compile(f"[{_CONTROLS}]")
-_UNSHOWABLE_RE = re.compile(f"[{_CONTROLS}{_DIRECTION}{_SURROGATES}]")
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # fillers drawn as nothing
 _FACTORY_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = 60
-_short.maxlist = _short.maxdict = 6
-_short.maxlevel = 2
-
-
-def fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{key}: invalid value {_short.repr(value)}; {allowed}.")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _choice(key: str, value: Any, options: tuple) -> None:
-    if not isinstance(value, (str, int)) or isinstance(value, bool) or value not in options:
-        hint = did_you_mean(str(value), [str(o) for o in options])
-        allowed = ", ".join(str(o) for o in options)
-        raise ConfigError(f"{key}: unknown value {_short.repr(value)}; allowed: {allowed}.{hint}")
-
-
-def _int_in(key: str, value: Any, low: int, high: int) -> None:
-    if not _is_int(value) or not low <= value <= high:
-        fail(key, value, f"expected an integer from {low:,} to {high:,}")
-
-
-def _fraction(key: str, value: Any, *, open_high: bool = True) -> None:
-    if not (is_number(value) and 0 < value and (value < 1 if open_high else value <= 1)):
-        fail(key, value, f"expected a number in (0, 1{')' if open_high else ']'}")
-
-
-def _bool(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        fail(key, value, "expected true or false")
-
-
-def _path(key: str, value: Any, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_PATH \
-            or "\x00" in value:
-        fail(key, value, f"expected the path of a folder or file (at most {MAX_PATH} characters)")
-
-
-def _visible(char: str) -> bool:
-    """A letter, digit, punctuation mark or symbol that is drawn as something."""
-    return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
-
-
-def check_text(key: str, value: Any, limit: int, *, lines: bool = False,
-               required: bool = True) -> None:
-    """The one rule for the labels a user gives a run (its name, notes and tags). They are shown
-    in tables, titles, reports and terminals, so they must show what they hold: refused are lone
-    surrogates (half a UTF-16 pair, not a character: no page can encode one), direction overrides
-    and isolates (U+202A-U+202E, U+2066-U+2069: they show text in another order than it is
-    stored), control characters (terminal escape codes; line breaks and tabs only in `lines`
-    text), and text with nothing visible (only spaces or zero-width characters). Blank text is
-    refused only where it is `required`. Text in any script, emoji and joiners inside it pass."""
-    if not isinstance(value, str):
-        fail(key, value, "expected a string")
-    if len(value) > limit:
-        fail(key, value, f"at most {limit:,} characters (it is {len(value):,})")
-    surrogate = _SURROGATE_RE.search(value)
-    if surrogate:
-        fail(key, value, f"U+{ord(surrogate.group()):04X} is half of a UTF-16 pair, not a "
-                         f"character; type or paste the text again")
-    direction = _DIRECTION_RE.search(value)
-    if direction:
-        fail(key, value, f"no direction override or isolate characters (U+"
-                         f"{ord(direction.group()):04X}): they show text in another order than "
-                         f"it holds; remove it")
-    if (_CONTROL_IN_LINES_RE if lines else _CONTROL_RE).search(value):
-        fail(key, value, "no control characters such as escape codes"
-                         + (" (line breaks and tabs are fine)" if lines else ", line breaks or "
-                                                                               "tabs"))
-    if (required or value.strip()) and not any(map(_visible, value)):
-        fail(key, value, "expected visible text (letters, digits, punctuation or symbols), not "
-                         "only spaces or zero-width characters")
-
-
-def shown(text: str) -> str:
-    """`text` as a page or a terminal can show it: each character check_text refuses for not
-    being encodable or for hiding what the text says becomes U+FFFD. For labels written before
-    the rule, or by hand into a status.json: reading one must never break a page."""
-    return _UNSHOWABLE_RE.sub("\ufffd", text)
-
-
-def check_name(name: Any) -> None:
-    """A run name is a label (check_text), never a path."""
-    check_text("run.name", name, MAX_NAME)
 
 
 def _device(value: Any) -> None:
@@ -159,24 +50,24 @@ def _device(value: Any) -> None:
 def _check_run(cfg: Config, problems: Problems) -> None:
     run = cfg.run
     problems.check(check_name, run.name)
-    problems.check(_int_in, "run.seed", run.seed, 0, MAX_SEED)
+    problems.check(int_in, "run.seed", run.seed, 0, MAX_SEED)
     problems.check(_device, run.device)
-    problems.check(_path, "run.artifacts_dir", run.artifacts_dir)
+    problems.check(check_path, "run.artifacts_dir", run.artifacts_dir)
 
 
 def _source_keys(data: Any) -> None:
     """What the data source needs: a dataset's name, an image folder or a data file."""
     if data.source in ("bundled", "keras"):
-        _choice("data.name", data.name, BUNDLED if data.source == "bundled" else KERAS_DATASETS)
+        choice("data.name", data.name, BUNDLED if data.source == "bundled" else KERAS_DATASETS)
     elif data.source == "folder":
         if not isinstance(data.data_dir, str) or not data.data_dir:
             fail("data.data_dir", data.data_dir, "source 'folder' needs the path of an image folder")
-        _path("data.data_dir", data.data_dir, optional=False)
+        check_path("data.data_dir", data.data_dir, optional=False)
     else:
         if not isinstance(data.path, str) or not data.path:
             fail("data.path", data.path,
                  f"source '{data.source}' needs the path of a {FILE_SOURCES[data.source]} file")
-        _path("data.path", data.path, optional=False)
+        check_path("data.path", data.path, optional=False)
 
 
 def _csv_label(data: Any) -> None:
@@ -187,7 +78,7 @@ def _csv_label(data: Any) -> None:
 
 def _image_size(size: Any) -> None:
     if (not isinstance(size, list) or len(size) != 2
-            or not all(_is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
+            or not all(is_int(s) and 8 <= s <= MAX_IMAGE_SIZE for s in size)):
         fail("data.image_size", size, f"expected [height, width], integers in 8..{MAX_IMAGE_SIZE}")
 
 
@@ -201,16 +92,16 @@ def _split_total(data: Any) -> None:
 
 def _check_data(cfg: Config, problems: Problems) -> None:
     data = cfg.data
-    problems.check(_choice, "data.source", data.source, SOURCES)
+    problems.check(choice, "data.source", data.source, SOURCES)
     problems.check(_source_keys, data, needs=("data.source",))
     problems.check(_csv_label, data, needs=("data.source",))
     if not problems.refused("data.source") and data.source not in FILE_SOURCES:
         problems.check(_image_size, data.image_size)  # the user's arrays keep their own shape
-        problems.check(_choice, "data.channels", data.channels, (1, 3))
+        problems.check(choice, "data.channels", data.channels, (1, 3))
     if data.limit_total is not None:
-        problems.check(_int_in, "data.limit_total", data.limit_total, 20, MAX_LIMIT_TOTAL)
-    problems.check(_fraction, "data.train_split", data.train_split)
-    problems.check(_fraction, "data.val_split", data.val_split)
+        problems.check(int_in, "data.limit_total", data.limit_total, 20, MAX_LIMIT_TOTAL)
+    problems.check(fraction, "data.train_split", data.train_split)
+    problems.check(fraction, "data.val_split", data.val_split)
     problems.check(_split_total, data,
                    needs=("data.source", "data.train_split", "data.val_split"))
     if problems.check(_augment, data.augment):
@@ -222,7 +113,7 @@ def _augment(kinds: Any) -> None:
     if not isinstance(kinds, list):
         fail("data.augment", kinds, f"expected a list drawn from {allowed} (or [] for none)")
     for kind in kinds:
-        _choice("data.augment", kind, AUGMENTATIONS)
+        choice("data.augment", kind, AUGMENTATIONS)
     if len(set(kinds)) != len(kinds):
         fail("data.augment", kinds, "each augmentation at most once")
 
@@ -288,26 +179,28 @@ def _learning_rate(value: Any) -> None:
 
 def _check_train(cfg: Config, problems: Problems) -> None:
     train = cfg.train
-    problems.check(_choice, "train.arch", train.arch, ARCHS)
+    problems.check(choice, "train.arch", train.arch, ARCHS)
     problems.check(_weights, train.weights)
     problems.check(_weights_for_arch, train, needs=("train.arch", "train.weights"))
     problems.check(_vgg16_channels, cfg, needs=("train.arch", "data.source", "data.channels"))
     problems.check(_image_size_for_arch, cfg, needs=("train.arch", "data.source",
                                                       "data.image_size"))
-    problems.check(_bool, "train.freeze_base", train.freeze_base)
+    problems.check(check_bool, "train.freeze_base", train.freeze_base)
     problems.check(_freeze_base_for_arch, train, needs=("train.arch", "train.freeze_base"))
     _check_user_model(cfg, problems)
-    problems.check(_int_in, "train.epochs", train.epochs, 1, MAX_EPOCHS)
-    problems.check(_int_in, "train.batch_size", train.batch_size, 1, MAX_BATCH)
+    problems.check(int_in, "train.epochs", train.epochs, 1, MAX_EPOCHS)
+    problems.check(int_in, "train.batch_size", train.batch_size, 1, MAX_BATCH)
     problems.check(_learning_rate, train.learning_rate)
-    problems.check(_choice, "train.optimizer", train.optimizer, OPTIMIZERS)
-    problems.check(_bool, "train.feature_cache", train.feature_cache)
+    problems.check(choice, "train.optimizer", train.optimizer, OPTIMIZERS)
+    problems.check(check_bool, "train.feature_cache", train.feature_cache)
     if train.eval_every is not None:
-        problems.check(_int_in, "train.eval_every", train.eval_every, 1, MAX_STEP)
+        problems.check(int_in, "train.eval_every", train.eval_every, 1, MAX_STEP)
     problems.check(_early_stopping, train.early_stopping)
-    problems.check(_int_in, "train.patience", train.patience, 1, MAX_PATIENCE)
-    _check_recipe(cfg, problems)
-    problems.check(_choice, "train.step", train.step, TRAIN_STEPS)
+    problems.check(int_in, "train.patience", train.patience, 1, MAX_PATIENCE)
+    check_recipe(cfg, problems)
+    problems.check(_augment_features, cfg,
+                   needs=("data.augment", "train.arch", "train.feature_cache"))
+    problems.check(choice, "train.step", train.step, TRAIN_STEPS)
     problems.check(_jit_compile, train.jit_compile)
     problems.check(_keras_step, cfg, needs=("train", "data.augment"))
     problems.check(_stack, train, needs=("train.step", "train.jit_compile"))
@@ -354,97 +247,9 @@ def _stack(train: TrainConfig) -> None:
              "or false, or stack: auto")
 
 
-def _momentum(train: TrainConfig) -> None:
-    if not is_number(train.momentum) or not 0 <= train.momentum < 1:
-        fail("train.momentum", train.momentum, "expected a number in [0, 1)")
-    if train.optimizer != "sgd" and train.momentum != TrainConfig.momentum:
-        fail("train.momentum", train.momentum, f"only sgd uses momentum ({train.optimizer} has "
-             f"its own moment estimates); use optimizer: sgd, or leave momentum out")
-
-
-def _nesterov(train: TrainConfig) -> None:
-    if train.nesterov and train.optimizer != "sgd":
-        fail("train.nesterov", train.nesterov, f"Nesterov momentum is sgd's; use optimizer: "
-             f"sgd, or nesterov: false with {train.optimizer}")
-    if train.nesterov and train.momentum == 0:
-        fail("train.nesterov", train.nesterov, "Nesterov momentum needs train.momentum above 0")
-
-
-def _momentum_form(train: TrainConfig) -> None:
-    """The form is sgd's momentum's alone; with momentum 0 (plain SGD) both forms are one."""
-    if train.momentum_form == TrainConfig.momentum_form:
-        return
-    if train.optimizer != "sgd" or train.momentum == 0:
-        fail("train.momentum_form", train.momentum_form, "only sgd with momentum above 0 has a "
-             "momentum form; use optimizer: sgd with momentum, or leave momentum_form out")
-
-
-def _weight_decay(value: Any) -> None:
-    if not is_number(value) or not 0 <= value <= MAX_WEIGHT_DECAY:
-        fail("train.weight_decay", value, f"expected a number in [0, {MAX_WEIGHT_DECAY:g}] "
-             f"(0: none; OpenLTH's ResNet-20 uses 1e-4)")
-
-
-def _weight_decay_on(train: TrainConfig) -> None:
-    if train.weight_decay_on != TrainConfig.weight_decay_on and train.weight_decay == 0:
-        fail("train.weight_decay_on", train.weight_decay_on, "only a weight_decay above 0 "
-             "decays anything; set train.weight_decay, or leave weight_decay_on out")
-
-
-def _milestones(train: TrainConfig) -> None:
-    """Epochs at which a step schedule multiplies the rate by gamma: only with lr_schedule
-    step, which needs at least one; strictly increasing, each inside training (1..epochs-1)."""
-    key, milestones = "train.milestones", train.milestones
-    if not isinstance(milestones, list) or not all(map(_is_int, milestones)):
-        fail(key, milestones, "expected a list of epochs, e.g. [80, 120]")
-    if train.lr_schedule != "step":
-        if milestones:
-            fail(key, milestones, f"only lr_schedule: step uses milestones (it is "
-                 f"{train.lr_schedule}); set lr_schedule: step, or milestones: []")
-        return
-    if not milestones:
-        fail(key, milestones, "lr_schedule step needs the epochs at which the rate drops, "
-             "e.g. milestones: [80, 120]")
-    if any(b <= a for a, b in zip(milestones, milestones[1:])):
-        fail(key, milestones, "epochs in strictly increasing order")
-    if not 1 <= milestones[0] or not milestones[-1] <= train.epochs - 1:
-        fail(key, milestones, f"each epoch from 1 to train.epochs - 1 ({train.epochs - 1}): a "
-             f"drop at 0 or after the last epoch changes nothing")
-
-
-def _gamma(train: TrainConfig) -> None:
-    if not is_number(train.gamma) or not 0 < train.gamma <= 1:
-        fail("train.gamma", train.gamma, "expected a number in (0, 1], the factor at each "
-             "milestone")
-    if train.lr_schedule != "step" and train.gamma != TrainConfig.gamma:
-        fail("train.gamma", train.gamma, f"only lr_schedule: step uses gamma (it is "
-             f"{train.lr_schedule}); set lr_schedule: step, or leave gamma out")
-
-
-def _check_recipe(cfg: Config, problems: Problems) -> None:
-    """The optimizer's and the schedule's keys (recipes.py computes the schedule); a key that
-    the chosen optimizer or schedule would ignore is refused rather than silently ignored."""
-    train = cfg.train
-    problems.check(_momentum, train, needs=("train.optimizer",))
-    problems.check(_bool, "train.nesterov", train.nesterov)
-    problems.check(_nesterov, train, needs=("train.optimizer", "train.nesterov"))
-    problems.check(_choice, "train.momentum_form", train.momentum_form, MOMENTUM_FORMS)
-    problems.check(_momentum_form, train, needs=("train.optimizer", "train.momentum",
-                                                 "train.momentum_form"))
-    problems.check(_weight_decay, train.weight_decay)
-    problems.check(_choice, "train.weight_decay_on", train.weight_decay_on, WEIGHT_DECAY_ON)
-    problems.check(_weight_decay_on, train, needs=("train.weight_decay", "train.weight_decay_on"))
-    problems.check(_choice, "train.lr_schedule", train.lr_schedule, LR_SCHEDULES)
-    problems.check(_milestones, train, needs=("train.lr_schedule", "train.epochs"))
-    problems.check(_gamma, train, needs=("train.lr_schedule",))
-    problems.check(_int_in, "train.warmup_steps", train.warmup_steps, 0, MAX_STEP)
-    problems.check(_augment_features, cfg,
-                   needs=("data.augment", "train.arch", "train.feature_cache"))
-
-
 def _model_file(train: Any) -> None:
     if train.arch == "file":
-        _path("train.model_file", train.model_file, optional=False)
+        check_path("train.model_file", train.model_file, optional=False)
         if not train.model_file.endswith(".keras"):
             fail("train.model_file", train.model_file,
                  "expected a Keras 3 .keras file (save it with model.save('model.keras'))")
@@ -473,9 +278,9 @@ def _check_user_model(cfg: Config, problems: Problems) -> None:
     train = cfg.train
     problems.check(_model_file, train, needs=("train.arch",))
     problems.check(_factory, train, needs=("train.arch",))
-    problems.check(_choice, "train.init", train.init, INITS)
+    problems.check(choice, "train.init", train.init, INITS)
     problems.check(_fresh_init, train, needs=("train.arch", "train.init"))
-    problems.check(_choice, "train.loss", train.loss, LOSSES)
+    problems.check(choice, "train.loss", train.loss, LOSSES)
 
 
 def _check_patterns(key: str, patterns: list, known: list[str] | None, arch: str) -> None:
@@ -509,7 +314,7 @@ def _check_layers(cfg: Config, problems: Problems) -> None:
         return
     for layer, rate in imp.layer_rates.items():
         problems.check(_check_patterns, f"imp.layer_rates.{layer}", [layer], known, arch)
-        problems.check(_fraction, f"imp.layer_rates.{layer}", rate)
+        problems.check(fraction, f"imp.layer_rates.{layer}", rate)
 
 
 def _builtin_prunable(train: TrainConfig) -> list[str] | None:
@@ -553,20 +358,20 @@ def _distinct(controls: list) -> None:
 
 def _check_imp(cfg: Config, problems: Problems) -> None:
     imp = cfg.imp
-    problems.check(_fraction, "imp.prune_rate", imp.prune_rate)
-    problems.check(_int_in, "imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
-    problems.check(_fraction, "imp.target_sparsity", imp.target_sparsity, open_high=False)
-    problems.check(_choice, "imp.scope", imp.scope, SCOPES)
+    problems.check(fraction, "imp.prune_rate", imp.prune_rate)
+    problems.check(int_in, "imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
+    problems.check(fraction, "imp.target_sparsity", imp.target_sparsity, open_high=False)
+    problems.check(choice, "imp.scope", imp.scope, SCOPES)
     _check_layers(cfg, problems)
     problems.check(_rewind, imp.rewind)
     problems.check(_rewind_epoch, imp.rewind, cfg.train.epochs,
                    needs=("imp.rewind", "train.epochs"))
     if problems.check(_controls, imp.controls):
         for control in imp.controls:
-            problems.check(_choice, "imp.controls", control, CONTROLS)
+            problems.check(choice, "imp.controls", control, CONTROLS)
         problems.check(_distinct, imp.controls, needs=("imp.controls",))
-    problems.check(_choice, "imp.select_metric", imp.select_metric, SELECT_METRICS)
-    problems.check(_path, "imp.results_dir", imp.results_dir)
+    problems.check(choice, "imp.select_metric", imp.select_metric, SELECT_METRICS)
+    problems.check(check_path, "imp.results_dir", imp.results_dir)
 
 
 def _hybrid_path_given(report: Any) -> None:
@@ -585,14 +390,14 @@ def _base_flops_frozen(cfg: Config) -> None:
 
 
 def _check_outputs(cfg: Config, problems: Problems) -> None:
-    problems.check(_bool, "flops.include_frozen_base", cfg.flops.include_frozen_base)
+    problems.check(check_bool, "flops.include_frozen_base", cfg.flops.include_frozen_base)
     base = cfg.flops.vgg16_base_flops
     if base is not None:
-        problems.check(_int_in, "flops.vgg16_base_flops", base, 1, MAX_FLOPS)
+        problems.check(int_in, "flops.vgg16_base_flops", base, 1, MAX_FLOPS)
         problems.check(_base_flops_frozen, cfg, needs=("train.freeze_base",))
     for key in ("html", "markdown", "compare_with_hybrid_pipeline"):
-        problems.check(_bool, f"report.{key}", getattr(cfg.report, key))
-    problems.check(_path, "report.hybrid_pipeline_metrics_path",
+        problems.check(check_bool, f"report.{key}", getattr(cfg.report, key))
+    problems.check(check_path, "report.hybrid_pipeline_metrics_path",
                    cfg.report.hybrid_pipeline_metrics_path)
     problems.check(_hybrid_path_given, cfg.report, needs=HYBRID_KEYS)
 
