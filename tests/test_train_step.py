@@ -8,13 +8,14 @@ import tensorflow as tf
 
 from lottery_engine import pipeline
 from lottery_engine.foundations import runfolder
-from lottery_engine.config.schema import ConfigError, TrainConfig
+from lottery_engine.config.schema import OPTIMIZERS, ConfigError, TrainConfig
 from lottery_engine.lottery import runtime, trainer
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
 from lottery_engine.pruning.masks import MaskManager
 from lottery_engine.training import keras_fit
 from lottery_engine.training.stacked_step import StackedStep
+from lottery_engine.training.fused_updates import FUSED_UPDATES
 from lottery_engine.training.train_step import FusedOptimizer, FusedStep, choose_jit
 
 from .conftest import tiny_config
@@ -299,3 +300,9 @@ def test_the_probe_falls_back_to_graph_mode_where_xla_refuses(tmp_path, monkeypa
     assert record["jit_compile"] is False and record["probe_ms_per_step"]["xla"] is None
     assert record["xla_refused"].startswith("train.jit_compile: XLA cannot compile")
     assert "auto chose graph mode (ms per step: xla refused, graph " in caplog.text
+
+
+def test_each_optimizer_a_config_may_name_has_its_fused_update():
+    """config's OPTIMIZERS (free of TensorFlow, read by the validator and the dashboard) and the
+    fused updates are one list of names, in one order."""
+    assert tuple(FUSED_UPDATES) == OPTIMIZERS

@@ -5,9 +5,8 @@ step ran at 30-41% of what its matmuls reach alone. Keras' Adam in graph mode ma
 over memory per variable, and `fit` pays for an input pipeline and callbacks on every call. Here:
 - batches are gathered in-graph from the resident training tensors by the rows of an index matrix
   (the run's (seed, epoch) order, cut into batches by the caller), k rows per call;
-- the update is one fused TensorFlow kernel per variable (`ResourceApplyAdam`,
-  `ResourceApplyKerasMomentum` or `ResourceApplyMomentum`, `ResourceApplyGradientDescent`), the
-  same arithmetic as Keras' Adam and SGD, or PyTorch's SGD (`momentum_form: pytorch`); the
+- the update is one fused TensorFlow kernel per variable, each optimizer's in its own unit
+  (fused_updates.py), the same arithmetic as Keras' Adam and SGD, or PyTorch's SGD; the
   learning rate and augmentation (recipes.py) are functions of round 0's step clock, so a
   late-rewound round continues both from step k;
 - right after the update each variable's constraint runs: for a prunable kernel that is the
@@ -27,16 +26,7 @@ import tensorflow as tf
 
 from ..config.schema import ConfigError, TrainConfig
 from . import recipes
-
-ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-7  # Keras' Adam defaults, as the Keras path uses
-
-
-# SGD with momentum in two forms, equal while the learning rate is constant and apart for ~1/(1-μ)
-# steps after it changes. keras: v = μ·v − lr·g, w += v (Nesterov: w += μ·v − lr·g); the rate
-# is folded into the velocity. pytorch (OpenLTH's torch.optim.SGD): v = μ·v + g, w −= lr·v
-# (Nesterov: w −= lr·(g + μ·v)); a new rate applies at once to all the velocity.
-MOMENTUM_KERNELS = {"keras": tf.raw_ops.ResourceApplyKerasMomentum,
-                    "pytorch": tf.raw_ops.ResourceApplyMomentum}
+from .fused_updates import FUSED_UPDATES
 
 
 def decays(variable: keras.Variable) -> bool:
@@ -67,23 +57,24 @@ def batch_of(step: "FusedStep", batch: tf.Tensor, global_step: tf.Tensor
 
 
 class FusedOptimizer:
-    """Adam, AdamW or SGD (with momentum or Nesterov) over `variables` as one fused TensorFlow
-    kernel per variable: the update Keras' optimizer computes in several passes over memory.
+    """The configured optimizer (fused_updates.py: Adam, AdamW or SGD with momentum or
+    Nesterov) over `variables` as one fused TensorFlow kernel per variable: the update Keras'
+    optimizer computes in several passes over memory.
 
     Elementwise, so it updates a stack of S networks' variables (stacked_step.py) exactly as S
-    separate ones. Weight decay is L2 added to the gradient (as OpenLTH's SGD has it), decoupled
-    for adamw (the variable shrinks by lr·decay before the Adam step, as Keras' AdamW); it
-    reaches every variable (`weight_decay_on: all`) or those `kernels` marks (`decays`), so one
-    network and a stack of them, each passing its own variables and kernel flags, decay alike.
+    separate ones. Weight decay is the optimizer's own (`FusedUpdate.decay`: L2 added to the
+    gradient, decoupled for adamw); it reaches every variable (`weight_decay_on: all`) or those
+    `kernels` marks (`decays`), so one network and a stack of them, each passing its own
+    variables and kernel flags, decay alike.
     """
 
     def __init__(self, cfg: TrainConfig, variables: list[tf.Variable], kernels: list[bool]):
         self.cfg, self.variables = cfg, variables
+        self.fused = FUSED_UPDATES[cfg.optimizer](cfg)
         self.decayed = [bool(cfg.weight_decay) and (cfg.weight_decay_on == "all" or kernel)
                         for kernel in kernels]
-        slots = 2 if cfg.optimizer in ("adam", "adamw") else 1
         self.slots = [[tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
-                       for v in variables] for _ in range(slots)]
+                       for v in variables] for _ in range(self.fused.slots)]
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def reset(self) -> None:
@@ -97,30 +88,11 @@ class FusedOptimizer:
         """One step (in a traced function): every variable updated by its gradient."""
         self.iterations.assign_add(1)
         for index, gradient in enumerate(gradients):
-            self._update(index, gradient, learning_rate)
-
-    def _update(self, index: int, gradient: tf.Tensor, learning_rate: tf.Tensor) -> None:
-        variable, cfg = self.variables[index], self.cfg
-        if self.decayed[index]:
-            if cfg.optimizer == "adamw":
-                variable.assign_sub(variable * learning_rate * cfg.weight_decay)
-            else:
-                gradient = gradient + cfg.weight_decay * variable
-        if cfg.optimizer in ("adam", "adamw"):
-            t = tf.cast(self.iterations, tf.float32)
-            tf.raw_ops.ResourceApplyAdam(
-                var=variable.handle, m=self.slots[0][index].handle,
-                v=self.slots[1][index].handle, beta1_power=ADAM_BETAS[0] ** t,
-                beta2_power=ADAM_BETAS[1] ** t, lr=learning_rate, beta1=ADAM_BETAS[0],
-                beta2=ADAM_BETAS[1], epsilon=ADAM_EPSILON, grad=gradient, use_locking=False)
-        elif cfg.momentum:
-            MOMENTUM_KERNELS[cfg.momentum_form](
-                var=variable.handle, accum=self.slots[0][index].handle, lr=learning_rate,
-                grad=gradient, momentum=cfg.momentum, use_locking=False,
-                use_nesterov=cfg.nesterov)
-        else:
-            tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=learning_rate,
-                                                    delta=gradient, use_locking=False)
+            variable = self.variables[index]
+            if self.decayed[index]:
+                gradient = self.fused.decay(variable, gradient, learning_rate)
+            self.fused.update(variable, [slot[index] for slot in self.slots], gradient,
+                              learning_rate, self.iterations)
 
 
 class FusedStep:
