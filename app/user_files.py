@@ -22,12 +22,14 @@ from streamlit.typing import UploadedFile
 
 from app.lab import plain
 from lottery_engine.config import load as config_lib
-from lottery_engine.config import validation
+from lottery_engine.config import data_sources
+from lottery_engine.config.architectures import ARCHITECTURES
+from lottery_engine.config.data_sources import DATA_SOURCES
 from lottery_engine.foundations import runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS, DATA = "models", "data"
-SUFFIX_SOURCES = {suffix: source for source, suffix in validation.FILE_SOURCES.items()}
+SUFFIX_SOURCES = {suffix: source for source, suffix in data_sources.file_suffixes().items()}
 SUMMARY_TIMEOUT = 300.0  # seconds: a large model on a busy machine loads slowly, but not this
 FACTORY_REFUSAL = ("train.arch: factory runs your own Python code, which the dashboard does not "
                    "do; submit it from a shell: lottery submit --config FILE.")
@@ -60,12 +62,12 @@ def saved_data(upload: UploadedFile, home: Path) -> tuple[str, Path]:
     """(data.source, saved file) of a data upload, by its suffix; a name the uploader should not
     have let through is read as an .npz, so the engine refuses it in its own words."""
     source = SUFFIX_SOURCES.get(Path(upload.name).suffix.lower(), "arrays")
-    return source, saved_upload(upload, Path(home) / DATA, validation.FILE_SOURCES[source])
+    return source, saved_upload(upload, Path(home) / DATA, DATA_SOURCES[source].suffix)
 
 
 def needs_summary(cfg: config_lib.Config) -> bool:
     """A user's model or data: only Keras can tell whether they fit each other."""
-    return cfg.train.arch in config_lib.USER_ARCHS or cfg.data.source in validation.FILE_SOURCES
+    return ARCHITECTURES[cfg.train.arch].own or DATA_SOURCES[cfg.data.source].suffix is not None
 
 
 def _stamps(cfg: config_lib.Config) -> tuple:

@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lottery_engine.config.load import PRUNABLE_LAYERS, DataConfig, TrainConfig  # noqa: E402
+from lottery_engine.config.architectures import prunable_layers  # noqa: E402
+from lottery_engine.config.load import DataConfig, TrainConfig  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
 from lottery_engine.lottery import runtime  # noqa: E402
 from lottery_engine.models import builders as models  # noqa: E402
@@ -62,7 +63,7 @@ class RemaskEveryBatch(keras.callbacks.Callback):
 def epoch_times(design: str, x, y, epochs: int, batch_size: int) -> list[float]:
     keras.utils.set_random_seed(0)
     model = models.build(TrainConfig(arch="lenet"), x.shape[1:], 10)
-    prunable = PRUNABLE_LAYERS["lenet"]
+    prunable = prunable_layers("lenet")
     callbacks: list[keras.callbacks.Callback] = []
     if design == "engine":
         manager = MaskManager(model, select(model, prunable))

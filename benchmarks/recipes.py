@@ -124,7 +124,7 @@ def keras_fit(cfg, train: tuple[tf.Tensor, tf.Tensor], chunk: int):
     """Plain Keras fit of the same network and recipe: the network, and one epoch's training on
     an order."""
     keras.utils.set_random_seed(cfg.run.seed)
-    net = literature_models.BUILDERS["resnet20"](tuple(train[0].shape[1:]), 10)
+    net = literature_models.resnet20(tuple(train[0].shape[1:]), 10)
     model = DecayedFit(net, cfg.train.weight_decay)
     steps_per_epoch = -(-int(train[0].shape[0]) // cfg.train.batch_size)
     model.compile(optimizer=keras.optimizers.SGD(StepSchedule(cfg.train, steps_per_epoch),

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from lottery_engine import preflight
-from lottery_engine.config import load as config_lib
+from lottery_engine.config import architectures, load as config_lib
 from lottery_engine.foundations import quiet_import, runfolder
 from lottery_engine.lottery.progress import ProgressBar, bar
 
@@ -187,7 +187,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _check_user_model(cfg: config_lib.Config) -> None:
     """A user's model is loaded and checked against the data before anything is written."""
-    if cfg.train.arch in config_lib.USER_ARCHS:
+    if cfg.train.arch in architectures.own_names():
         quiet_import.tensorflow()
         from lottery_engine import model_summary
 

@@ -41,6 +41,7 @@ from filelock import FileLock
 from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config import labels
+from lottery_engine.config.data_sources import DATA_SOURCES
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.faults import UserError, describe
 from lottery_engine.models import keras_file
@@ -240,11 +241,10 @@ def submit_export(run_id: str, root: str | Path | None = None) -> str:
 
 def _data_label(data: config_lib.DataConfig) -> str:
     """What the runs table shows: the dataset's name, or the source and its folder or file."""
-    if data.source == "folder":
-        return f"folder {Path(data.data_dir).name}"
-    if data.source in ("arrays", "csv"):
-        return f"{data.source} {Path(data.path).name}"
-    return data.name
+    source = DATA_SOURCES.get(str(data.source))  # a folder's frozen config may name any
+    where = {"data.data_dir": data.data_dir, "data.path": data.path}.get(
+        source.needs if source else "")
+    return data.name if where is None else f"{data.source} {Path(where).name}"
 
 
 MAX_TAGS, MAX_TAG, MAX_NOTES = 20, 40, 10_000

@@ -16,6 +16,7 @@ from typing import Any
 import keras
 
 from . import preflight
+from .config.data_sources import DATA_SOURCES
 from .config.load import Config, ConfigError
 from .data import user_data
 from .models import builders as models
@@ -24,7 +25,7 @@ from .pruning import prunable
 
 def data_signature(cfg: Config) -> tuple[tuple[int, ...], list[str]]:
     """The shape of one example and the class names, read without loading the data."""
-    if cfg.data.source in ("arrays", "csv"):
+    if DATA_SOURCES[cfg.data.source].suffix is not None:
         return user_data.peek(cfg.data)
     _, classes, _ = preflight.class_labels(cfg)
     return (*cfg.data.image_size, cfg.data.channels), classes

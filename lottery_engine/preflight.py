@@ -24,7 +24,9 @@ from typing import Any
 from .config import load as config_lib
 from .config import validation
 from .config.load import Config, ConfigError, Problems
-from .config.validation import FILE_SOURCES, HYBRID_KEYS, leave_test
+from .config.architectures import ARCHITECTURES
+from .config.data_sources import DATA_SOURCES
+from .config.validation import HYBRID_KEYS, leave_test
 from .config.values import fail, is_number
 
 # what the split check reads beyond its own key: it is skipped while one of these is refused
@@ -84,7 +86,7 @@ def class_labels(cfg: Config) -> tuple[Any, list[str], dict[str, Any]]:
     labels of each part the source gives whole (None where not read: keras' official test)."""
     import numpy as np
 
-    if cfg.data.source in FILE_SOURCES:
+    if DATA_SOURCES[cfg.data.source].suffix is not None:
         from .data import user_data
 
         labels, classes = user_data.check(cfg.data)
@@ -94,7 +96,12 @@ def class_labels(cfg: Config) -> tuple[Any, list[str], dict[str, Any]]:
 
         listing = image_folder.list_folder(Path(cfg.data.data_dir))
         return np.array(listing.label_indices), listing.classes, {}
-    counts = CLASS_COUNTS[(cfg.data.source, cfg.data.name)]
+    counts = CLASS_COUNTS.get((cfg.data.source, cfg.data.name))
+    if counts is None:  # a registered source of its own: its pool, loaded to read the labels
+        from .data import dataset as data_lib
+
+        pool = data_lib.load_pool(cfg.data)
+        return pool.y, pool.class_names, {part: pool.arrays(part)[1] for part in pool.given}
     given = {"test": None} if cfg.data.source == "keras" else {}
     return np.repeat(np.arange(len(counts)), counts), [str(c) for c in range(len(counts))], given
 
@@ -115,7 +122,7 @@ def check_splits(cfg: Config) -> None:
     if "test" not in given and data.train_split + data.val_split >= 1:  # a .npz without x_test
         leave_test(data, f"; {Path(data.path).name} has no x_test to test on")
     _check_given(given, classes, data.path)
-    unit = "rows" if data.source in FILE_SOURCES else "images"
+    unit = "rows" if DATA_SOURCES[data.source].suffix is not None else "images"
     what = (f"{len(labels):,} {unit} in {len(classes)} classes"
             + (f", limit_total {data.limit_total:,}" if data.limit_total else ""))
     fix = "raise data.limit_total or the split fractions"
@@ -172,8 +179,9 @@ def _safe_model_file(cfg: Config) -> None:
         keras_file.check_safe(Path(cfg.train.model_file))
 
 
-def _vgg16_weights(cfg: Config) -> None:
-    if cfg.train.arch == "vgg16":
+def _base_weights(cfg: Config) -> None:
+    """The pretrained base's weights file (vgg16's ImageNet convs), where the network has one."""
+    if ARCHITECTURES[cfg.train.arch].base:
         from .data.keras_cache import vgg16_weights_path
 
         vgg16_weights_path(cfg.train.weights)
@@ -203,6 +211,6 @@ def check_files(cfg: Config, problems: Problems) -> None:
     disk)."""
     problems.check(check_splits, cfg, needs=SPLIT_KEYS)
     problems.check(_safe_model_file, cfg, needs=("train.arch", "train.model_file"))
-    problems.check(_vgg16_weights, cfg, needs=("train.arch", "train.weights"))
+    problems.check(_base_weights, cfg, needs=("train.arch", "train.weights"))
     problems.check(_augment_arrays, cfg, needs=("data.augment", "data.source", "data.path"))
     problems.check(_hybrid_metrics, cfg, needs=HYBRID_KEYS)

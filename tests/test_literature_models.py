@@ -13,6 +13,7 @@ import pytest
 from keras import layers
 
 from lottery_engine.config import load as config_lib
+from lottery_engine.config.architectures import ARCHITECTURES, prunable_layers
 from lottery_engine.config.load import ConfigError
 from lottery_engine.data import dataset as data_lib
 from lottery_engine.evaluation import flops
@@ -65,7 +66,7 @@ def test_each_network_builds_for_32x32x3_with_exactly_its_conv_and_dense_kernels
     first = [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)][0]
     assert isinstance(first, layers.Rescaling)  # uint8 images in, like every built-in
     kernels = prunable.candidates(model)
-    assert [k.name for k in kernels] == EXPECTED[arch] == config_lib.PRUNABLE_LAYERS[arch]
+    assert [k.name for k in kernels] == EXPECTED[arch] == prunable_layers(arch)
     assert all(isinstance(k.layer, (layers.Conv2D, layers.Dense)) for k in kernels)
     convs_and_dense = [layer for layer in model.layers
                        if isinstance(layer, (layers.Conv2D, layers.Dense))]
@@ -202,7 +203,7 @@ def test_compaction_drops_dead_channels_through_zero_padding_and_folds_none_acro
 
 def test_the_hybrid_baseline_cuts_a_resnet_at_its_default_layer():
     """A ResNet is no chain of layers: its features come from its graph, up to the middle stage."""
-    extractor = hybrid._up_to(build("resnet20"), hybrid.DEFAULT_LAYER["resnet20"])
+    extractor = hybrid._up_to(build("resnet20"), ARCHITECTURES["resnet20"].hybrid_layer)
     assert extractor.output_shape == (None, 32)
     assert "stage3_block1_conv1" not in {layer.name for layer in extractor.layers}
     assert hybrid._up_to(build("conv4"), "conv_4").output_shape == (None, 128)

@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from lottery_engine.config.load import PRUNABLE_LAYERS, TrainConfig
+from lottery_engine.config.architectures import prunable_layers
+from lottery_engine.config.load import TrainConfig
 from lottery_engine.models import builders as models
 from lottery_engine.pruning import prunable
 from lottery_engine.pruning.masks import (MaskManager, magnitude_prune, random_masks_like,
@@ -82,7 +83,7 @@ def lenet():
     keras.utils.set_random_seed(1)
     model = models.build(TrainConfig(arch="lenet"), (16, 16, 1), 10)
     kernels = prunable.select(model, None)
-    assert list(kernels) == PRUNABLE_LAYERS["lenet"]
+    assert list(kernels) == prunable_layers("lenet")
     return model, MaskManager(model, kernels)
 
 

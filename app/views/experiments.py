@@ -12,7 +12,7 @@ from streamlit.delta_generator import DeltaGenerator
 from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine import preflight
-from lottery_engine.config import load as config_lib
+from lottery_engine.config import controls, load as config_lib
 from lottery_engine.foundations import yaml_text
 from lottery_engine.report import compare as report
 from lottery_engine.science import experiment as experiment_lib
@@ -110,8 +110,8 @@ with st.expander("Launch an experiment", expanded=not experiments.list_experimen
                                                     step=0.05, placeholder="the config's")}
         name = right.text_input("Experiment name", "Quickstart over seeds")
         seeds = right.number_input("Seeds", min_value=1, max_value=20, value=3, step=1)
-        settings["imp.controls"] = right.multiselect("Controls", config_lib.CONTROLS,
-                                                     list(config_lib.CONTROLS))
+        settings["imp.controls"] = right.multiselect("Controls", controls.names(),
+                                                     list(controls.names()))
         settings["imp.target_sparsity"] = right.number_input("Target sparsity", value=0.9,
                                                              step=0.05)
         st.caption("Optionally a grid over the config (blank rows: one arm).")

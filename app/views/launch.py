@@ -11,7 +11,9 @@ from streamlit.delta_generator import DeltaGenerator
 from app import lab, user_files
 from jobs import queue
 from lottery_engine import preflight
-from lottery_engine.config import load as config_lib
+from lottery_engine.config import controls as control_registry, load as config_lib
+from lottery_engine.config.architectures import ARCHITECTURES
+from lottery_engine.config.data_sources import DATA_SOURCES
 
 st.title("Launch a run")
 root = lab.home()
@@ -66,26 +68,28 @@ def field(key: str, widget: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     return value
 
 
-OWN_MODEL, OWN_DATA = "my own model (.keras)", "my own data (.npz / .csv)"
-ARCHS = [*config_lib.BUILTIN_ARCHS, OWN_MODEL]
-SOURCES = {"bundled digits": "bundled", "image folder": "folder", "keras dataset": "keras",
-           OWN_DATA: "arrays"}
+# the form's options: each registry entry's label, for the name it stands for
+ARCH_LABELS = {arch.label: arch.name for arch in ARCHITECTURES.values() if arch.label}
+SOURCE_LABELS = {source.label: source.name for source in DATA_SOURCES.values() if source.label}
+OWN_MODEL = next(label for label, name in ARCH_LABELS.items() if name == "file")
+OWN_DATA = next(label for label, name in SOURCE_LABELS.items() if name == "arrays")
 DATA_KEYS = ("data.source", "data.path", "data.label")  # shown under the data uploader
 MODEL_KEYS = ("train.model_file",)  # shown under the model uploader
 
 
 def data_fields(source: str, d: dict[str, Any]) -> dict[str, Any]:
     """The data fields that apply to `source` (a data.source; "arrays": the user's own file),
-    as config values; the rest keep the base's (`d`). The user's arrays keep their own shape,
-    so they have no image size or channels."""
+    as its registry entry says, as config values; the rest keep the base's (`d`). The user's
+    own files keep their own shape, so they have no image size or channels."""
+    entry = DATA_SOURCES[source]
     values: dict[str, Any] = {}
-    if source == "folder":
+    if entry.needs == "data.data_dir":
         values["data_dir"] = field("data.data_dir", st.text_input, "Image folder path",
                                    placeholder="/data/dogs-vs-cats/train") or None
-    if source == "keras":
-        values["name"] = field("data.name", st.selectbox, "Keras dataset",
-                               config_lib.KERAS_DATASETS)
-    if source != "arrays":
+    if entry.needs == "data.name" and len(entry.names) > 1:  # bundled: digits is all there is
+        values["name"] = field("data.name", st.selectbox, str(entry.label).capitalize(),
+                               entry.names)
+    if entry.suffix is None:
         size = field("data.image_size", st.number_input, "Image size (pixels, square)",
                      value=d["image_size"][0], step=1)
         values["image_size"] = [int(size), int(size)]
@@ -103,14 +107,14 @@ with form_tab:
     model_col, data_col = st.columns(2)  # outside the form: a choice reruns the page, showing
     # its uploader and only the form fields that apply to it
     with model_col:
-        arch = field("train.arch", st.selectbox, "Architecture", ARCHS,
-                     index=ARCHS.index(t["arch"]))
+        arch = field("train.arch", st.selectbox, "Architecture", list(ARCH_LABELS),
+                     index=list(ARCH_LABELS.values()).index(t["arch"]))
         model_upload = st.file_uploader(
             "Keras model (.keras, saved with model.save)", type=["keras"],
             key="model_upload") if arch == OWN_MODEL else None
         model_note = st.container()
     with data_col:
-        source = st.radio("Dataset", list(SOURCES), horizontal=True)
+        source = st.radio("Dataset", list(SOURCE_LABELS), horizontal=True)
         data_upload, label = None, ""
         if source == OWN_DATA:
             data_upload = st.file_uploader(
@@ -122,7 +126,7 @@ with form_tab:
         c1, c2, c3 = st.columns(3)
         with c1:
             st.subheader("Data")
-            data_values = data_fields(SOURCES[source], d)
+            data_values = data_fields(SOURCE_LABELS[source], d)
         with c2:
             st.subheader("Pruning")
             rounds = field("imp.num_rounds", st.number_input,
@@ -136,7 +140,7 @@ with form_tab:
                            value=float(i["target_sparsity"]), step=0.05)
             rewind = field("imp.rewind", st.text_input, "Rewind (init, epoch:K or step:N)",
                            i["rewind"])
-            controls = field("imp.controls", st.multiselect, "Controls", config_lib.CONTROLS,
+            controls = field("imp.controls", st.multiselect, "Controls", control_registry.names(),
                              i["controls"])
         with c3:
             st.subheader("Training")
@@ -151,11 +155,11 @@ with form_tab:
             name = field("run.name", st.text_input, "Run name", r["name"])
         above_button = st.container()  # refusals of keys without a field
         queued = st.form_submit_button("Queue run", type="primary")
-    train = {"arch": arch}
+    train = {"arch": ARCH_LABELS[arch]}
     if arch == OWN_MODEL:  # without an upload, validation names train.model_file
         train = {"arch": "file", "model_file": None if model_upload is None
                  else str(user_files.saved_model(model_upload, root))}
-    data = {"source": SOURCES[source]}
+    data = {"source": SOURCE_LABELS[source]}
     if data_upload is not None:
         own_source, path = user_files.saved_data(data_upload, root)
         data = {"source": own_source, "path": str(path), "label": label.strip() or None}

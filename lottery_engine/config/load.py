@@ -25,11 +25,11 @@ import yaml
 from ..foundations import yaml_text
 # the schema, re-exported: readers of a config import it here
 from .schema import (  # noqa: F401
-    ARCHS, BUILTIN_ARCHS, BUNDLED, CONTROLS, Config, ConfigError, ConfigErrors, DEVICES,
-    DataConfig, FlopsConfig, INITS, ImpConfig, KERAS_DATASETS, LOSSES, OPTIMIZERS, PLAN_ALIASES,
-    PRUNABLE_LAYERS, Problems, ReportConfig, RunConfig, SCOPES, SELECT_METRICS, SOURCES,
-    TrainConfig, USER_ARCHS, did_you_mean)
+    Config, ConfigError, ConfigErrors, DEVICES, DataConfig, FlopsConfig, INITS, ImpConfig, LOSSES,
+    OPTIMIZERS, PLAN_ALIASES, Problems, ReportConfig, RunConfig, SCOPES, SELECT_METRICS,
+    TrainConfig, did_you_mean)
 from . import validation
+from .architectures import ARCHITECTURES
 
 
 def _known(where: str, raw: dict, allowed: list[str], problems: Problems) -> dict:
@@ -55,8 +55,9 @@ def _canonical(section: str, raw: dict, problems: Problems) -> dict:
             raw.setdefault(key, raw.pop(plan_key))
     if section == "data" and "source" not in raw and raw.get("data_dir") is not None:
         raw["source"] = "folder"
-    if section == "train" and raw.get("arch") == "vgg16" and "weights" not in raw:
-        raw["weights"] = "imagenet"
+    arch = ARCHITECTURES.get(str(raw.get("arch"))) if section == "train" else None
+    if arch is not None and arch.base and "weights" not in raw:
+        raw["weights"] = "imagenet"  # a pretrained base's weights, as in Keras
     return raw
 
 

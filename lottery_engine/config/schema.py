@@ -1,4 +1,6 @@
 """The schema of a config: its sections as dataclasses, the allowed values, and its error types.
+The networks, data sources and controls a config may name are registries of their own
+(architectures.py, data_sources.py, controls.py).
 
 Right above foundations/: validation, data, models and every reader of a config import these, and
 nothing here imports them back (load.py, which reads and validates YAML, sits beside it).
@@ -13,34 +15,10 @@ from typing import Any, Callable
 
 from ..foundations.faults import UserError
 
-BUILTIN_ARCHS = ("lenet", "lenet_300_100", "vgg16", "conv2", "conv4", "conv6", "resnet20",
-                 "vgg16_cifar")
-USER_ARCHS = ("file", "factory")  # the user's own network: a .keras file, or package.module:function
-ARCHS = BUILTIN_ARCHS + USER_ARCHS
 INITS = ("file", "fresh")  # a .keras file's own weights as θ0, or its layers re-initialised
 LOSSES = ("auto", "logits", "probabilities")  # auto: read from the output layer's activation
-# VGG-16's 13 convs as Keras names them: vgg16_cifar's, and an unfrozen vgg16 base's (pruned too)
-VGG16_CONVS = [f"block{b}_conv{c}" for b, n in enumerate((2, 2, 3, 3, 3), start=1)
-               for c in range(1, n + 1)]
-PRUNABLE_LAYERS = {
-    "lenet": ["conv_1", "conv_2", "dense_1", "dense_2", "output"],
-    "lenet_300_100": ["dense_1", "dense_2", "output"],
-    "vgg16": ["fc1", "fc2", "output"],
-    **{arch: [*(f"conv_{i}" for i in range(1, convs + 1)), "dense_1", "dense_2", "output"]
-       for arch, convs in (("conv2", 2), ("conv4", 4), ("conv6", 6))},
-    "resnet20": ["conv", *(f"stage{s}_block{b}_{conv}" for s in (1, 2, 3) for b in (1, 2, 3)
-                           for conv in ("conv1", "conv2", "shortcut")
-                           if conv != "shortcut" or (s > 1 and b == 1)), "output"],
-    "vgg16_cifar": [*VGG16_CONVS, "output"],
-}
-# the smallest image side a literature network takes: each of its poolings or strides halves it
-MIN_IMAGE_SIDE = {"conv2": 2, "conv4": 4, "conv6": 8, "resnet20": 4, "vgg16_cifar": 16}
-SOURCES = ("bundled", "folder", "keras", "arrays", "csv")
-BUNDLED = ("digits",)
-KERAS_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 SCOPES = ("global", "layerwise")
-CONTROLS = ("random_reinit", "random_prune")
-OPTIMIZERS = ("adam", "sgd", "adamw")
+OPTIMIZERS = ("adam", "sgd", "adamw")  # each a fused update in training/fused_updates.py
 WEIGHT_DECAY_ON = ("all", "kernels")  # every trainable variable (OpenLTH, Keras' AdamW) or kernels
 MOMENTUM_FORMS = ("keras", "pytorch")  # where SGD's momentum keeps the rate (train_step.py)
 TRAIN_STEPS = ("fused", "keras")

@@ -15,12 +15,15 @@ import fnmatch
 import re
 from typing import Any
 
+from . import architectures, data_sources
+from .architectures import ARCHITECTURES
+from .controls import names as control_names
+from .data_sources import DATA_SOURCES
 from .labels import check_name
 from .recipe_checks import check_recipe
-from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, JIT_CHOICES,
-                     KERAS_DATASETS, LOSSES, MIN_IMAGE_SIDE, OPTIMIZERS, PRUNABLE_LAYERS, SCOPES,
-                     SELECT_METRICS, SOURCES, STACK_CHOICES, TRAIN_STEPS, VGG16_CONVS, Config,
-                     ConfigError, Problems, TrainConfig, did_you_mean)
+from .schema import (AUGMENTATIONS, INITS, JIT_CHOICES, LOSSES, OPTIMIZERS, SCOPES,
+                     SELECT_METRICS, STACK_CHOICES, TRAIN_STEPS, Config, ConfigError, Problems,
+                     TrainConfig, did_you_mean)
 from .values import (MAX_PATH, MAX_STEP, check_bool, check_path, choice, fail, fraction, int_in, is_int,
                      is_number)
 
@@ -38,7 +41,6 @@ MAX_FLOPS = 10**16
 HYBRID_KEYS = ("report.compare_with_hybrid_pipeline", "report.hybrid_pipeline_metrics_path")
 _DEVICE_RE = re.compile(r"cpu|gpu|auto|gpu:\d{1,4}")
 _REWIND_RE = re.compile(r"init|epoch:\d{1,9}|step:\d{1,10}")
-FILE_SOURCES = {"arrays": ".npz", "csv": ".csv"}  # the user's own data: the suffix of data.path
 _FACTORY_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
@@ -56,24 +58,29 @@ def _check_run(cfg: Config, problems: Problems) -> None:
 
 
 def _source_keys(data: Any) -> None:
-    """What the data source needs: a dataset's name, an image folder or a data file."""
-    if data.source in ("bundled", "keras"):
-        choice("data.name", data.name, BUNDLED if data.source == "bundled" else KERAS_DATASETS)
-    elif data.source == "folder":
+    """What the data source needs (its entry's `needs`): a dataset's name, an image folder or
+    a data file."""
+    source = DATA_SOURCES[data.source]
+    if source.needs == "data.name":
+        choice("data.name", data.name, source.names)
+    elif source.needs == "data.data_dir":
         if not isinstance(data.data_dir, str) or not data.data_dir:
-            fail("data.data_dir", data.data_dir, "source 'folder' needs the path of an image folder")
+            fail("data.data_dir", data.data_dir,
+                 f"source '{data.source}' needs the path of an image folder")
         check_path("data.data_dir", data.data_dir, optional=False)
     else:
         if not isinstance(data.path, str) or not data.path:
             fail("data.path", data.path,
-                 f"source '{data.source}' needs the path of a {FILE_SOURCES[data.source]} file")
+                 f"source '{data.source}' needs the path of a {source.suffix} file")
         check_path("data.path", data.path, optional=False)
 
 
 def _csv_label(data: Any) -> None:
-    if data.source == "csv" and (not isinstance(data.label, str) or not data.label.strip()
-                                 or len(data.label) > MAX_PATH):
-        fail("data.label", data.label, "source 'csv' needs the name of its label column")
+    if DATA_SOURCES[data.source].label_column and (
+            not isinstance(data.label, str) or not data.label.strip()
+            or len(data.label) > MAX_PATH):
+        fail("data.label", data.label, f"source '{data.source}' needs the name of its label "
+             f"column")
 
 
 def _image_size(size: Any) -> None:
@@ -86,16 +93,16 @@ def _split_total(data: Any) -> None:
     """keras datasets keep their official test split, so train and val may share all of train;
     so may a .npz with x_test (preflight.check_splits refuses 1 when it has none)."""
     total = data.train_split + data.val_split
-    if total > 1 or (total == 1 and data.source not in ("keras", "arrays")):
+    if total > 1 or (total == 1 and not DATA_SOURCES[data.source].test_split):
         leave_test(data)
 
 
 def _check_data(cfg: Config, problems: Problems) -> None:
     data = cfg.data
-    problems.check(choice, "data.source", data.source, SOURCES)
+    problems.check(choice, "data.source", data.source, data_sources.names())
     problems.check(_source_keys, data, needs=("data.source",))
     problems.check(_csv_label, data, needs=("data.source",))
-    if not problems.refused("data.source") and data.source not in FILE_SOURCES:
+    if not problems.refused("data.source") and DATA_SOURCES[data.source].suffix is None:
         problems.check(_image_size, data.image_size)  # the user's arrays keep their own shape
         problems.check(choice, "data.channels", data.channels, (1, 3))
     if data.limit_total is not None:
@@ -121,7 +128,7 @@ def _augment(kinds: Any) -> None:
 def _augment_images(data: Any) -> None:
     """Flips and crops move pixels: a csv's rows are not images (a .npz's rows are checked
     against its file in preflight.check_files)."""
-    if data.augment and data.source == "csv":
+    if data.augment and not DATA_SOURCES[data.source].images:
         fail("data.augment", data.augment, "flip and crop apply to images, and a csv's rows are "
              "not; use augment: [] for csv data")
 
@@ -130,10 +137,11 @@ def _augment_features(cfg: Config) -> None:
     """A frozen base's head trains on the base's outputs cached once (features.py), so there
     is no image left to flip or crop at each step."""
     train = cfg.train
-    if cfg.data.augment and train.arch == "vgg16" and train.feature_cache \
+    if cfg.data.augment and ARCHITECTURES[train.arch].base and train.feature_cache \
             and getattr(train, "freeze_base", True):
-        fail("data.augment", cfg.data.augment, "vgg16's head trains on base features cached "
-             "once, which cannot be augmented; set train.feature_cache: false, or augment: []")
+        fail("data.augment", cfg.data.augment, f"{train.arch}'s head trains on base features "
+             f"cached once, which cannot be augmented; set train.feature_cache: false, or "
+             f"augment: []")
 
 
 def leave_test(data: Any, why: str = "") -> None:
@@ -149,27 +157,35 @@ def _weights(weights: Any) -> None:
 
 
 def _weights_for_arch(train: Any) -> None:
-    if train.arch != "vgg16" and train.weights != "none":
-        fail("train.weights", train.weights, "only vgg16 takes pretrained weights; use none")
+    if not ARCHITECTURES[train.arch].base and train.weights != "none":
+        fail("train.weights", train.weights,
+             f"only {_with_base()} takes pretrained weights; use none")
 
 
 def _image_size_for_arch(cfg: Config) -> None:
-    least = MIN_IMAGE_SIDE.get(cfg.train.arch)
-    if least and cfg.data.source not in FILE_SOURCES and min(cfg.data.image_size) < least:
+    least = ARCHITECTURES[cfg.train.arch].min_side
+    if least and DATA_SOURCES[cfg.data.source].suffix is None \
+            and min(cfg.data.image_size) < least:
         fail("data.image_size", cfg.data.image_size, f"{cfg.train.arch}'s poolings halve the "
              f"image, so it needs at least {least}×{least}")
 
 
 def _freeze_base_for_arch(train: TrainConfig) -> None:
-    if train.arch != "vgg16" and train.freeze_base is not True:
-        fail("train.freeze_base", train.freeze_base, "only vgg16 has a pretrained base to freeze "
-             "or train; leave the key out")
+    if not ARCHITECTURES[train.arch].base and train.freeze_base is not True:
+        fail("train.freeze_base", train.freeze_base, f"only {_with_base()} has a pretrained "
+             f"base to freeze or train; leave the key out")
 
 
-def _vgg16_channels(cfg: Config) -> None:
-    if cfg.train.arch == "vgg16" and cfg.data.source not in FILE_SOURCES \
-            and cfg.data.channels != 3:
-        fail("data.channels", cfg.data.channels, "vgg16 needs 3 channels")
+def _with_base() -> str:
+    """The architectures with a pretrained base (today vgg16), as a refusal names them."""
+    return " or ".join(arch.name for arch in ARCHITECTURES.values() if arch.base)
+
+
+def _arch_channels(cfg: Config) -> None:
+    needed = ARCHITECTURES[cfg.train.arch].channels
+    if needed and DATA_SOURCES[cfg.data.source].suffix is None \
+            and cfg.data.channels != needed:
+        fail("data.channels", cfg.data.channels, f"{cfg.train.arch} needs {needed} channels")
 
 
 def _learning_rate(value: Any) -> None:
@@ -179,10 +195,10 @@ def _learning_rate(value: Any) -> None:
 
 def _check_train(cfg: Config, problems: Problems) -> None:
     train = cfg.train
-    problems.check(choice, "train.arch", train.arch, ARCHS)
+    problems.check(choice, "train.arch", train.arch, architectures.names())
     problems.check(_weights, train.weights)
     problems.check(_weights_for_arch, train, needs=("train.arch", "train.weights"))
-    problems.check(_vgg16_channels, cfg, needs=("train.arch", "data.source", "data.channels"))
+    problems.check(_arch_channels, cfg, needs=("train.arch", "data.source", "data.channels"))
     problems.check(_image_size_for_arch, cfg, needs=("train.arch", "data.source",
                                                       "data.image_size"))
     problems.check(check_bool, "train.freeze_base", train.freeze_base)
@@ -305,7 +321,8 @@ def _check_layers(cfg: Config, problems: Problems) -> None:
     """imp.prunable_layers and imp.layer_rates, against the layers of a built-in architecture
     (a rate names a layer that prunable_layers keeps)."""
     imp, arch = cfg.imp, cfg.train.arch
-    known = None if problems.refused("train.arch") else _builtin_prunable(cfg.train)
+    known = None if problems.refused("train.arch") else \
+        architectures.prunable_layers(arch, cfg.train.freeze_base)
     if imp.prunable_layers is not None and \
             problems.check(_prunable_layers, imp.prunable_layers, known, arch) and known:
         known = [name for name in known
@@ -315,15 +332,6 @@ def _check_layers(cfg: Config, problems: Problems) -> None:
     for layer, rate in imp.layer_rates.items():
         problems.check(_check_patterns, f"imp.layer_rates.{layer}", [layer], known, arch)
         problems.check(fraction, f"imp.layer_rates.{layer}", rate)
-
-
-def _builtin_prunable(train: TrainConfig) -> list[str] | None:
-    """A built-in architecture's prunable layers (None: the user's own network); an unfrozen
-    vgg16 base adds its 13 convs, in the model's order."""
-    known = PRUNABLE_LAYERS.get(train.arch)
-    if train.arch == "vgg16" and train.freeze_base is False:
-        return [*VGG16_CONVS, *known]
-    return known
 
 
 def _rate_mapping(rates: Any) -> None:
@@ -348,7 +356,8 @@ def _rewind_epoch(rewind: str, epochs: int) -> None:
 
 def _controls(controls: Any) -> None:
     if not isinstance(controls, list):
-        fail("imp.controls", controls, f"expected a list drawn from {', '.join(CONTROLS)}")
+        fail("imp.controls", controls,
+             f"expected a list drawn from {', '.join(control_names())}")
 
 
 def _distinct(controls: list) -> None:
@@ -368,7 +377,7 @@ def _check_imp(cfg: Config, problems: Problems) -> None:
                    needs=("imp.rewind", "train.epochs"))
     if problems.check(_controls, imp.controls):
         for control in imp.controls:
-            problems.check(choice, "imp.controls", control, CONTROLS)
+            problems.check(choice, "imp.controls", control, control_names())
         problems.check(_distinct, imp.controls, needs=("imp.controls",))
     problems.check(choice, "imp.select_metric", imp.select_metric, SELECT_METRICS)
     problems.check(check_path, "imp.results_dir", imp.results_dir)

@@ -2,8 +2,8 @@
 
 Images stay uint8 (H, W, C) all the way to the model, whose first layer rescales each batch: a float
 copy of a large set is never made. The user's own arrays or table (user_data) may have rows of any
-shape. A source is a function returning a `Pool`; new sources plug into `SOURCES` without touching
-the split logic.
+shape. A source is a function returning a `Pool`, named by its entry in config/data_sources.py;
+new sources plug in there without touching the split logic.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
+from ..config.data_sources import DATA_SOURCES
 from ..config.schema import DataConfig
+from ..foundations import dotted
 from . import image_folder, user_data
 from .image_folder import Progress
 from .keras_cache import keras_home
@@ -92,7 +93,7 @@ def resize_images(images: np.ndarray, size: list[int], channels: int) -> np.ndar
                                             tuple(size), channels) for image in images])
 
 
-def _bundled(cfg: DataConfig, progress: Progress | None) -> Pool:
+def load_bundled(cfg: DataConfig, progress: Progress | None) -> Pool:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -102,7 +103,7 @@ def _bundled(cfg: DataConfig, progress: Progress | None) -> Pool:
                 digits.target.astype(np.int64), names)
 
 
-def _folder(cfg: DataConfig, progress: Progress | None) -> Pool:
+def load_folder(cfg: DataConfig, progress: Progress | None) -> Pool:
     images, labels, classes = image_folder.load(Path(cfg.data_dir), tuple(cfg.image_size),
                                                 cfg.channels, progress)
     return Pool(images, labels, classes)
@@ -125,7 +126,7 @@ def _seed_keras_cache(name: str) -> None:
             shutil.copyfile(source, cache / source.name)
 
 
-def _keras(cfg: DataConfig, progress: Progress | None) -> Pool:
+def load_keras(cfg: DataConfig, progress: Progress | None) -> Pool:
     """keras.datasets by name; the official test split stays the test split."""
     import keras
 
@@ -151,16 +152,12 @@ def _keras(cfg: DataConfig, progress: Progress | None) -> Pool:
                 resize(x_test), y_test.reshape(-1).astype(np.int64))
 
 
-def _user(cfg: DataConfig, progress: Progress | None) -> Pool:
+def load_user_file(cfg: DataConfig, progress: Progress | None) -> Pool:
     """A .npz (source arrays) or .csv (source csv) file: its val and test parts stay whole."""
     data = user_data.load(cfg)
     x, y = data.x, data.y
     return Pool(x["train"], y["train"], data.class_names, x.get("test"), y.get("test"),
                 x.get("val"), y.get("val"))
-
-
-SOURCES: dict[str, Callable[[DataConfig, Progress | None], Pool]] = {
-    "bundled": _bundled, "folder": _folder, "keras": _keras, "arrays": _user, "csv": _user}
 
 
 def split_labels(y: np.ndarray, cfg: DataConfig, seed: int, given: tuple[str, ...] = ()) -> Split:
@@ -205,7 +202,9 @@ def make_split(pool: Pool, cfg: DataConfig, seed: int) -> Split:
 
 
 def load_pool(cfg: DataConfig, progress: Progress | None = None) -> Pool:
-    return SOURCES[cfg.source](cfg, progress)
+    """The pool of the configured source, loaded by its entry's loader
+    (config/data_sources.py)."""
+    return dotted.function(DATA_SOURCES[cfg.source].loader)(cfg, progress)
 
 
 def load(cfg: DataConfig, seed: int, split: Split | None = None,

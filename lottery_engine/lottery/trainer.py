@@ -16,7 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config.load import BUILTIN_ARCHS, Config, ConfigError, rewind_step
+from ..config.architectures import ARCHITECTURES
+from ..config.load import Config, ConfigError, rewind_step
 from ..data import dataset as data_lib
 from ..data import features
 from ..evaluation import flops, metrics
@@ -95,7 +96,7 @@ class Trainer:
         """
         data = self.data
         # a user's graph need not be a chain of layers, which split_frozen assumes
-        cacheable = self.cfg.train.feature_cache and self.cfg.train.arch in BUILTIN_ARCHS
+        cacheable = self.cfg.train.feature_cache and not ARCHITECTURES[self.cfg.train.arch].own
         parts = models.split_frozen(self.model) if cacheable else None
         self.fit_model, self.base_ms = self.model, 0.0
         self.inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}

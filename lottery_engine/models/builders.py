@@ -10,9 +10,10 @@ import keras
 import numpy as np
 from keras import layers
 
-from ..data.keras_cache import vgg16_weights_path
+from ..config.architectures import ARCHITECTURES
 from ..config.schema import ConfigError, TrainConfig
-from . import literature_models, user_model
+from ..data.keras_cache import vgg16_weights_path
+from ..foundations import dotted
 from .literature_models import head
 
 
@@ -75,17 +76,14 @@ def vgg16(input_shape: tuple[int, int, int], num_classes: int, weights: str = "n
 
 def build(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
           fresh: bool = False) -> keras.Model:
-    """The configured network at θ0; `fresh` redraws a user file's weights (built-ins and
-    factories are always drawn under the caller's seed)."""
-    if cfg.arch == "lenet":
-        return lenet(input_shape, num_classes)
-    if cfg.arch == "lenet_300_100":
-        return lenet_300_100(input_shape, num_classes)
-    if cfg.arch == "vgg16":
-        return vgg16(input_shape, num_classes, cfg.weights, cfg.freeze_base)
-    if cfg.arch in literature_models.BUILDERS:
-        return literature_models.BUILDERS[cfg.arch](input_shape, num_classes)
-    return user_model.build(cfg, input_shape, num_classes, fresh)
+    """The configured network at θ0, made by its entry's builder (config/architectures.py);
+    `fresh` redraws a user file's weights (built-ins and factories are always drawn under the
+    caller's seed)."""
+    arch = ARCHITECTURES[cfg.arch]
+    builder = dotted.function(arch.builder)
+    if arch.own:
+        return builder(cfg, input_shape, num_classes, fresh)
+    return builder(input_shape, num_classes, **{key: getattr(cfg, key) for key in arch.options})
 
 
 # values a layer passes on unchanged at inference (noise and dropout act only in training)

@@ -20,12 +20,11 @@ first layer, every conv and dense kernel is prunable by its layer name, BatchNor
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
-
 import keras
 from keras import layers
 
-from ..config.schema import MIN_IMAGE_SIDE, ConfigError
+from ..config.architectures import ARCHITECTURES
+from ..config.schema import ConfigError
 
 CONV_PLANS = {"conv2": [64, 64], "conv4": [64, 64, 128, 128],
               "conv6": [64, 64, 128, 128, 256, 256]}
@@ -50,7 +49,7 @@ def _check_size(arch: str, input_shape: tuple[int, ...]) -> None:
     """Images too small for the network's poolings, in one line instead of Keras's shape error
     deep in the build (a .npz's examples are only seen here; other sources' image_size is
     checked with the config)."""
-    least = MIN_IMAGE_SIDE[arch]
+    least = ARCHITECTURES[arch].min_side
     if len(input_shape) != 3 or min(input_shape[:2]) < least:
         raise ConfigError(f"train.arch: {arch} takes images of at least {least}×{least}×C (its "
                           f"poolings halve them); the data's examples have shape "
@@ -148,8 +147,4 @@ def vgg16_cifar(input_shape: tuple[int, int, int], num_classes: int) -> keras.Mo
     return keras.Sequential(stack, name="vgg16_cifar")
 
 
-BUILDERS: dict[str, Callable[[tuple[int, int, int], int], keras.Model]] = {
-    **{arch: partial(conv_net, arch) for arch in CONV_PLANS},
-    "resnet20": resnet20,
-    "vgg16_cifar": vgg16_cifar,
-}
+conv2, conv4, conv6 = (partial(conv_net, arch) for arch in CONV_PLANS)

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..config.controls import CONTROLS
+
 ACCURACY, F1, INFERENCE = "#E64B35", "#4DBBD5", "#3C5488"  # SPEC §6: one run's metrics
 # series: the ticket and each control, everywhere (pages, report, experiment write-up)
-SERIES_COLOURS = {"imp": "#E64B35", "random_reinit": "#00A087", "random_prune": "#7E6148"}
-SERIES_DASH = {"imp": "solid", "random_reinit": "dash", "random_prune": "dot"}
-SERIES_LABELS = {"imp": "ticket", "random_reinit": "random reinit",
-                 "random_prune": "random prune"}
+SERIES_COLOURS = {"imp": "#E64B35", **{c.name: c.colour for c in CONTROLS.values()}}
+SERIES_DASH = {"imp": "solid", **{c.name: c.dash for c in CONTROLS.values()}}
+SERIES_LABELS = {"imp": "ticket", **{c.name: c.label for c in CONTROLS.values()}}
 DENSE = "#7F7F7F"  # the dense baseline
 TRAIN = "#8491B4"  # training curves (validation ones take ACCURACY)
 TICK_CHARS = 24  # the most of a layer name an axis label keeps (after its '…')

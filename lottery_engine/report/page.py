@@ -13,6 +13,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from ..config.architectures import ARCHITECTURES
 from ..export import export_records
 from ..foundations import runfolder
 from .compare import compare
@@ -80,12 +81,12 @@ def network_text(train: Mapping) -> str:
     for vgg16, whether its conv base was a fixed feature extractor or trained and pruned with the
     head (two different experiments under one arch name)."""
     arch = str(train.get("arch", "?"))
-    if arch != "vgg16":
+    if arch not in ARCHITECTURES or not ARCHITECTURES[arch].base:
         return arch
     if train.get("freeze_base", True) is False:
-        return ("vgg16 with its conv base trained and pruned with the dense head "
-                "(train.freeze_base: false, no feature cache)")
-    return "vgg16 with its conv base frozen (never trained or pruned) under the pruned dense head"
+        return (f"{arch} with its conv base trained and pruned with the dense head "
+                f"(train.freeze_base: false, no feature cache)")
+    return f"{arch} with its conv base frozen (never trained or pruned) under the pruned dense head"
 
 
 def config_html(run_dir: Path) -> str:

@@ -12,15 +12,11 @@ import keras
 from sklearn.ensemble import RandomForestClassifier
 
 from ..config import load as config_lib
+from ..config.architectures import ARCHITECTURES
 from ..data import dataset as data_lib
 from ..evaluation import flops, metrics
 from ..foundations import runfolder
 from ..models import builders as models
-
-# the last conv of a small net, the middle of a deep one (a ResNet's middle stage's output)
-DEFAULT_LAYER = {"vgg16": "block3_conv3", "lenet": "conv_2", "conv2": "conv_2", "conv4": "conv_4",
-                 "conv6": "conv_6", "resnet20": "stage2_block3_out", "vgg16_cifar": "block3_conv3"}
-
 
 def _up_to(model: keras.Model, name: str) -> keras.Model:
     """A model from the input to `name`'s output, globally average-pooled. A layer of the model
@@ -56,7 +52,7 @@ def _model(cfg: config_lib.Config, dataset: data_lib.Dataset, run_dir: Path | No
 def run(cfg: config_lib.Config, out_dir: Path, run_dir: Path | None = None,
         kind: str = "dense", layer: str | None = None, trees: int = 200) -> dict:
     """Fit the forest on train features, report test accuracy and F1; write test_metrics.json."""
-    layer = layer or DEFAULT_LAYER.get(cfg.train.arch)
+    layer = layer or ARCHITECTURES[cfg.train.arch].hybrid_layer
     if layer is None:
         raise ValueError(f"train.arch: {cfg.train.arch} has no conv layer for the hybrid "
                          f"baseline; pass --layer.")

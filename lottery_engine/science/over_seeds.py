@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import load as config_lib
+from ..config import controls, load as config_lib
 from ..evaluation.significance import Paired, holm, paired
 from ..foundations import runfolder
-
-CONTROLS = ("random_reinit", "random_prune")
 
 
 def early_stop_accuracy(record: dict) -> float:
@@ -60,7 +58,7 @@ class Cell:
 
 def _series_order(name: str) -> tuple[int, str]:
     """Ticket first, then the controls in their usual order, then anything else."""
-    order = ("imp",) + CONTROLS
+    order = ("imp",) + controls.names()
     return (order.index(name) if name in order else len(order), name)
 
 
@@ -105,7 +103,7 @@ def comparisons(series: dict[str, list[Cell]]) -> dict[str, list[Paired]]:
     imp = series["imp"]
     raw = {c: [paired(imp[r].accuracy, series[c][r].accuracy)
                for r in range(1, min(len(imp), len(series[c])))]
-           for c in CONTROLS if c in series}
+           for c in controls.names() if c in series}
     adjusted = iter(holm([d for diffs in raw.values() for d in diffs]))
     return {c: [next(adjusted) for _ in diffs] for c, diffs in raw.items()}
 

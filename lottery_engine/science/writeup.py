@@ -23,6 +23,7 @@ import os
 import statistics
 from pathlib import Path
 
+from ..config.controls import CONTROLS
 from ..config.load import ConfigError
 from ..evaluation.significance import LEVEL, Paired, p_text
 from ..export import export_records
@@ -33,8 +34,7 @@ from ..report.page import network_text
 from .over_seeds import Cell, aggregate, clock, comparisons, steps_trained, tests_in
 from .ship import HOLD_POINTS, compact_export, to_ship
 
-SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
-                "random_prune": "random prune"}
+SERIES_NAMES = {"imp": "winning ticket", **{c.name: c.label for c in CONTROLS.values()}}
 
 
 def _pct(fraction: float) -> str:
