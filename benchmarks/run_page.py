@@ -36,7 +36,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from app import probe
+import _probe as probe  # benchmarks/_probe.py, shared with the browser tests
 from jobs import queue
 from lottery_engine.foundations import runfolder
 
