@@ -96,7 +96,7 @@ def speed_worker(arch: str, threads: int, steps: int, repeats: int, limit: int) 
         chunks = [rows[i:i + 30] for i in range(0, len(rows), 30)]
         stacks = {}
         for name, jit in ((STACKED, False), (STACKED_XLA, True)):
-            stack = StackedStep(model, masks.variables, 3,
+            stack = StackedStep(model, masks.kernel_variables, 3,
                                 (tf.constant(data.x_train), tf.constant(data.y_train)),
                                 base.train, jit_compile=jit)
             stack.load([model.get_weights()] * 3, [masks.masks] * 3)

@@ -218,7 +218,7 @@ class Trainer:
         if series not in self._stacks:
             self.listener.phase_started(f"compiling the training step for {series} series")
             self._stacks[series] = StackedStep(
-                self.model, self.manager.variables, series, self._train_tensors(),
+                self.model, self.manager.kernel_variables, series, self._train_tensors(),
                 self.cfg.train, self._batches_per_epoch(), tuple(self.cfg.data.augment),
                 self.cfg.run.seed)
         return self._stacks[series]
