@@ -15,7 +15,7 @@ import fnmatch
 import re
 from typing import Any
 
-from .labels import check_name
+from .labels import check_run_name
 from .recipe_checks import check_recipe
 from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, JIT_CHOICES,
                      KERAS_DATASETS, LOSSES, MIN_IMAGE_SIDE, OPTIMIZERS, PRUNABLE_LAYERS, SCOPES,
@@ -49,7 +49,7 @@ def _device(value: Any) -> None:
 
 def _check_run(cfg: Config, problems: Problems) -> None:
     run = cfg.run
-    problems.check(check_name, run.name)
+    problems.check(check_run_name, run.name)
     problems.check(int_in, "run.seed", run.seed, 0, MAX_SEED)
     problems.check(_device, run.device)
     problems.check(check_path, "run.artifacts_dir", run.artifacts_dir)
