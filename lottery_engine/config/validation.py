@@ -127,7 +127,7 @@ def _augment_images(data: Any) -> None:
 
 
 def _augment_features(cfg: Config) -> None:
-    """A frozen base's head trains on the base's outputs cached once (features.py), so there
+    """A frozen base's head trains on the base's outputs cached once (feature_cache.py), so there
     is no image left to flip or crop at each step."""
     train = cfg.train
     if cfg.data.augment and train.arch == "vgg16" and train.feature_cache \

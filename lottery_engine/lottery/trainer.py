@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from ..config.load import BUILTIN_ARCHS, Config, ConfigError, rewind_step
 from ..data import dataset as data_lib
-from ..data import features
+from ..data import feature_cache
 from ..evaluation import flops, metrics
 from ..evaluation.scoring import SplitScorer
 from ..foundations.events import STACK, Listener
@@ -103,7 +103,7 @@ class Trainer:
             return
         extractor, self.fit_model = parts
         progress = self.listener.work_progress
-        self.inputs = {name: features.cached(extractor, x, progress, f"base features ({name})")
+        self.inputs = {name: feature_cache.cached(extractor, x, progress, f"base features ({name})")
                        for name, x in self.inputs.items()}
         self.base_ms = metrics.inference_ms_per_sample(extractor, data.x_val[:32])
 
