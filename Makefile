@@ -40,9 +40,9 @@ experiment: setup
 screenshots: setup
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_charts.py
 
-# every script in benchmarks/, full mode (their --quick modes run in `make test`)
+# every script in benchmarks/, full mode (their --quick modes run in `make test`); _name.py are helpers
 bench: setup $(RAY)
-	set -e; for script in benchmarks/*.py; do \
+	set -e; for script in benchmarks/[!_]*.py; do \
 		echo "== $$script"; TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python $$script; \
 	done
 

@@ -63,7 +63,7 @@ def bundle_version(path: Path) -> str:
 # served names, with the version: a cached bundle is never taken for another version's
 FULL_NAME = f"plotly-{bundle_version(PLOTLY_JS)}.min.js"
 PARTIAL_NAME = f"plotly-lab-{bundle_version(PARTIAL_JS)}.min.js"
-SOURCES = {FULL_NAME: PLOTLY_JS, PARTIAL_NAME: PARTIAL_JS}
+PLOTLY_BUNDLES = {FULL_NAME: PLOTLY_JS, PARTIAL_NAME: PARTIAL_JS}  # served name -> its file
 PREFIX = "/app/static/"  # Streamlit's static serving's URLs (after any base URL path)
 CHART_PAGES = ("run", "compare", "experiments")  # the URL paths of the pages that draw charts
 # the frontend chunks of the elements a chart page's first chart waits for: st.html (which runs
@@ -106,7 +106,7 @@ EARLY = (f'<link rel="preload" as="script" fetchpriority="high" href="app/static
 
 def copy_to_static() -> None:
     """Put the bundles where Streamlit's static serving finds them (app/static/)."""
-    for name, source in SOURCES.items():
+    for name, source in PLOTLY_BUNDLES.items():
         target = STATIC / name
         if not target.is_file() or target.stat().st_size != source.stat().st_size:
             STATIC.mkdir(exist_ok=True)
@@ -140,7 +140,7 @@ class PrecompressedStatic:
     def __init__(self, app) -> None:
         self.app = app
         self.bodies = {f"app/static/{name}": gzip.compress(path.read_bytes(), 9, mtime=0)
-                       for name, path in SOURCES.items()}
+                       for name, path in PLOTLY_BUNDLES.items()}
         self.etags = {key: _etag(body) for key, body in self.bodies.items()}
 
     async def _body(self, key: str) -> bytes | None:

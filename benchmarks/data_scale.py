@@ -14,7 +14,6 @@ numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+import _common  # benchmarks/_common.py: the command line they share
 
 LOAD = """
 import json, resource, sys, time
@@ -63,13 +64,10 @@ def measure(folder: Path, size: int, cache: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--images", type=int, default=25_000)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(images=200, size=32)
-    args = parser.parse_args()
+    args = _common.parse(parser, images=200, size=32)
     with tempfile.TemporaryDirectory() as tmp:
         folder, cache = Path(tmp) / "train", Path(tmp) / "cache"
         folder.mkdir()

@@ -15,7 +15,6 @@ tests/test_benchmarks.py; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine.foundations import runfolder  # noqa: E402
 
 
@@ -54,14 +54,11 @@ def measure(spec: Path, workers: int, threads: int, work: Path) -> tuple[float, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(seeds=1, limit=600, epochs=1)
-    args = parser.parse_args()
+    args = _common.parse(parser, seeds=1, limit=600, epochs=1)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

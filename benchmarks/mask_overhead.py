@@ -15,7 +15,6 @@ tests/test_benchmarks.py; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import statistics
@@ -26,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine.config.architectures import prunable_layers  # noqa: E402
 from lottery_engine.config.load import DataConfig, TrainConfig  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
@@ -85,15 +85,12 @@ def epoch_times(design: str, x, y, epochs: int, batch_size: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--size", type=int, default=64, help="image side (default 64)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(size=16, epochs=1, repeats=1)
-    args = parser.parse_args()
+    args = _common.parse(parser, size=16, epochs=1, repeats=1)
     runtime.setup_runtime("cpu")
     dataset = data_lib.load(DataConfig(image_size=[args.size, args.size]), seed=0)
     x, y = dataset.x_train, dataset.y_train

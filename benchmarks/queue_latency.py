@@ -11,7 +11,6 @@ its numbers mean little.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -20,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common  # benchmarks/_common.py: the command line they share
 from jobs import queue
 from lottery_engine.foundations import runfolder
 
@@ -50,14 +50,11 @@ def watch(home: Path, job_id: str, submitted: float, poll: float) -> tuple[float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--poll", type=float, default=0.005, help="observer's poll period, s")
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(jobs=1, rounds=1)
-    args = parser.parse_args()
+    args = _common.parse(parser, jobs=1, rounds=1)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -14,7 +14,6 @@ tests/test_benchmarks.py; its numbers are not the ones of docs/SCALE.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -26,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from jobs import queue  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 
@@ -81,13 +81,10 @@ train: {{arch: {arch}, weights: none, epochs: 1}}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--jobs", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--vgg-size", type=int, default=128, help="VGG16's image side")
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(jobs=[10, 50], vgg_size=32)
-    args = parser.parse_args()
+    args = _common.parse(parser, jobs=[10, 50], vgg_size=32)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for n in args.jobs:

@@ -16,7 +16,6 @@ cluster) in well under a minute, for tests/test_benchmarks.py; its numbers mean 
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from jobs import queue, ray_local  # noqa: E402
 
 CONFIG = """
@@ -66,14 +66,11 @@ def run_jobs(home: Path, n: int, rounds: int, epochs: int, worker_args: list[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(jobs=2, rounds=1, epochs=1)
-    args = parser.parse_args()
+    args = _common.parse(parser, jobs=2, rounds=1, epochs=1)
     shape = (args.jobs, args.rounds, args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         local = run_jobs(Path(tmp) / "local", *shape, ["--threads", "1"])

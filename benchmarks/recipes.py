@@ -32,7 +32,6 @@ tests/test_benchmarks.py; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -45,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
@@ -159,16 +159,13 @@ def load_average() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--steps", type=int, default=20, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--side", type=int, default=32, help="image side")
     parser.add_argument("--xla", action="store_true", help="also time both paths under XLA")
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(steps=2, repeats=1, batch=8, side=16)
-    args = parser.parse_args()
+    args = _common.parse(parser, steps=2, repeats=1, batch=8, side=16)
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     runtime.setup_runtime("cpu")

@@ -11,7 +11,6 @@ seconds, for tests/test_benchmarks.py; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine import pipeline  # noqa: E402
 from lottery_engine import preflight  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
@@ -57,13 +57,10 @@ def one_run(rounds: int, folder: Path) -> tuple[float, list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(rounds=1, repeats=1)
-    args = parser.parse_args()
+    args = _common.parse(parser, rounds=1, repeats=1)
     times: dict[str, list[float]] = {"rebuild": [], "reset": []}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,6 @@ seconds, for tests/test_benchmarks.py; its numbers mean little.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -36,7 +35,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from app import probe
+import _common  # benchmarks/_common.py: the command line they share
+import _probe as probe  # benchmarks/_probe.py, shared with the browser tests
 from jobs import queue
 from lottery_engine.foundations import runfolder
 
@@ -138,7 +138,7 @@ def browser(home: Path, job_id: str, loads: int, cold_loads: int, jobs: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--loads", type=int, default=5)
@@ -146,10 +146,7 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=5)
     parser.add_argument("--link", default="40:20", help="MBIT_PER_S:ROUND_TRIP_MS of the "
                         "emulated network for the compressed/uncompressed cold loads")
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(rounds=2, jobs=3, loads=1, cold_loads=1, refreshes=1)
-    args = parser.parse_args()
+    args = _common.parse(parser, rounds=2, jobs=3, loads=1, cold_loads=1, refreshes=1)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         job_id = make_home(home, args.rounds, args.jobs)

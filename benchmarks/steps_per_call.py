@@ -14,7 +14,6 @@ steps per call), for tests/test_benchmarks.py; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -25,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
@@ -50,14 +50,11 @@ def one_run(config: Path, epochs: int, limit: int, folder: Path) -> tuple[float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--arch", default="lenet_300_100", choices=["lenet_300_100", "lenet"])
     parser.add_argument("--limit", type=int, default=0, help="train + val images (0: all)")
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(epochs=1, limit=1200)
-    args = parser.parse_args()
+    args = _common.parse(parser, epochs=1, limit=1200)
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     config = ROOT / "configs" / f"fashion_{args.arch}.yaml"

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
@@ -95,7 +96,7 @@ def speed_worker(arch: str, threads: int, steps: int, repeats: int, limit: int) 
         chunks = [rows[i:i + 30] for i in range(0, len(rows), 30)]
         stacks = {}
         for name, jit in ((STACKED, False), (STACKED_XLA, True)):
-            stack = StackedStep(model, masks.variables, 3,
+            stack = StackedStep(model, masks.kernel_variables, 3,
                                 (tf.constant(data.x_train), tf.constant(data.y_train)),
                                 base.train, jit_compile=jit)
             stack.load([model.get_weights()] * 3, [masks.masks] * 3)
@@ -195,7 +196,7 @@ def stats(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--steps", type=int, default=900)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
@@ -211,11 +212,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--part", choices=["speed", "stats", "both"], default="both")
     parser.add_argument("--worker", nargs=2, metavar=("ARCH", "THREADS"), help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(steps=8, repeats=1, seeds=1, rounds=1, epochs=1, limit=1200,
-                            threads=[1])
-    args = parser.parse_args()
+    args = _common.parse(parser, steps=8, repeats=1, seeds=1, rounds=1, epochs=1,
+                         limit=1200, threads=[1])
     if args.worker:
         threads = int(args.worker[1])
         tf.config.threading.set_intra_op_parallelism_threads(threads)

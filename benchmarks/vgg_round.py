@@ -12,7 +12,6 @@ for tests/test_benchmarks.py; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data_scale import generate  # noqa: E402
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine import preflight  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
@@ -49,14 +49,11 @@ def one_round(cfg: config_lib.Config, dataset: data_lib.Dataset, run_dir: Path) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(images=64, size=32, epochs=1)
-    args = parser.parse_args()
+    args = _common.parse(parser, images=64, size=32, epochs=1)
     runtime.setup_runtime("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "train"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lottery_engine import preflight
 from lottery_engine.config import architectures, load as config_lib
+from lottery_engine.export import export_records
 from lottery_engine.foundations import quiet_import, runfolder
 from lottery_engine.lottery.progress import ProgressBar, bar
 
@@ -299,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "records go to RUN_DIR/exports.json.")
     export.add_argument("run_dir")
     export.add_argument("--format", default="all",
-                        choices=["all", "keras", "compact", "tflite", "tflite-int8"])
+                        choices=["all", *export_records.FORMATS])
     export.add_argument("--round", type=int, default=None, help="default: the winning ticket's")
     export.add_argument("--out", default=None, help="the file (one format only), outside the "
                         "run folder or in its export/ subfolder; default "

@@ -257,7 +257,7 @@ def annotate(job_id: str, root: str | Path | None = None, *, name: str | None = 
     rule for labels, labels.check_text."""
     fields: dict[str, Any] = {}
     if name is not None:
-        labels.check_name(name)
+        labels.check_run_name(name)
         fields["name"] = name.strip()
     if notes is not None:
         labels.check_text("notes", notes, MAX_NOTES, lines=True, required=False)

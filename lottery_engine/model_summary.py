@@ -19,6 +19,7 @@ from . import preflight
 from .config.data_sources import DATA_SOURCES
 from .config.load import Config, ConfigError
 from .data import user_data
+from .foundations import keras_internals
 from .models import builders as models
 from .pruning import prunable
 
@@ -44,8 +45,8 @@ def _layer_rows(model: keras.Model, cfg: Config, selected: list[str],
     for kernel in prunable.all_kernels(model):
         kernels.setdefault(id(kernel.layer), []).append(kernel)
     rows = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if not layer.weights or layer._flatten_layers(include_self=False, recursive=False):
+    for layer in keras_internals.all_layers(model):
+        if not layer.weights or keras_internals.child_layers(layer):
             continue  # no weights, or a block whose layers have their own rows
         mine = kernels.get(id(layer), [])
         pruned = [f"{k.name}: {_rate_text(cfg, k.name, rates)}" for k in mine

@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from app import probe
+from benchmarks import _probe as probe
 from jobs import queue
 
 from .conftest import ROOT

@@ -1,5 +1,5 @@
 """Charts in a real browser: a zoom survives the end of a live run, and charts follow a dark
-theme. Same machinery as test_browser.py (app.probe's server, Debian's Chromium)."""
+theme. Same machinery as test_browser.py (benchmarks/_probe.py's server, Debian's Chromium)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from app import probe
+from benchmarks import _probe as probe
 from jobs import queue
 
 from .jobs_helpers import tiny_yaml, wait_state

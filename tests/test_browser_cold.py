@@ -17,7 +17,8 @@ import json
 
 import plotly.graph_objects as go
 
-from app import bundles, charts, probe
+from app import bundles, charts
+from benchmarks import _probe as probe
 from jobs import queue
 from lottery_engine.report import figures as report
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import probe
+from benchmarks import _probe as probe
 from jobs import queue
 
 from .jobs_helpers import tiny_yaml, wait_state

@@ -93,7 +93,7 @@ def test_rewind_restores_theta0_under_the_mask_and_every_other_parameter(lenet):
     model.set_weights([w + 1.0 for w in theta0])  # as if trained
     manager.prune(0.5, "global", {})
     manager.rewind()
-    kernels = {id(variable): n for n, variable in manager.variables.items()}
+    kernels = {id(variable): n for n, variable in manager.kernel_variables.items()}
     for variable, w0 in zip(model.weights, theta0):
         now = variable.numpy()
         name = kernels.get(id(variable))
@@ -126,7 +126,7 @@ def test_saved_masks_hold_mask_and_init_keys(lenet, tmp_path):
     manager.prune(0.2, "layerwise", {})
     manager.save(tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz") as f:
-        assert sorted(f.files) == sorted([f"mask_{n}" for n in manager.variables]
-                                         + [f"init_{n}" for n in manager.variables])
+        assert sorted(f.files) == sorted([f"mask_{n}" for n in manager.kernel_variables]
+                                         + [f"init_{n}" for n in manager.kernel_variables])
         np.testing.assert_array_equal(f["mask_dense_1"], manager.masks["dense_1"])
         np.testing.assert_array_equal(f["init_dense_1"], manager.rewind_kernels()["dense_1"])

@@ -94,12 +94,6 @@ def test_the_rate_is_the_same_eagerly_in_a_tf_function_and_under_xla(cfg):
             np.testing.assert_allclose(run(tf.constant(step)).numpy(), eager, rtol=1e-5)
 
 
-def test_each_epochs_rate_for_the_record():
-    assert recipes.epoch_learning_rates(stepped(warmup_steps=5), SPE) == [
-        0.0, 0.08, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001]
-    assert recipes.epoch_learning_rates(TrainConfig(learning_rate=0.5, epochs=3), 7) == [0.5] * 3
-
-
 # --- augmentation -------------------------------------------------------------------------------
 
 def batch(n=32, height=12, width=10, channels=3, dtype=np.uint8) -> np.ndarray:

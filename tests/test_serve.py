@@ -6,7 +6,7 @@ import os
 import re
 import signal
 
-from app import probe
+from benchmarks import _probe as probe
 from jobs import queue
 
 from .jobs_helpers import tiny_yaml, wait_for, wait_state

@@ -56,7 +56,7 @@ def _three_series(network: str):
 
 def _stack(model, manager, train, recipe: str, series: int = 3) -> StackedStep:
     cfg, augment, _ = RECIPES[recipe]
-    return StackedStep(model, manager.variables, series, train, cfg, 3, augment, seed=5)
+    return StackedStep(model, manager.kernel_variables, series, train, cfg, 3, augment, seed=5)
 
 
 @pytest.mark.parametrize("recipe", list(RECIPES))
@@ -67,7 +67,7 @@ def test_a_stack_trains_each_series_as_the_fused_step_trains_it_alone(network, r
     stack = _stack(model, manager, train, recipe)
     stack.load(starts, masks)
     kernels = {name: [w is k for w in model.weights].index(True)
-               for name, k in manager.variables.items()}
+               for name, k in manager.kernel_variables.items()}
     for step in range(4):
         stack.run(np.arange(16 * step, 16 * step + 16)[None], first + step)
         for s in range(3):
@@ -109,8 +109,8 @@ def test_a_series_leaving_the_stack_trains_on_as_if_it_had_stayed():
     model, manager, train, starts, masks = _three_series("conv")
     cfg, _, first = RECIPES["sgd late"]
     cfg = dataclasses.replace(cfg, optimizer="adam", learning_rate=0.01)
-    stack, smaller = (StackedStep(model, manager.variables, n, train, cfg, 3, ("flip", "crop"),
-                                  seed=5) for n in (3, 2))
+    stack, smaller = (StackedStep(model, manager.kernel_variables, n, train, cfg, 3,
+                                  ("flip", "crop"), seed=5) for n in (3, 2))
     stack.load(starts, masks)
     rows = np.arange(96).reshape(6, 16)
     stack.run(rows[:3], first)

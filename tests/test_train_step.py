@@ -248,7 +248,7 @@ def test_the_stack_decays_and_steps_as_the_fused_step(on):
     keras.utils.set_random_seed(3)
     model = _with_biases(models.lenet_300_100((8, 8, 1), 10))
     manager = MaskManager(model, prunable.select(model, None))
-    stack = StackedStep(model, manager.variables, 1, (x, y), cfg, steps_per_epoch=2)
+    stack = StackedStep(model, manager.kernel_variables, 1, (x, y), cfg, steps_per_epoch=2)
     stack.load([model.get_weights()], [dict(manager.masks)])
     stack.run(np.arange(64).reshape(4, 16), 0)
     FusedStep(model, (x, y), cfg, False, False, steps_per_epoch=2).run(

@@ -68,6 +68,6 @@ def shown(text: str) -> str:
     return _UNSHOWABLE_RE.sub("\ufffd", text)
 
 
-def check_name(name: Any) -> None:
+def check_run_name(name: Any) -> None:
     """A run name is a label (check_text), never a path."""
     check_text("run.name", name, MAX_NAME)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
-from ..foundations import yaml_text
+from ..foundations import runfolder, yaml_text
 # the schema, re-exported: readers of a config import it here
 from .schema import (  # noqa: F401
     Config, ConfigError, ConfigErrors, DEVICES, DataConfig, FlopsConfig, INITS, ImpConfig, LOSSES,
@@ -148,7 +148,7 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None,
     preflight.load_run checks the files too). Its model file is a copy inside the folder, stored
     by bare name (keras_file.pin) and so found beside the config: the folder can move to another
     machine or a Ray node."""
-    return load(Path(run_dir) / "config.yaml", overrides, extra_checks)
+    return load(Path(run_dir) / runfolder.CONFIG, overrides, extra_checks)
 
 
 def loads(text: str, overrides: list[str] | None = None,

@@ -19,7 +19,7 @@ from . import architectures, data_sources
 from .architectures import ARCHITECTURES
 from .controls import names as control_names
 from .data_sources import DATA_SOURCES
-from .labels import check_name
+from .labels import check_run_name
 from .recipe_checks import check_recipe
 from .schema import (AUGMENTATIONS, INITS, JIT_CHOICES, LOSSES, OPTIMIZERS, SCOPES,
                      SELECT_METRICS, STACK_CHOICES, TRAIN_STEPS, Config, ConfigError, Problems,
@@ -51,7 +51,7 @@ def _device(value: Any) -> None:
 
 def _check_run(cfg: Config, problems: Problems) -> None:
     run = cfg.run
-    problems.check(check_name, run.name)
+    problems.check(check_run_name, run.name)
     problems.check(int_in, "run.seed", run.seed, 0, MAX_SEED)
     problems.check(_device, run.device)
     problems.check(check_path, "run.artifacts_dir", run.artifacts_dir)
@@ -134,7 +134,7 @@ def _augment_images(data: Any) -> None:
 
 
 def _augment_features(cfg: Config) -> None:
-    """A frozen base's head trains on the base's outputs cached once (features.py), so there
+    """A frozen base's head trains on the base's outputs cached once (feature_cache.py), so there
     is no image left to flip or crop at each step."""
     train = cfg.train
     if cfg.data.augment and ARCHITECTURES[train.arch].base and train.feature_cache \

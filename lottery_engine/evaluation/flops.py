@@ -15,6 +15,7 @@ import math
 import keras
 from keras import layers
 
+from ..foundations import keras_internals
 from ..pruning.prunable import Kernel, all_kernels
 
 log = logging.getLogger("lottery")
@@ -27,8 +28,7 @@ def _shape(layer: keras.layers.Layer, which: str) -> tuple | None:
     try:
         return tuple(getattr(layer, which).shape)
     except (AttributeError, ValueError):
-        nodes = getattr(layer, "_inbound_nodes", [])
-        tensors = getattr(nodes[0], f"{which}_tensors", None) if nodes else None
+        tensors = keras_internals.call_tensors(layer, which, node_index=0)
         return tuple(tensors[0].shape) if tensors else None
 
 
@@ -93,7 +93,7 @@ def flops_until(model: keras.Model, name: str) -> tuple[int, bool]:
     too), and whether `name` was found; the cost of computing that layer's output for one input."""
     total = 0
     kernels = all_kernels(model)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.all_layers(model):
         total += sum(kernel_flops(k) for k in kernels if k.layer is layer)
         if layer.name == name:
             return total, True

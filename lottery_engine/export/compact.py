@@ -36,6 +36,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from ..foundations import keras_internals
 from ..pruning import prunable
 
 # built-in activations that act on each value alone (softmax, glu and friends mix units)
@@ -100,11 +101,6 @@ class Compaction:
 
     def to_json(self) -> dict:
         return {"layers": self.layers, "kept_width": self.kept, "units_removed": self.units_removed}
-
-
-def _graph(model: keras.Model):
-    """The functional graph behind a model (a Sequential keeps one inside)."""
-    return model._functional if isinstance(model, keras.Sequential) else model
 
 
 def _is_elementwise(activation) -> bool:
@@ -178,19 +174,18 @@ class _Graph:
     """Who consumes each tensor of a model's graph, and how often each layer is called in it."""
 
     def __init__(self, model: keras.Model):
-        graph = _graph(model)
+        graph = keras_internals.functional_graph(model)
         self.outputs = {id(t) for t in graph.outputs}
         self.consumers: dict[int, list] = {}
         self.calls: dict[int, int] = {}
         self.node_of: dict[int, object] = {}
-        for nodes in graph._nodes_by_depth.values():
-            for node in nodes:
-                if node.operation is None or node.is_input:
-                    continue
-                self.calls[id(node.operation)] = self.calls.get(id(node.operation), 0) + 1
-                self.node_of[id(node.operation)] = node
-                for tensor in node.input_tensors:
-                    self.consumers.setdefault(id(tensor), []).append(node)
+        for node in keras_internals.graph_nodes(graph):
+            if node.operation is None or node.is_input:
+                continue
+            self.calls[id(node.operation)] = self.calls.get(id(node.operation), 0) + 1
+            self.node_of[id(node.operation)] = node
+            for tensor in node.input_tensors:
+                self.consumers.setdefault(id(tensor), []).append(node)
 
     def follow(self, tensor, spread: int, path: list[_Step], out: list[_Branch]) -> str | None:
         """Collect the branches from `tensor` to its consumers; a reason if a path cannot pass."""

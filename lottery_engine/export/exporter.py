@@ -38,7 +38,7 @@ import numpy as np
 
 from ..config import load as config_lib
 from ..data import dataset as data_lib
-from ..foundations import faults, runfolder
+from ..foundations import faults, keras_internals, runfolder
 from ..foundations.faults import UserError
 from ..lottery import ticket
 from ..models import builders as models
@@ -102,9 +102,8 @@ def logits_model(model: keras.Model) -> keras.Model:
     that differ by a constant, or in a class far below the top, give the same probabilities), so
     two models are compared on logits. A model that already outputs them, or whose output layer
     is not a softmax or sigmoid one (train.loss: probabilities over a custom layer), is itself."""
-    history = model.outputs[0]._keras_history
-    layer = history.operation
-    [tensor] = layer._inbound_nodes[history.node_index].input_tensors
+    layer, node_index, _ = keras_internals.made_by(model.outputs[0])
+    [tensor] = keras_internals.call_tensors(layer, "input", node_index)
     if isinstance(layer, keras.Model):
         inner = logits_model(layer)
         return model if inner is layer else keras.Model(model.inputs, inner(tensor))

@@ -109,7 +109,14 @@ class Runner:
     def ops(self) -> list[str]:
         """The ops the interpreter runs (DELEGATE: XNNPACK took some; DENSIFY: sparse weights
         made dense when the model is prepared)."""
-        return sorted({op["op_name"] for op in self.interpreter._get_ops_details()})
+        return op_names(self.interpreter)
+
+
+def op_names(interpreter: Interpreter) -> list[str]:
+    """The names of the ops a prepared interpreter runs, sorted, each once. The one private
+    LiteRT call of the engine: the interpreter has no public list of its ops after delegation
+    (Interpreter._get_ops_details); tests/test_keras_internals.py pins it with the version."""
+    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
 
 
 def runs_by_default(content: bytes, example: np.ndarray) -> str | None:

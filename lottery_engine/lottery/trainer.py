@@ -19,7 +19,7 @@ import tensorflow as tf
 from ..config.architectures import ARCHITECTURES
 from ..config.load import Config, ConfigError, rewind_step
 from ..data import dataset as data_lib
-from ..data import features
+from ..data import feature_cache
 from ..evaluation import flops, metrics
 from ..evaluation.scoring import SplitScorer
 from ..foundations.events import STACK, Listener
@@ -104,7 +104,7 @@ class Trainer:
             return
         extractor, self.fit_model = parts
         progress = self.listener.work_progress
-        self.inputs = {name: features.cached(extractor, x, progress, f"base features ({name})")
+        self.inputs = {name: feature_cache.cached(extractor, x, progress, f"base features ({name})")
                        for name, x in self.inputs.items()}
         self.base_ms = metrics.inference_ms_per_sample(extractor, data.x_val[:32])
 
@@ -219,7 +219,7 @@ class Trainer:
         if series not in self._stacks:
             self.listener.phase_started(f"compiling the training step for {series} series")
             self._stacks[series] = StackedStep(
-                self.model, self.manager.variables, series, self._train_tensors(),
+                self.model, self.manager.kernel_variables, series, self._train_tensors(),
                 self.cfg.train, self._batches_per_epoch(), tuple(self.cfg.data.augment),
                 self.cfg.run.seed)
         return self._stacks[series]

@@ -13,7 +13,7 @@ from keras import layers
 from ..config.architectures import ARCHITECTURES
 from ..config.schema import ConfigError, TrainConfig
 from ..data.keras_cache import vgg16_weights_path
-from ..foundations import dotted
+from ..foundations import dotted, keras_internals
 from .literature_models import head
 
 
@@ -99,14 +99,14 @@ def _passes_through(layer: keras.layers.Layer) -> bool:
 
 def _inputs(layer: keras.layers.Layer, node_index: int = -1) -> list:
     """The tensors a layer was called on (its last call unless `node_index` says which)."""
-    return list(layer._inbound_nodes[node_index].input_tensors) if layer._inbound_nodes else []
+    return keras_internals.call_tensors(layer, "input", node_index)
 
 
 def _source(tensor) -> keras.layers.Layer:
     """The layer whose output reaches `tensor` with its values unchanged: pass-through layers
     and the edges of nested models are stepped over, so Dense(softmax) -> Dropout is the Dense."""
     while True:
-        layer, node_index, tensor_index = tensor._keras_history
+        layer, node_index, tensor_index = keras_internals.made_by(tensor)
         inputs = _inputs(layer, node_index)
         if isinstance(layer, keras.Model):
             inner = _source(layer.outputs[tensor_index])

@@ -102,39 +102,41 @@ def sparsity_report(masks: dict[str, np.ndarray]) -> dict:
 class MaskManager:
     """Masks and rewind weights of one model's prunable kernels.
 
+    `kernel_variables` are those kernels (the model's own variables, by kernel name); each is
+    constrained by a non-trainable mask variable of its own, which `set_masks` assigns.
     `rewind_weights` is the full list of model weights (kernels, biases, any BN statistics) that
     every round ≥ 1 starts from: θ0, or an early point of round 0 (late resetting).
     """
 
     def __init__(self, model: keras.Model, kernels: dict[str, keras.Variable]):
         self.model = model
-        self.variables = kernels
+        self.kernel_variables = kernels
         self.masks = {name: np.ones(kernel.shape, dtype=np.float32)
                       for name, kernel in kernels.items()}
-        self._variables = {}
+        self._mask_variables = {}
         for i, (name, kernel) in enumerate(kernels.items()):
             variable = keras.Variable(self.masks[name], trainable=False, name=f"mask_{i}")
             kernel.constraint = MaskConstraint(variable, getattr(kernel, "constraint", None))
-            self._variables[name] = variable
+            self._mask_variables[name] = variable
         self.rewind_weights: list[np.ndarray] = [w.copy() for w in model.get_weights()]
 
     def kernels(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(kernel.numpy()) for name, kernel in self.variables.items()}
+        return {name: np.asarray(kernel.numpy()) for name, kernel in self.kernel_variables.items()}
 
     def rewind_kernels(self, weights: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The kernel of each prunable layer in `weights` (default: the rewind point)."""
         weights = self.rewind_weights if weights is None else weights
         index = {id(v): i for i, v in enumerate(self.model.weights)}
-        return {name: weights[index[id(kernel)]] for name, kernel in self.variables.items()}
+        return {name: weights[index[id(kernel)]] for name, kernel in self.kernel_variables.items()}
 
     def set_masks(self, masks: dict[str, np.ndarray]) -> None:
         for name, mask in masks.items():
             self.masks[name] = mask.astype(np.float32)
-            self._variables[name].assign(self.masks[name])
+            self._mask_variables[name].assign(self.masks[name])
 
     def apply(self) -> None:
         """Zero the pruned kernel entries of the model's current weights."""
-        for name, kernel in self.variables.items():
+        for name, kernel in self.kernel_variables.items():
             kernel.assign(kernel.numpy() * self.masks[name])
 
     def rewind(self, weights: list[np.ndarray] | None = None) -> None:

@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from ..config.schema import ConfigError
+from ..foundations import keras_internals
 
 # layer type -> (kernel attribute, name suffix); the most specific types first
 _KERNELS: list[tuple[type, list[tuple[str, str]]]] = [
@@ -59,7 +60,7 @@ def _kernel_attrs(layer: keras.layers.Layer) -> list[tuple[str, str]]:
 
 
 def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    return [child for child in layer._flatten_layers(include_self=False, recursive=False)
+    return [child for child in keras_internals.child_layers(layer)
             if not isinstance(child, layers.InputLayer)]
 
 

@@ -95,7 +95,7 @@ def config_html(run_dir: Path) -> str:
     try:
         text = (Path(run_dir) / runfolder.CONFIG).read_bytes().decode("utf-8", "replace")
     except OSError:
-        text = "(no config.yaml in the run folder)"
+        text = f"(no {runfolder.CONFIG} in the run folder)"
     return f"<pre id='config'>{html_lib.escape(text)}</pre>"
 
 

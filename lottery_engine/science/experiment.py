@@ -68,7 +68,7 @@ def load(path: Path) -> Experiment:
     specs = [spec for i, run in enumerate(raw["runs"])
              for spec in _arms(run, Path(path).parent, f"experiment file {path}: runs[{i}]")]
     results = str(raw.get("results", "docs/RESULTS.md"))
-    writeup.check_name(Path(results), f"experiment file {path}: results")
+    writeup.check_results_path(Path(results), f"experiment file {path}: results")
     return Experiment(str(raw.get("name", Path(path).stem)), str(raw.get("out", "runs/experiment")),
                       results, specs, str(raw.get("notes", "")))
 

@@ -248,7 +248,7 @@ def figure_path(path: Path) -> Path:
     return Path(path).with_suffix(".png")
 
 
-def check_name(path: Path, where: str) -> None:
+def check_results_path(path: Path, where: str) -> None:
     """A write-up path must end in .md: the figure's name is derived from it, so any other name
     (some/file.txt) would also write a file nobody named (some/file.png)."""
     if Path(path).suffix != ".md":
@@ -271,7 +271,7 @@ def check_target(path: Path, name: str) -> None:
     """Refuse to write over anything but an earlier write-up of experiment `name` (recognised by
     its marker line) and its figure; say which file and what to do instead."""
     path = Path(path)
-    check_name(path, "results")
+    check_results_path(path, "results")
     png = figure_path(path)
     if path.exists() and not _begins_with(path, marker(name)):
         raise ConfigError(f"results: {path} exists and is not a write-up of experiment {name!r} "

@@ -21,11 +21,11 @@ CROP_PADDING = 4  # pixels of zeros on each side before a random crop, as torchv
 # RandomCrop(32, padding=4) in OpenLTH's CIFAR-10 pipeline
 
 
-def learning_rate(cfg: TrainConfig, step, steps_per_epoch: int, dtype=tf.float32) -> tf.Tensor:
+def learning_rate(cfg: TrainConfig, step, steps_per_epoch: int) -> tf.Tensor:
     """The learning rate of the optimizer step `step`, counted from round 0's step 0.
 
     `step` is a Python int or an integer tensor (a scalar, or a 1-D tensor of steps, giving one
-    rate each); the result is a tensor of `dtype` and the same shape. Only the config is branched
+    rate each); the result is a float32 tensor of the same shape. Only the config is branched
     on in Python, so this traces once and compiles under XLA.
 
     The clock is round 0's: a round that late-rewinds to step k (imp.rewind step:k) resumes at
@@ -46,30 +46,20 @@ def learning_rate(cfg: TrainConfig, step, steps_per_epoch: int, dtype=tf.float32
       warmup_steps.
     """
     step = tf.cast(step, tf.int64)
-    rate = tf.fill(tf.shape(step), tf.constant(cfg.learning_rate, dtype))
+    rate = tf.fill(tf.shape(step), tf.constant(cfg.learning_rate, tf.float32))
     if cfg.lr_schedule == "step" and cfg.milestones:
         first_steps = tf.constant([m * steps_per_epoch for m in cfg.milestones], tf.int64)
-        passed = tf.reduce_sum(tf.cast(step[..., None] >= first_steps, dtype), axis=-1)
-        rate *= tf.pow(tf.constant(cfg.gamma, dtype), passed)
+        passed = tf.reduce_sum(tf.cast(step[..., None] >= first_steps, tf.float32), axis=-1)
+        rate *= tf.pow(tf.constant(cfg.gamma, tf.float32), passed)
     elif cfg.lr_schedule == "cosine":
         total = cfg.epochs * steps_per_epoch
-        done = tf.cast(tf.minimum(step, total), dtype) / tf.constant(total, dtype)
-        rate *= tf.square(tf.cos(tf.constant(math.pi / 2, dtype) * done))  # = 0.5 (1 + cos(pi·done)),
-        # without 1 + cos cancelling to a few correct bits near the end
+        done = tf.cast(tf.minimum(step, total), tf.float32) / tf.constant(total, tf.float32)
+        # = 0.5 (1 + cos(pi·done)), without 1 + cos cancelling to a few correct bits near the end
+        rate *= tf.square(tf.cos(tf.constant(math.pi / 2, tf.float32) * done))
     if cfg.warmup_steps:
-        warm = tf.cast(step, dtype) / tf.constant(cfg.warmup_steps, dtype)
-        rate *= tf.minimum(tf.constant(1, dtype), warm)
+        warm = tf.cast(step, tf.float32) / tf.constant(cfg.warmup_steps, tf.float32)
+        rate *= tf.minimum(tf.constant(1, tf.float32), warm)
     return rate
-
-
-def epoch_learning_rates(cfg: TrainConfig, steps_per_epoch: int) -> list[float]:
-    """The learning rate at the first step of each epoch (epoch e: step e × steps_per_epoch), as
-    floats for a round's record. Computed by `learning_rate` itself, in float64 rounded to 12
-    significant digits, so the record says what the step used (to float32's precision) rather
-    than what a second formula says."""
-    steps = tf.range(cfg.epochs, dtype=tf.int64) * steps_per_epoch
-    rates = learning_rate(cfg, steps, steps_per_epoch, tf.float64).numpy()
-    return [float(f"{rate:.12g}") for rate in rates]  # 0.08, not 0.08000000000000002
 
 
 def _fmix(h: tf.Tensor) -> tf.Tensor:
