@@ -16,8 +16,9 @@ came from. Four formats, each written to a file and recorded in `RUN_DIR/exports
 Every record holds the file's size, its parameters (stored and nonzero), its test accuracy through
 its own runtime (Keras, or the LiteRT interpreter) and the change from the ticket's, its largest
 output difference from the ticket, and its latency per sample at batch 1 and 256 (median of
-repeats, TFLite on one thread), beside the same numbers for the dense ticket measured in the same
-call: a ratio between two calls would mostly measure the machine. A format that cannot be made
+repeats, TFLite on one thread) and the FLOPs of the model it holds (the ticket's dense FLOPs, the
+compact model's own: what a dense runtime computes), beside the same numbers for the dense ticket
+measured in the same call: a ratio between two calls would mostly measure the machine. A format that cannot be made
 fails alone, with its one-line reason recorded; the others still export.
 
 `--out` names the file of one format. It may not lie inside a run folder (the one exported, or any
@@ -38,6 +39,7 @@ import numpy as np
 
 from ..config import load as config_lib
 from ..data import dataset as data_lib
+from ..evaluation.flops import model_flops
 from ..foundations import faults, runfolder
 from ..foundations.faults import UserError
 from ..lottery import ticket
@@ -203,7 +205,7 @@ class Exporter:
         measured = measure_keras(loaded, self.x_test, self.data.y_test, self.logits,
                                  self.repeats)
         return self._record(fmt, path, measured, keras_parameters(loaded),
-                            f"Keras {keras.__version__}", **extra)
+                            f"Keras {keras.__version__}", flops=model_flops(loaded), **extra)
 
     def keras(self, path: Path) -> dict:
         return self._keras_file("keras", self.ticket, path)
@@ -226,7 +228,8 @@ class Exporter:
                                        self.logits, self.repeats)
         contents = tflite_export.contents(content)
         parameters = {"stored": contents["stored"], "nonzero": contents["nonzero"]}
-        return self._record(fmt, path, measured, parameters, tflite_export.RUNTIME, **source,
+        return self._record(fmt, path, measured, parameters, tflite_export.RUNTIME,
+                            flops=model_flops(model), **source,
                             **encoding, sparse_tensors=contents["sparse_tensors"], ops=ops)
 
     def tflite(self, path: Path) -> dict:
