@@ -39,6 +39,7 @@ SOURCES = ("bundled", "folder", "keras", "arrays", "csv")
 BUNDLED = ("digits",)
 KERAS_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 SCOPES = ("global", "layerwise")
+GRANULARITIES = ("weight", "channel")
 CONTROLS = ("random_reinit", "random_prune")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 WEIGHT_DECAY_ON = ("all", "kernels")  # every trainable variable (OpenLTH, Keras' AdamW) or kernels
@@ -189,6 +190,8 @@ class ImpConfig:
     num_rounds: int = 5
     target_sparsity: float = 0.99
     scope: str = "global"
+    granularity: str = "weight"  # or channel: whole units (pruning/channels.py)
+    refill: bool = False  # IMP-Refill, with granularity: channel
     layer_rates: dict[str, float] = field(default_factory=dict)
     rewind: str = "init"
     controls: list[str] = field(default_factory=list)

@@ -15,6 +15,7 @@ import fnmatch
 import re
 from typing import Any
 
+from .granularity import check_granularity
 from .labels import check_name
 from .recipe_checks import check_recipe
 from .schema import (ARCHS, AUGMENTATIONS, BUNDLED, CONTROLS, INITS, JIT_CHOICES,
@@ -362,6 +363,7 @@ def _check_imp(cfg: Config, problems: Problems) -> None:
     problems.check(int_in, "imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
     problems.check(fraction, "imp.target_sparsity", imp.target_sparsity, open_high=False)
     problems.check(choice, "imp.scope", imp.scope, SCOPES)
+    check_granularity(cfg, problems)
     _check_layers(cfg, problems)
     problems.check(_rewind, imp.rewind)
     problems.check(_rewind_epoch, imp.rewind, cfg.train.epochs,
