@@ -133,11 +133,16 @@ def test_global_scope_normalises_per_layer_and_layerwise_counts_units():
     alive = {n: int(channels.alive_units(manager.masks[n]).sum()) for n in widths}
     assert alive == {n: w - round((0.25 if n == "dense_1" else 0.5) * w)
                      for n, w in widths.items()}
+    dense = {n: np.ones_like(m) for n, m in manager.masks.items()}
+    kernels = manager.kernels()
     scaled = {name: kernel * (100.0 if name == "dense_1" else 1.0)
-              for name, kernel in manager.kernels().items()}  # one layer's norms far larger
-    masks = channels.channel_prune(scaled, {n: np.ones_like(m) for n, m in manager.masks.items()},
-                                   manager.plan, 0.5, "global")
+              for name, kernel in kernels.items()}  # one layer's norms far larger
+    masks = channels.channel_prune(scaled, dense, manager.plan, 0.5, "global")
     assert channels.alive_units(masks["dense_1"]).sum() < widths["dense_1"]  # not spared
+    unscaled = channels.channel_prune(kernels, dense, manager.plan, 0.5, "global")
+    assert all(np.array_equal(masks[n], unscaled[n]) for n in masks)  # a layer's scale is moot
+    units = sum(widths.values())
+    assert sum(channels.alive_units(masks[n]).sum() for n in widths) == units - round(0.5 * units)
 
 
 def test_refill_keeps_the_unstructured_count_to_within_half_a_channel():
@@ -148,7 +153,7 @@ def test_refill_keeps_the_unstructured_count_to_within_half_a_channel():
         unstructured = magnitude_prune(manager.kernels(), manager.masks, 0.5, "global", {})
         refilled = channels.refill(unstructured, plan)
         for name in plan.layers:
-            allowed = channels._allowed(name, refilled, plan)
+            allowed = channels.allowed_entries(name, refilled, plan)
             per_channel = allowed[..., 0].sum()
             target = (unstructured[name] * allowed).sum()
             assert abs(refilled[name].sum() - target) <= per_channel / 2, name

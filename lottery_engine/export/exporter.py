@@ -18,8 +18,8 @@ its own runtime (Keras, or the LiteRT interpreter) and the change from the ticke
 output difference from the ticket, and its latency per sample at batch 1 and 256 (median of
 repeats, TFLite on one thread) and the FLOPs of the model it holds (the ticket's dense FLOPs, the
 compact model's own: what a dense runtime computes), beside the same numbers for the dense ticket
-measured in the same call: a ratio between two calls would mostly measure the machine. A format that cannot be made
-fails alone, with its one-line reason recorded; the others still export.
+measured in the same call: a ratio between two calls would mostly measure the machine. A format
+that cannot be made fails alone, with its one-line reason recorded; the others still export.
 
 `--out` names the file of one format. It may not lie inside a run folder (the one exported, or any
 folder holding a run's config.yaml and split.npz) other than in its `export/` subfolder, so an

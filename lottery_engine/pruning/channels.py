@@ -7,9 +7,10 @@ says why). A channel mask is an ordinary weight mask whose removed filters are z
 resuming, FLOPs and reports work unchanged.
 
 Coupling: a removed unit's incoming rows in each consumer kernel that is pruned too are masked as
-well, and so is its filter in a pruned depthwise conv between (the weight count stays honest, and compact export finds the unit dead and drops it with its
-BatchNorm slice); a consumer that is not pruned must see the unit through a path where compact
-export can fold its constant output (a Dense, or a `valid` conv), else the layer keeps its width.
+well, and so is its filter in a pruned depthwise conv between (the weight count stays honest, and
+compact export finds the unit dead and drops it with its BatchNorm slice); a consumer that is not
+pruned must see the unit through a path where compact export can fold its constant output (a
+Dense, or a `valid` conv), else the layer keeps its width.
 
 Channel IMP ranks a unit by the L1 norm of its surviving incoming weights: the magnitude criterion
 of weight IMP summed over a filter, so ties with the weight ranking are natural, and cheap and
@@ -187,7 +188,8 @@ def channel_prune(weights: dict[str, np.ndarray], masks: dict[str, np.ndarray],
     return couple(new, channel_plan)
 
 
-def _allowed(name: str, masks: dict[str, np.ndarray], channel_plan: ChannelPlan) -> np.ndarray:
+def allowed_entries(name: str, masks: dict[str, np.ndarray], channel_plan: ChannelPlan
+                    ) -> np.ndarray:
     """The entries of kernel `name` that its inputs' removal leaves: ones less the dead rows."""
     allowed = np.ones_like(masks[name])
     for layer in channel_plan.layers.values():
@@ -203,7 +205,7 @@ def refill(unstructured: dict[str, np.ndarray], channel_plan: ChannelPlan
     """IMP-Refill's masks from an unstructured round's (module docstring: the exact rule)."""
     new = {name: mask.copy() for name, mask in unstructured.items()}
     for name in channel_plan.layers:  # the model's order: inputs are decided first
-        allowed = _allowed(name, new, channel_plan)
+        allowed = allowed_entries(name, new, channel_plan)
         survivors = _columns(unstructured[name] * allowed).sum(axis=0)
         per_channel = float(_columns(allowed)[:, 0].sum())
         keep = max(1, int(round(survivors.sum() / per_channel))) if per_channel else 1
