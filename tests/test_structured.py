@@ -1,0 +1,93 @@
+"""Tickets that run faster, measured: an experiment arm's `export:` exports and times every round
+of its runs (locally and on a queue worker). Real tiny runs (LeNet on 16x16 digits, two rounds),
+real exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lottery_engine.config import load as config_lib
+from lottery_engine.config.load import ConfigError
+from lottery_engine.export import export_records
+from lottery_engine.data import dataset as data_lib
+from lottery_engine.export.every_round import EXAMPLES, round_path
+from lottery_engine.foundations import runfolder
+from lottery_engine.science import experiment
+
+from .conftest import tiny_config
+
+FORMATS = ["compact", "tflite"]
+
+
+def _experiment(tmp_path: Path, arms: str) -> Path:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(config_lib.to_yaml(tiny_config(imp__prune_rate=0.5, report__html=False,
+                                                     report__markdown=False)))
+    path = tmp_path / "experiment.yaml"
+    path.write_text(f"name: Faster\nout: {tmp_path / 'runs'}\nresults: {tmp_path / 'R.md'}\n"
+                    f"runs:\n" + arms.replace("CONFIG", str(config)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, dict[int, Path]]:
+    """Weights (one seed, compact only) and channels (two seeds, compact and float TFLite), every
+    round exported."""
+    tmp = tmp_path_factory.mktemp("faster")
+    exp = experiment.load(_experiment(tmp, (
+        "  - {label: Weights, config: CONFIG, seeds: [0], export: [compact]}\n"
+        f"  - {{label: Channels, config: CONFIG, seeds: [0, 1], export: {FORMATS}, "
+        f"set: ['imp.granularity=channel']}}\n").replace("'", "")))
+    return experiment.execute(exp, [])
+
+
+def test_every_round_is_exported_once_into_its_own_records(folders):
+    run = folders["Channels"][0]
+    by_round = export_records.read_by_round(run)
+    assert sorted(by_round) == [0, 1, 2]
+    for round_index, records in by_round.items():
+        assert sorted(records) == sorted(FORMATS)
+        for fmt, record in records.items():
+            assert (record["status"], record["round"]) == ("ok", round_index), record
+            assert round_path(run, round_index, fmt).stat().st_size == record["bytes"]
+    assert export_records.read(run) == {}  # the ticket's exports.json is left alone
+    assert by_round[0]["compact"]["test_examples"] == min(EXAMPLES, len(
+        data_lib.load_split(run / runfolder.SPLIT).test))
+    # channels cut out: the compact model of the last round is smaller than the dense file
+    last = by_round[2]["compact"]
+    assert last["bytes"] < last["reference"]["bytes"]
+    assert last["flops"] < by_round[0]["compact"]["flops"]
+    stamp = (run / export_records.BY_ROUND_JSON).stat().st_mtime_ns
+    exp = experiment.Experiment("Faster", str(run.parent), "", [experiment.RunSpec(
+        "Channels", str(run / runfolder.CONFIG), [0], ["imp.granularity=channel"], FORMATS)])
+    experiment.execute(exp, [])  # resumed: nothing left to export
+    assert (run / export_records.BY_ROUND_JSON).stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("value", ["[compact, zip]", "compact", "[tflite, tflite]", "[]"])
+def test_a_bad_export_list_is_refused_in_one_line(tmp_path, value):
+    path = _experiment(tmp_path, f"  - {{label: A, config: CONFIG, export: {value}}}\n")
+    with pytest.raises(ConfigError) as caught:
+        experiment.load(path)
+    message = str(caught.value)
+    assert "runs[0].export:" in message and "tflite-int8" in message and "\n" not in message
+
+
+def test_a_queue_worker_exports_every_round_of_an_arm_that_asks(tmp_path):
+    from jobs import experiments, worker
+
+    exp = experiment.load(_experiment(tmp_path, "  - {label: A, config: CONFIG, seeds: [3], "
+                                                "export: [compact]}\n"))
+    home = tmp_path / "home"
+    experiment_id = experiments.submit(exp, experiment.plan(exp, ["imp.num_rounds=1"]), home)
+    server = worker.Worker(home, "cpu", threads=1)
+    server.serve(once=True)
+    for write_up in server.write_ups:  # the experiment's write-up, started by its last job
+        write_up.wait(timeout=300)
+    [job] = experiments.statuses(home, experiment_id)
+    assert job["state"] == "done", job
+    by_round = export_records.read_by_round(home / job["id"])
+    assert {r: sorted(formats) for r, formats in by_round.items()} == {0: ["compact"],
+                                                                        1: ["compact"]}
