@@ -1,20 +1,24 @@
 """Tickets that run faster, measured: an experiment arm's `export:` exports and times every round
-of its runs (locally and on a queue worker). Real tiny runs (LeNet on 16x16 digits, two rounds),
-real exports."""
+of its runs (locally and on a queue worker), and the write-up of arms that differ in granularity
+gets "Tickets that run faster", its numbers those records' own, its ticket chosen on validation.
+Real tiny runs (LeNet on 16x16 digits, two rounds), real exports."""
 
 from __future__ import annotations
 
+import json
+import statistics
 from pathlib import Path
 
 import pytest
 
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
+from lottery_engine.evaluation.significance import half_width
 from lottery_engine.export import export_records
 from lottery_engine.data import dataset as data_lib
 from lottery_engine.export.every_round import EXAMPLES, round_path
 from lottery_engine.foundations import runfolder
-from lottery_engine.science import experiment
+from lottery_engine.science import experiment, faster, writeup
 
 from .conftest import tiny_config
 
@@ -64,6 +68,42 @@ def test_every_round_is_exported_once_into_its_own_records(folders):
         "Channels", str(run / runfolder.CONFIG), [0], ["imp.granularity=channel"], FORMATS)])
     experiment.execute(exp, [])  # resumed: nothing left to export
     assert (run / export_records.BY_ROUND_JSON).stat().st_mtime_ns == stamp
+
+
+def test_the_section_quotes_the_records_and_chooses_on_validation(folders, tmp_path):
+    # round 1 holds on validation but not on test, round 2 the other way round: the choice is 1
+    for by_seed in folders.values():
+        for folder in by_seed.values():
+            records = runfolder.read_rounds(folder)
+            for record, val, test in zip(records, [0.9, 0.895, 0.5], [0.9, 0.5, 0.9]):
+                record["early_stop_val_accuracy"], record["early_stop_test_accuracy"] = val, test
+            (folder / runfolder.ROUNDS).write_text("".join(json.dumps(r) + "\n" for r in records))
+    target = tmp_path / "RESULTS.md"
+    writeup.write("Faster", folders, target)
+    text = target.read_text()
+    assert f"## {faster.TITLE}" in text and "### Weights" in text and "### Channels" in text
+    [line] = [x for x in text.splitlines() if x.startswith("- Channels (channels): fastest")]
+    assert "round 1," in line and "test accuracy 50.00 ± 0.00% against dense's 90.00" in line
+    runs = [folders["Channels"][seed] for seed in (0, 1)]
+    records = [export_records.read_by_round(f) for f in runs]
+    speed = [r[1]["compact"]["reference"]["latency_ms_per_sample"]["batch_256"]
+             / r[1]["compact"]["latency_ms_per_sample"]["batch_256"] for r in records]
+    litert = [r[0]["tflite"]["latency_ms_per_sample"]["batch_1"]
+              / r[1]["tflite"]["latency_ms_per_sample"]["batch_1"] for r in records]
+    assert f"Keras {statistics.fmean(speed):.2f}× ± {half_width(speed):.2f} at batch 256" in line
+    assert f"LiteRT float {statistics.fmean(litert):.2f}× ± {half_width(litert):.2f} at batch 1" \
+        in line
+    assert "Against the targets: file " in line and ("meets ≥ 2.0×" in line
+                                                     or "misses ≥ 2.0×" in line)
+    rows = [x for x in text.split("### Channels")[1].splitlines() if x.startswith("| 2 |")]
+    units = runfolder.read_rounds(runs[0])[2]
+    assert rows and f"| {100 * units['remaining_units'] / units['total_units']:.1f}% |" in rows[0]
+    assert "| – |" in text.split("### Weights")[1].split("### Channels")[0]  # no units there
+
+
+def test_arms_of_one_granularity_get_no_section(folders, tmp_path):
+    assert faster.section({"Weights": folders["Weights"]}) == ""
+    assert faster.applies(folders)
 
 
 @pytest.mark.parametrize("value", ["[compact, zip]", "compact", "[tflite, tflite]", "[]"])
