@@ -20,7 +20,7 @@ from lottery_engine.export.every_round import EXAMPLES, round_path
 from lottery_engine.foundations import runfolder
 from lottery_engine.science import experiment, faster, writeup
 
-from .conftest import tiny_config
+from .conftest import ROOT, tiny_config
 
 FORMATS = ["compact", "tflite"]
 
@@ -131,3 +131,31 @@ def test_a_queue_worker_exports_every_round_of_an_arm_that_asks(tmp_path):
     by_round = export_records.read_by_round(home / job["id"])
     assert {r: sorted(formats) for r, formats in by_round.items()} == {0: ["compact"],
                                                                         1: ["compact"]}
+
+
+def test_make_structured_runs_three_granularities_per_network_alike():
+    """The shipped experiment: per network, unstructured IMP, channel IMP and IMP-Refill, 3 seeds
+    each, differing in granularity only, every round exported; `make structured` runs it with
+    `make experiment`'s workers."""
+    if not data_lib.DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    exp = experiment.load(ROOT / "configs" / "experiment_structured.yaml")
+    members = experiment.plan(exp, [])
+    assert len(members) == 18
+    arms: dict[str, set] = {}
+    for spec, _, cfg in members:
+        assert spec.export == ["compact", "tflite", "tflite-int8"]
+        assert cfg.data.name == "fashion_mnist" and cfg.data.image_size == [28, 28]
+        protocol = (cfg.train.epochs, cfg.imp.num_rounds, cfg.imp.prune_rate, cfg.imp.rewind,
+                    cfg.data.limit_total)
+        arms.setdefault(cfg.train.arch, set()).add((cfg.imp.granularity, cfg.imp.refill, protocol))
+    assert set(arms) == {"lenet", "conv2"}
+    for found in arms.values():
+        assert {(g, r) for g, r, _ in found} == {("weight", False), ("channel", False),
+                                                 ("channel", True)}
+        assert len({protocol for _, _, protocol in found}) == 1
+    make = (ROOT / "Makefile").read_text()
+    recipe = make.split("\nstructured:")[1].split("\n\n")[0]
+    assert "configs/experiment_structured.yaml" in recipe
+    assert recipe.split("experiment_structured.yaml")[1].split()[-4:] == \
+        make.split("\nexperiment:")[1].split("\n\n")[0].split()[-4:]  # the same worker settings
