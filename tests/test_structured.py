@@ -84,6 +84,8 @@ def test_the_section_quotes_the_records_and_chooses_on_validation(folders, tmp_p
     assert f"## {faster.TITLE}" in text and "### Weights" in text and "### Channels" in text
     [line] = [x for x in text.splitlines() if x.startswith("- Channels (channels): fastest")]
     assert "round 1," in line and "test accuracy 50.00 ± 0.00% against dense's 90.00" in line
+    assert "(-40.00 points, reported, not chosen on: not within 1 point on test)" in line
+    assert "The dense network timed against itself (round 0) reads " in line
     runs = [folders["Channels"][seed] for seed in (0, 1)]
     records = [export_records.read_by_round(f) for f in runs]
     speed = [r[1]["compact"]["reference"]["latency_ms_per_sample"]["batch_256"]

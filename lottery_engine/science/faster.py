@@ -173,7 +173,17 @@ def verdict(label: str, arm: list[Point]) -> str:
             + (f" and {_pct(chosen.units)} of the units" if chosen.units is not None else "")
             + f" left; test accuracy {_interval(chosen.test, 100)}% against dense's "
             f"{_interval(dense.test, 100)}% ({test_change:+.2f} points, reported, not chosen "
-            f"on); speed-up {speeds}. Against the targets: {_targets(chosen)}.")
+            f"on: {'within' if test_change >= -100 * HOLD_POINTS else 'not within'} 1 point on "
+            f"test); speed-up {speeds}. Against the targets: {_targets(chosen)}.{_noise(dense)}")
+
+
+def _noise(dense: Point) -> str:
+    """What the dense network timed against itself reads (round 0's compact model removes
+    nothing, so its speed-ups should be 1×): how much of a ratio is the machine's noise."""
+    reads = [f"{_interval(dense.ratios[f'compact {b}'], unit='×')} at batch {b.split('_')[1]}"
+             for b in BATCHES if f"compact {b}" in dense.ratios]
+    return (f" The dense network timed against itself (round 0) reads {' and '.join(reads)} in "
+            f"Keras: a ratio within that distance of 1× is noise." if reads else "")
 
 
 def _kind(by_seed: dict[int, Path]) -> str:
