@@ -31,7 +31,7 @@ def check_formats(formats: object, where: str) -> list[str]:
     if (not isinstance(formats, list) or not formats or len(set(map(str, formats))) != len(formats)
             or any(f not in known for f in formats)):
         raise ConfigError(f"{where}: {formats!r} is not a list of distinct export formats; give "
-                        f"some of [{', '.join(known)}], e.g. [compact, tflite, tflite-int8].")
+                          f"some of [{', '.join(known)}], e.g. [compact, tflite, tflite-int8].")
     return [str(f) for f in formats]
 
 

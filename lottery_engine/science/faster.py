@@ -158,6 +158,8 @@ def _targets(point: Point) -> str:
 
 def verdict(label: str, arm: list[Point]) -> str:
     """The arm's fastest ticket within 1 point of dense, what it costs and what it buys."""
+    if not arm:
+        return f"{label}: no round that every seed has finished."
     dense = arm[0]
     chosen = fastest(arm)
     if chosen is None:
