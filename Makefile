@@ -7,7 +7,7 @@ RAY := $(VENV)/.ray-installed
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: setup test run ray-local quickstart experiment bench screenshots clean
+.PHONY: setup test run ray-local quickstart experiment structured bench screenshots clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ quickstart: setup
 
 experiment: setup
 	$(BIN)/lottery experiment --config configs/experiment_fashion.yaml --home runs \
+		--workers $$(nproc) --threads 1
+
+# channel tickets against unstructured ones, every round exported and timed (issue 30)
+structured: setup
+	$(BIN)/lottery experiment --config configs/experiment_structured.yaml --home runs \
 		--workers $$(nproc) --threads 1
 
 screenshots: setup

@@ -53,7 +53,8 @@ def submit(exp: experiment_lib.Experiment,
     jobs = []
     for spec, seed, cfg in plan:
         job_id = queue.submit(cfg, root, experiment={"id": experiment_id, "label": spec.label,
-                                                     "seed": seed})
+                                                     "seed": seed}
+                              | ({"export": spec.export} if spec.export else {}))
         jobs.append({"label": spec.label, "seed": seed, "job": job_id})
     runfolder.write_json(path / MANIFEST, {"id": experiment_id, "name": exp.name,
                                           "notes": exp.notes, "submitted": time.time(),

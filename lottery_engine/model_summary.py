@@ -21,7 +21,7 @@ from .config.load import Config, ConfigError
 from .data import user_data
 from .foundations import keras_internals
 from .models import builders as models
-from .pruning import prunable
+from .pruning import channels, prunable
 
 
 def data_signature(cfg: Config) -> tuple[tuple[int, ...], list[str]]:
@@ -69,6 +69,8 @@ def summarize(cfg: Config) -> dict[str, Any]:
     logits = models.is_logits(model, cfg.train.loss)
     selected = prunable.select(model, cfg.imp.prunable_layers)
     rates = prunable.expand_rates(model, list(selected), cfg.imp.layer_rates)
+    if cfg.imp.granularity == "channel":
+        channels.checked_plan(model, selected)
     return {
         "model": model.name,
         "input_shape": list(shape),

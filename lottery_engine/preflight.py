@@ -7,7 +7,8 @@ Experiments pages, experiments, `find_ticket`, the worker before its first batch
 summary. What is checked: the data folder or file is there and readable, the split leaves every
 class in every part (data.limit_total, train_split, val_split, and the parts a file gives whole),
 a .keras model file is safe to load, VGG16's weights are at hand, a .npz's rows are images where
-data.augment flips them, and the hybrid metrics file holds metrics.
+data.augment flips them, the hybrid metrics file holds metrics, and a channel run prunes a layer
+that can lose whole units (config/granularity.py).
 
 Every refusal is collected (Problems) and raised at once, a check whose values were refused
 skipped. `load`, `loads`, `load_run`, `from_dict` and `validate` read or check a config exactly as
@@ -26,6 +27,7 @@ from .config import validation
 from .config.load import Config, ConfigError, Problems
 from .config.architectures import ARCHITECTURES
 from .config.data_sources import DATA_SOURCES
+from .config.granularity import check_unit_layers
 from .config.validation import HYBRID_KEYS, leave_test
 from .config.values import fail, is_number
 
@@ -214,3 +216,5 @@ def check_files(cfg: Config, problems: Problems) -> None:
     problems.check(_base_weights, cfg, needs=("train.arch", "train.weights"))
     problems.check(_augment_arrays, cfg, needs=("data.augment", "data.source", "data.path"))
     problems.check(_hybrid_metrics, cfg, needs=HYBRID_KEYS)
+    problems.check(check_unit_layers, cfg,
+                   needs=("train.arch", "imp.granularity", "imp.prunable_layers"))

@@ -51,6 +51,14 @@ RESULTS = {
     "run_page.py": [r"AppTest: first render .* ms; refresh median of \d+ [\d.]+ ms"],
     "steps_per_call.py": [r"one step per call: [\d.]+ s/epoch; engine \((\d+) steps per call\): "
                           r"[\d.]+ s/epoch; ratio [\d.]+x", r"identical records: True"],
+    "structured.py": [r"(?m)^channel ticket: round \d+, [\d.]+% of the weights, [\d.]+% of "
+                      r"the units left", r"(?m)^unstructured ticket: round \d+, [\d.]+% of the "
+                      r"weights left", *(rf"(?m)^{ticket} +{fmt} +[\d.]+ [KMG]?B +\S+x +[\d.]+ "
+                                         r"+\S+x +[\d.]+ +\S+x +[\d.]+%$"
+                                         for ticket in ("dense", "channel", "unstructured")
+                                         for fmt in ("compact", "tflite", "tflite-int8")),
+                      r"timed 3 times in this call, batch 256: median [\d.]+ ms/sample, "
+                      r"spread \d+%"],
     "train_step.py": [r"(?m)^lenet_300_100 +1 +\d+ +\d+ +\d+ +[\d.]+x +\d+ +\d+ +[\d.]+x$",
                       r"(?m)^lenet +1 +\d+ +\d+ +refused +[\d.]+x +\d+ +refused +[\d.]+x$",
                       r"round 1: [+-][\d.]+ points", r"every interval contains 0: (True|False)"],
@@ -62,7 +70,8 @@ BROWSER_RESULTS = [r"Chromium, Run page of the finished run, warm .* first chart
                    r"Run page cold over an emulated .* [\d.]+ s compressed, [\d.]+ s uncompressed",
                    r"Chromium, Runs page with \d+ jobs, .* table shown [\d.]+ s"]
 # seconds; quick runs take 2-60 s on a 2-core machine (docs/benchmarks.md): these leave room
-TIMEOUT = {"ray_fanout.py": 240, "experiment_throughput.py": 180, "recipes.py": 180}
+TIMEOUT = {"ray_fanout.py": 240, "experiment_throughput.py": 180, "recipes.py": 180,
+           "structured.py": 180}
 DEFAULT_TIMEOUT = 120
 
 

@@ -240,6 +240,8 @@ def test_compact_export_is_smaller_and_equal_on_the_test_split(exported):
     assert record["max_output_difference"] <= TOLERANCE
     assert record["test_accuracy_change"] == 0.0
     assert record["compaction"]["units_removed"] > 0
+    assert 0 < record["flops"] < exported[0]["flops"]  # the model each file holds, computed dense
+    assert exported[2]["flops"] == exported[3]["flops"] == record["flops"]  # made from compact
     assert record["parameters"]["stored"] < record["reference"]["parameters"]["stored"]
     assert record["parameters"]["nonzero"] <= record["reference"]["parameters"]["nonzero"]
 

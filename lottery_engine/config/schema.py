@@ -18,6 +18,7 @@ from ..foundations.faults import UserError
 INITS = ("file", "fresh")  # a .keras file's own weights as θ0, or its layers re-initialised
 LOSSES = ("auto", "logits", "probabilities")  # auto: read from the output layer's activation
 SCOPES = ("global", "layerwise")
+GRANULARITIES = ("weight", "channel")
 OPTIMIZERS = ("adam", "sgd", "adamw")  # each a fused update in training/fused_updates.py
 WEIGHT_DECAY_ON = ("all", "kernels")  # every trainable variable (OpenLTH, Keras' AdamW) or kernels
 MOMENTUM_FORMS = ("keras", "pytorch")  # where SGD's momentum keeps the rate (train_step.py)
@@ -167,6 +168,8 @@ class ImpConfig:
     num_rounds: int = 5
     target_sparsity: float = 0.99
     scope: str = "global"
+    granularity: str = "weight"  # or channel: whole units (pruning/channels.py)
+    refill: bool = False  # IMP-Refill, with granularity: channel
     layer_rates: dict[str, float] = field(default_factory=dict)
     rewind: str = "init"
     controls: list[str] = field(default_factory=list)

@@ -19,6 +19,7 @@ from . import architectures, data_sources
 from .architectures import ARCHITECTURES
 from .controls import names as control_names
 from .data_sources import DATA_SOURCES
+from .granularity import check_granularity
 from .labels import check_run_name
 from .recipe_checks import check_recipe
 from .schema import (AUGMENTATIONS, INITS, JIT_CHOICES, LOSSES, OPTIMIZERS, SCOPES,
@@ -371,6 +372,7 @@ def _check_imp(cfg: Config, problems: Problems) -> None:
     problems.check(int_in, "imp.num_rounds", imp.num_rounds, 0, MAX_ROUNDS)
     problems.check(fraction, "imp.target_sparsity", imp.target_sparsity, open_high=False)
     problems.check(choice, "imp.scope", imp.scope, SCOPES)
+    check_granularity(cfg, problems)
     _check_layers(cfg, problems)
     problems.check(_rewind, imp.rewind)
     problems.check(_rewind_epoch, imp.rewind, cfg.train.epochs,

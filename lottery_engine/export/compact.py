@@ -6,7 +6,8 @@ change an output:
 
 - **dead**: every outgoing weight of the unit (its row in each consuming Dense kernel, its input
   slice in each consuming Conv kernel) is zero, so nothing downstream ever sees it. The unit is
-  dropped with its incoming weights and bias, and with its slice of any BatchNormalization between.
+  dropped with its incoming weights and bias, and with its slice of any BatchNormalization or
+  depthwise conv between.
 - **constant**: every incoming weight is zero, so the unit outputs `activation(bias)` for every
   input, everywhere in the image. That constant is carried through the channel-wise layers between
   (activations, Rescaling, BatchNormalization with its moving statistics, pooling, Flatten,
@@ -21,7 +22,8 @@ Removing one unit can kill another (a folded unit takes its incoming weights wit
 have been another unit's last live outgoing weights), so both rules run until nothing changes.
 
 Units are removed from a Dense or Conv1D/2D/3D layer (channels last, no groups, an element-wise
-activation) whose output reaches only Dense/Conv layers, through channel-wise layers. Everything
+activation) whose output reaches only Dense/Conv layers, through channel-wise layers
+(pruning/unit_graph.py finds them; channel pruning prunes along the same paths). Everything
 else keeps its width and says why in `Compaction.kept`: the model's output layer, a layer feeding
 a residual Add, a Concatenate, a Reshape or a nested model, and every layer inside a nested model
 (the VGG16 base stays whole; its head is compacted). The result is a plain Keras model of built-in
@@ -36,54 +38,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from ..foundations import keras_internals
-from ..pruning import prunable
-
-# built-in activations that act on each value alone (softmax, glu and friends mix units)
-_ELEMENTWISE = {
-    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish",
-    "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "tanh", "softplus", "softsign",
-    "exponential", "mish", "log_sigmoid", "squareplus", "sparse_plus", "soft_shrink",
-    "hard_shrink", "tanh_shrink", "hard_tanh", "sparse_sigmoid",
-}
-_PRODUCERS = (layers.Dense, layers.Conv1D, layers.Conv2D, layers.Conv3D)
-_POOLS = (layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D,
-          layers.AveragePooling1D, layers.AveragePooling2D, layers.AveragePooling3D)
-_GLOBAL_POOLS = (layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.GlobalMaxPooling3D,
-                 layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D,
-                 layers.GlobalAveragePooling3D)
-_IDENTITY_AT_INFERENCE = (layers.Dropout, layers.SpatialDropout1D, layers.SpatialDropout2D,
-                          layers.SpatialDropout3D, layers.GaussianDropout, layers.GaussianNoise,
-                          layers.AlphaDropout, layers.ActivityRegularization, layers.Identity)
-_VALUEWISE = (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.Rescaling)
-_PADDINGS = (layers.ZeroPadding1D, layers.ZeroPadding2D, layers.ZeroPadding3D)  # spatial only
-
-
-@dataclass
-class _Step:
-    """A channel-wise layer between a unit's layer and its consumers; `spread` is how many
-    features each unit has at this layer's output (1, or the positions a Flatten laid out)."""
-
-    layer: keras.layers.Layer
-    spread: int
-
-
-@dataclass
-class _Branch:
-    path: list[_Step]
-    consumer: keras.layers.Layer
-    spread: int
-
-
-@dataclass
-class _Group:
-    """A layer whose units may be removed, and every way its output reaches a consumer."""
-
-    producer: keras.layers.Layer
-    branches: list[_Branch]
-    before: int
-    dropped: int = 0
-    folded: int = 0
+from ..pruning.unit_graph import VALUEWISE, Branch, Group, Step, analyse, foldable
 
 
 @dataclass
@@ -101,145 +56,6 @@ class Compaction:
 
     def to_json(self) -> dict:
         return {"layers": self.layers, "kept_width": self.kept, "units_removed": self.units_removed}
-
-
-def _is_elementwise(activation) -> bool:
-    name = getattr(activation, "__name__", None)
-    return name in _ELEMENTWISE and keras.activations.get(name) is activation
-
-
-def _training_forced(node) -> bool:
-    return node.arguments.kwargs.get("training") is True
-
-
-def _channels_last(layer: keras.layers.Layer) -> bool:
-    return getattr(layer, "data_format", "channels_last") == "channels_last"
-
-
-def _not_producer(layer: keras.layers.Layer, graph: "_Graph") -> str | None:
-    """Why a Dense/Conv layer's units cannot go whatever follows it (None: they may)."""
-    if id(graph.node_of[id(layer)].outputs[0]) in graph.outputs:
-        return "its output is the model's output"
-    if not _is_elementwise(layer.activation):
-        name = getattr(layer.activation, "__name__", type(layer.activation).__name__)
-        return f"its activation ({name}) mixes units"
-    if graph.calls[id(layer)] > 1:
-        return "it is called more than once"
-    if not _channels_last(layer) or getattr(layer, "groups", 1) != 1:
-        return "a channels-first or grouped convolution keeps its width"
-    if not _plain(layer):
-        return "a LoRA-enabled or quantized layer keeps its width"
-    return None
-
-
-def _plain(layer: keras.layers.Layer) -> bool:
-    """Its weights are a float kernel and bias (no LoRA factors, no quantized kernel)."""
-    return not getattr(layer, "lora_enabled", False) and not getattr(layer, "quantization_mode",
-                                                                     None)
-
-
-def _is_consumer(layer: keras.layers.Layer, spread: int) -> bool:
-    if type(layer) is layers.Dense:
-        return _plain(layer)
-    return (type(layer) in _PRODUCERS and _channels_last(layer) and layer.groups == 1
-            and spread == 1 and _plain(layer))
-
-
-def _last_axis(layer: keras.layers.BatchNormalization, node) -> bool:
-    return layer.axis in (-1, len(node.input_tensors[0].shape) - 1)
-
-
-def _step_spread(layer: keras.layers.Layer, node, spread: int) -> int | None:
-    """Units' spread after `layer` when it is channel-wise (None when units cannot pass it)."""
-    if not _channels_last(layer):
-        return None
-    if isinstance(layer, layers.Flatten):
-        shape = node.input_tensors[0].shape
-        return spread if len(shape) <= 2 else spread * int(np.prod(shape[1:-1]))
-    if isinstance(layer, (*_POOLS, *_GLOBAL_POOLS, *_PADDINGS)):
-        return spread if spread == 1 else None
-    if isinstance(layer, layers.BatchNormalization):
-        return spread if _last_axis(layer, node) else None
-    if isinstance(layer, layers.Rescaling):
-        scalar = np.size(layer.scale) == 1 and np.size(layer.offset) == 1
-        return spread if scalar else None
-    if isinstance(layer, layers.Activation):
-        return spread if _is_elementwise(layer.activation) else None
-    if isinstance(layer, (*_VALUEWISE, *_IDENTITY_AT_INFERENCE)):
-        return spread
-    return None
-
-
-class _Graph:
-    """Who consumes each tensor of a model's graph, and how often each layer is called in it."""
-
-    def __init__(self, model: keras.Model):
-        graph = keras_internals.functional_graph(model)
-        self.outputs = {id(t) for t in graph.outputs}
-        self.consumers: dict[int, list] = {}
-        self.calls: dict[int, int] = {}
-        self.node_of: dict[int, object] = {}
-        for node in keras_internals.graph_nodes(graph):
-            if node.operation is None or node.is_input:
-                continue
-            self.calls[id(node.operation)] = self.calls.get(id(node.operation), 0) + 1
-            self.node_of[id(node.operation)] = node
-            for tensor in node.input_tensors:
-                self.consumers.setdefault(id(tensor), []).append(node)
-
-    def follow(self, tensor, spread: int, path: list[_Step], out: list[_Branch]) -> str | None:
-        """Collect the branches from `tensor` to its consumers; a reason if a path cannot pass."""
-        if id(tensor) in self.outputs:
-            return "its output reaches the model's output"
-        nodes = self.consumers.get(id(tensor), [])
-        if not nodes:
-            return "its output reaches no Dense or Conv layer"
-        for node in nodes:
-            layer = node.operation
-            if self.calls[id(layer)] > 1:
-                return f"it feeds '{layer.name}', which is called more than once"
-            if isinstance(layer, keras.Model):
-                return f"it feeds the nested model '{layer.name}', whose inputs keep their width"
-            if _training_forced(node):
-                return f"it feeds '{layer.name}', which is called with training=True"
-            if _is_consumer(layer, spread):
-                out.append(_Branch(path, layer, spread))
-                continue
-            new_spread = _step_spread(layer, node, spread)
-            if new_spread is None:
-                return (f"it feeds '{layer.name}' ({type(layer).__name__}), through which units "
-                        f"cannot be removed exactly")
-            reason = self.follow(node.outputs[0], new_spread, [*path, _Step(layer, new_spread)],
-                                 out)
-            if reason:
-                return reason
-        return None
-
-
-def _analyse(model: keras.Model) -> tuple[list[_Group], dict[str, str]]:
-    """The layers whose units may go, and for each other prunable kernel why it keeps its width."""
-    graph = _Graph(model)
-    groups, reasons = [], {}
-    for layer in model.layers:
-        if id(layer) not in graph.node_of or type(layer) not in _PRODUCERS:
-            continue
-        branches: list[_Branch] = []
-        reason = _not_producer(layer, graph) or graph.follow(
-            graph.node_of[id(layer)].outputs[0], 1, [], branches)
-        if reason:
-            reasons[layer.name] = reason
-        else:
-            groups.append(_Group(layer, branches, int(layer.kernel.shape[-1])))
-    compacted = {group.producer.name for group in groups}
-    top = {id(layer) for layer in model.layers}
-    kept = {}
-    for kernel in prunable.candidates(model):
-        if id(kernel.layer) not in top:
-            kept[kernel.name] = "it is inside a nested model"
-        elif kernel.layer.name not in compacted:
-            kind = type(kernel.layer).__name__
-            kept[kernel.name] = reasons.get(kernel.layer.name, f"{kind} layers keep their width")
-    return groups, kept
 
 
 class _Weights:
@@ -266,7 +82,7 @@ class _Weights:
         return arrays[1]
 
 
-def _outgoing_live(branch: _Branch, weights: _Weights, width: int) -> np.ndarray:
+def _outgoing_live(branch: Branch, weights: _Weights, width: int) -> np.ndarray:
     """Per unit: whether any of its weights in the branch's consumer is nonzero."""
     kernel = weights.kernel(branch.consumer)
     if isinstance(branch.consumer, layers.Dense):
@@ -274,15 +90,7 @@ def _outgoing_live(branch: _Branch, weights: _Weights, width: int) -> np.ndarray
     return np.moveaxis(kernel, -2, 0).reshape(width, -1).any(axis=1)
 
 
-def _foldable(branch: _Branch) -> bool:
-    """Whether the consumer sees a constant unit's value everywhere: no zeros padded in between
-    or by the consumer itself."""
-    if any(isinstance(step.layer, _PADDINGS) for step in branch.path):
-        return False
-    return isinstance(branch.consumer, layers.Dense) or branch.consumer.padding == "valid"
-
-
-def _through(step: _Step, values: np.ndarray, width: int, weights: _Weights) -> np.ndarray:
+def _through(step: Step, values: np.ndarray, width: int, weights: _Weights) -> np.ndarray:
     """A constant feature vector carried through one channel-wise layer at inference."""
     layer = step.layer
     if isinstance(layer, layers.Flatten):
@@ -292,12 +100,12 @@ def _through(step: _Step, values: np.ndarray, width: int, weights: _Weights) -> 
         normal = (values - arrays["moving_mean"]) / np.sqrt(arrays["moving_variance"]
                                                             + layer.epsilon)
         return normal * arrays.get("gamma", 1.0) + arrays.get("beta", 0.0)
-    if isinstance(layer, _VALUEWISE):
+    if isinstance(layer, VALUEWISE):
         return np.asarray(layer.call(keras.ops.convert_to_tensor(values[None], "float32")))[0]
     return values  # pooling a constant, and layers that are the identity at inference
 
 
-def _constants(group: _Group, branch: _Branch, weights: _Weights) -> np.ndarray:
+def _constants(group: Group, branch: Branch, weights: _Weights) -> np.ndarray:
     """What the consumer of `branch` receives from each unit whose incoming weights are all zero:
     activation(bias), carried along the path; (spread, width) float64."""
     producer = group.producer
@@ -310,7 +118,7 @@ def _constants(group: _Group, branch: _Branch, weights: _Weights) -> np.ndarray:
     return np.asarray(values, np.float64).reshape(-1, width)
 
 
-def _fold(group: _Group, branch: _Branch, constant: np.ndarray, weights: _Weights) -> None:
+def _fold(group: Group, branch: Branch, constant: np.ndarray, weights: _Weights) -> None:
     """Add the constant units' contribution to the consumer's bias."""
     values = np.where(constant, _constants(group, branch, weights), 0.0)  # others may be inf
     kernel = weights.kernel(branch.consumer).astype(np.float64)
@@ -324,7 +132,7 @@ def _fold(group: _Group, branch: _Branch, constant: np.ndarray, weights: _Weight
     bias[:] = (bias.astype(np.float64) + delta).astype(bias.dtype)
 
 
-def _cut(group: _Group, keep: np.ndarray, weights: _Weights) -> None:
+def _cut(group: Group, keep: np.ndarray, weights: _Weights) -> None:
     """Drop the units not kept from the producer, the layers between and the consumers."""
     producer = group.producer
     arrays = weights.of(producer)
@@ -339,7 +147,8 @@ def _cut(group: _Group, keep: np.ndarray, weights: _Weights) -> None:
         for step in branch.path:
             if step.layer.weights and step.layer.name not in done:
                 rows = np.arange(step.spread * width).reshape(step.spread, width)[:, keep].ravel()
-                weights.arrays[step.layer.name] = [w[rows] for w in weights.of(step.layer)]
+                weights.arrays[step.layer.name] = [w[rows] if w.ndim == 1 else w[..., rows, :]
+                                                   for w in weights.of(step.layer)]
                 done.add(step.layer.name)
         consumer = weights.of(branch.consumer)
         if isinstance(branch.consumer, layers.Dense):
@@ -349,7 +158,7 @@ def _cut(group: _Group, keep: np.ndarray, weights: _Weights) -> None:
             consumer[0] = consumer[0][..., keep, :]
 
 
-def _shrink(group: _Group, weights: _Weights) -> bool:
+def _shrink(group: Group, weights: _Weights) -> bool:
     """One pass of both rules over one layer; whether any unit went."""
     kernel = weights.kernel(group.producer)
     width = kernel.shape[-1]
@@ -357,7 +166,7 @@ def _shrink(group: _Group, weights: _Weights) -> bool:
     live_out = np.zeros(width, bool)
     for branch in group.branches:
         live_out |= _outgoing_live(branch, weights, width)
-    constant = ~live_in & live_out & all(_foldable(b) for b in group.branches)
+    constant = ~live_in & live_out & all(foldable(b) for b in group.branches)
     keep = live_out & ~constant
     if not keep.any():  # a layer keeps one unit, so the model stays a model
         keep[0], constant[0] = True, False
@@ -390,7 +199,7 @@ def _rebuild(model: keras.Model, weights: _Weights) -> keras.Model:
 
 def compact(model: keras.Model) -> Compaction:
     """The ticket without its dead and constant units (module docstring: what goes, and where)."""
-    groups, kept = _analyse(model)
+    groups, kept = analyse(model)
     weights = _Weights()
     while any([_shrink(group, weights) for group in groups]):
         pass

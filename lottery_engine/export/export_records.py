@@ -14,6 +14,9 @@ from ..foundations import runfolder
 
 EXPORTS_JSON = "exports.json"
 EXPORT_DIR = "export"
+# every round's exports (every_round.py), {round: {format: record}}: kept apart from exports.json,
+# whose records are the ticket's, shown on the Run page
+BY_ROUND_JSON = "exports_by_round.json"
 # format -> file extension, in the order records are kept and shown
 FORMATS = {"keras": "keras", "compact": "keras", "tflite": "tflite", "tflite-int8": "tflite"}
 # the export table's columns, as the Run page and the HTML report show them
@@ -40,6 +43,23 @@ def write(run_dir: Path, record: dict) -> None:
     records = read(run_dir) | {record["format"]: record}
     runfolder.write_json(Path(run_dir) / EXPORTS_JSON,
                          {fmt: records[fmt] for fmt in FORMATS if fmt in records})
+
+
+def read_by_round(run_dir: Path) -> dict[int, dict[str, dict]]:
+    """Every round's export records ({} before the first), by round, then format."""
+    records = runfolder.read_json(Path(run_dir) / BY_ROUND_JSON, {})
+    if not isinstance(records, dict):
+        return {}
+    return {int(key): value for key, value in sorted(records.items(), key=lambda kv: int(kv[0]))
+            if key.isdigit() and isinstance(value, dict)}
+
+
+def write_by_round(run_dir: Path, record: dict) -> None:
+    """Add or replace the record of `record['format']` at `record['round']`."""
+    records = read_by_round(run_dir)
+    records.setdefault(record["round"], {})[record["format"]] = record
+    runfolder.write_json(Path(run_dir) / BY_ROUND_JSON,
+                         {str(r): formats for r, formats in sorted(records.items())})
 
 
 def human_bytes(count: int) -> str:

@@ -16,9 +16,10 @@ came from. Four formats, each written to a file and recorded in `RUN_DIR/exports
 Every record holds the file's size, its parameters (stored and nonzero), its test accuracy through
 its own runtime (Keras, or the LiteRT interpreter) and the change from the ticket's, its largest
 output difference from the ticket, and its latency per sample at batch 1 and 256 (median of
-repeats, TFLite on one thread), beside the same numbers for the dense ticket measured in the same
-call: a ratio between two calls would mostly measure the machine. A format that cannot be made
-fails alone, with its one-line reason recorded; the others still export.
+repeats, TFLite on one thread) and the FLOPs of the model it holds (the ticket's dense FLOPs, the
+compact model's own: what a dense runtime computes), beside the same numbers for the dense ticket
+measured in the same call: a ratio between two calls would mostly measure the machine. A format
+that cannot be made fails alone, with its one-line reason recorded; the others still export.
 
 `--out` names the file of one format. It may not lie inside a run folder (the one exported, or any
 folder holding a run's config.yaml and split.npz) other than in its `export/` subfolder, so an
@@ -38,6 +39,7 @@ import numpy as np
 
 from ..config import load as config_lib
 from ..data import dataset as data_lib
+from ..evaluation.flops import model_flops
 from ..foundations import faults, keras_internals, runfolder
 from ..foundations.faults import UserError
 from ..lottery import ticket
@@ -121,17 +123,22 @@ class Exporter:
     """One `lottery export` call: the run, its data, the masked ticket measured once as the
     reference, and the compaction that the compact and TFLite formats share."""
 
-    def __init__(self, run_dir: Path, round_index: int | None = None, repeats: int = REPEATS):
+    def __init__(self, run_dir: Path, round_index: int | None = None, repeats: int = REPEATS,
+                 examples: int | None = None):
+        """`examples`: check and time on the test split's first that many examples only (every
+        round of an experiment, every_round.py); None: the whole split, as `lottery export`."""
         self.run_dir = Path(run_dir)
         self.cfg = config_lib.load_run(self.run_dir)
         self.round = choose_round(self.run_dir, self.cfg, round_index)
         self.data = data_lib.load(self.cfg.data, self.cfg.run.seed,
                                   data_lib.load_split(self.run_dir / runfolder.SPLIT))
-        self.x_test = self.data.x_test  # kept in its own dtype: images stay uint8 until a batch
+        # kept in its own dtype: images stay uint8 until a batch
+        self.x_test, self.y_test = self.data.x_test[:examples], self.data.y_test[:examples]
+        self.limited = {} if examples is None else {"test_examples": len(self.x_test)}
         self.ticket = round_model(self.run_dir, self.cfg, self.data, self.round)
         self.logits = models.is_logits(self.ticket, self.cfg.train.loss)
         self.repeats = repeats
-        self.dense = measure_keras(self.ticket, self.x_test, self.data.y_test, self.logits, repeats)
+        self.dense = measure_keras(self.ticket, self.x_test, self.y_test, self.logits, repeats)
         (self.run_dir / export_records.EXPORT_DIR).mkdir(exist_ok=True)
         self.reference = {
             "format": "keras", "runtime": f"Keras {keras.__version__}",
@@ -189,7 +196,7 @@ class Exporter:
             "test_accuracy_change": measured.accuracy - self.dense.accuracy,
             "max_output_difference": float(np.abs(measured.outputs - self.dense.outputs).max()),
             "latency_ms_per_sample": measured.latency, "reference": self.reference,
-            "threads": {"keras": keras_threads(), "tflite": 1}, **extra,
+            "threads": {"keras": keras_threads(), "tflite": 1}, **self.limited, **extra,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         record["summary"] = export_records.summary(record)
@@ -199,10 +206,10 @@ class Exporter:
         """Save, load back with safe_mode (as a user will) and measure what was loaded."""
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
-        measured = measure_keras(loaded, self.x_test, self.data.y_test, self.logits,
+        measured = measure_keras(loaded, self.x_test, self.y_test, self.logits,
                                  self.repeats)
         return self._record(fmt, path, measured, keras_parameters(loaded),
-                            f"Keras {keras.__version__}", **extra)
+                            f"Keras {keras.__version__}", flops=model_flops(loaded), **extra)
 
     def keras(self, path: Path) -> dict:
         return self._keras_file("keras", self.ticket, path)
@@ -221,11 +228,12 @@ class Exporter:
         model, source = self._source()
         content, encoding = tflite_export.shippable(model, calibration, self.x_test[0])
         path.write_bytes(content)
-        measured, ops = measure_tflite(path.read_bytes(), self.x_test, self.data.y_test,
+        measured, ops = measure_tflite(path.read_bytes(), self.x_test, self.y_test,
                                        self.logits, self.repeats)
         contents = tflite_export.contents(content)
         parameters = {"stored": contents["stored"], "nonzero": contents["nonzero"]}
-        return self._record(fmt, path, measured, parameters, tflite_export.RUNTIME, **source,
+        return self._record(fmt, path, measured, parameters, tflite_export.RUNTIME,
+                            flops=model_flops(model), **source,
                             **encoding, sparse_tensors=contents["sparse_tensors"], ops=ops)
 
     def tflite(self, path: Path) -> dict:
@@ -234,8 +242,10 @@ class Exporter:
     def tflite_int8(self, path: Path) -> dict:
         return self._tflite_file("tflite-int8", path, self._calibration())
 
-    def run(self, fmt: str, path: Path) -> dict:
-        """Export one format and record it; a failure is recorded with its one-line reason."""
+    def run(self, fmt: str, path: Path, by_round: bool = False) -> dict:
+        """Export one format and record it (in exports.json, or with `by_round` among every
+        round's exports, leaving the ticket's alone); a failure is recorded with its one-line
+        reason."""
         make = {"keras": self.keras, "compact": self.compact, "tflite": self.tflite,
                 "tflite-int8": self.tflite_int8}[fmt]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +258,7 @@ class Exporter:
             record = {"format": fmt, "status": "failed", "round": self.round, "error": reason,
                       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
             record["summary"] = export_records.summary(record)
-        export_records.write(self.run_dir, record)
+        (export_records.write_by_round if by_round else export_records.write)(self.run_dir, record)
         return record
 
 

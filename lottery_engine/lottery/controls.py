@@ -1,5 +1,6 @@
 """A round's controls: random_reinit trains the ticket's masks from freshly drawn weights,
-random_prune the ticket's rewind point under random masks of the same per-layer sparsity; each is
+random_prune the ticket's rewind point under random masks of the same per-layer sparsity (of the
+same units per layer, at channel granularity); each is
 a series of its own in the run folder's controls/. They train after the ticket, one after another,
 or with it as one stack (train.stack).
 """
@@ -12,7 +13,6 @@ import numpy as np
 
 from ..config.load import Config
 from ..foundations import runfolder
-from ..pruning.masks import random_masks_like
 from .trainer import Trainer, seed_for
 
 _REINIT_SEED_OFFSET = 100_003
@@ -27,7 +27,7 @@ def _control_start(trainer: Trainer, name: str, round_index: int,
     seed = trainer.cfg.run.seed
     if name == "random_reinit":
         return trainer.fresh_init(seed_for(seed, round_index, _REINIT_SEED_OFFSET)), imp_masks
-    return trainer.manager.rewind_weights, random_masks_like(
+    return trainer.manager.rewind_weights, trainer.manager.random_like(
         imp_masks, seed_for(seed, round_index, _RANDOM_PRUNE_SEED_OFFSET))
 
 

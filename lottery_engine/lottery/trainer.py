@@ -25,7 +25,7 @@ from ..evaluation.scoring import SplitScorer
 from ..foundations.events import STACK, Listener
 from ..models import builders as models
 from ..pruning import prunable
-from ..pruning.masks import MaskManager
+from ..pruning.channels import mask_manager
 from ..training import keras_fit
 from ..training import round as training
 from ..training.stacked_round import train_stacked_round
@@ -61,7 +61,7 @@ class Trainer:
         kernels = prunable.select(self.model, self.cfg.imp.prunable_layers)
         self.layer_rates = prunable.expand_rates(self.model, list(kernels),
                                                  self.cfg.imp.layer_rates)
-        self.manager = MaskManager(self.model, kernels)
+        self.manager = mask_manager(self.model, kernels, self.cfg.imp)
         self.total_params = sum(int(np.prod(w.shape)) for w in self.model.weights)
         self._initial_optimizer: list[np.ndarray] | None = None
         self._step: FusedStep | None = None

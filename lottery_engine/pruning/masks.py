@@ -150,6 +150,10 @@ class MaskManager:
     def report(self) -> dict:
         return sparsity_report(self.masks)
 
+    def random_like(self, masks: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+        """The random_prune control's masks for `masks`: the same per-layer sparsity."""
+        return random_masks_like(masks, seed)
+
     def save(self, path: Path, start: list[np.ndarray] | None = None) -> None:
         """Save masks and the kernels training started from (`start`, default the rewind point)
         as `mask_<layer>` / `init_<layer>` arrays in one .npz."""

@@ -23,12 +23,13 @@ import yaml
 from .. import preflight
 from ..config import load as config_lib
 from ..config.load import ConfigError
+from ..export.every_round import check_formats, export_rounds
 from ..foundations import runfolder, yaml_text
 from ..foundations.events import Listener
 from ..foundations.faults import describe
 from . import writeup
 
-RUN_KEYS = ("label", "config", "seeds", "set", "grid")  # what one entry of `runs` may give
+RUN_KEYS = ("label", "config", "seeds", "set", "grid", "export")  # what one entry of `runs` gives
 MAX_COMBINATIONS = 64  # arms one grid may make: each is seeds × (ticket + controls) of training
 GRID_KEYS = [f"{section.name}.{key.name}" for section in dataclasses.fields(config_lib.Config)
              for key in dataclasses.fields(section.default_factory)]
@@ -43,6 +44,7 @@ class RunSpec:
     config: str
     seeds: list[int]
     overrides: list[str] = field(default_factory=list)  # `set:` KEY.PATH=VALUE for this arm
+    export: list[str] = field(default_factory=list)  # formats every round is exported in, timed
 
 
 @dataclass
@@ -75,7 +77,8 @@ def load(path: Path) -> Experiment:
 
 def _arms(run: Any, folder: Path, where: str) -> list[RunSpec]:
     """One entry of `runs`: a label, a config relative to the experiment file's folder, its seeds,
-    optionally `set` overrides, and optionally a `grid` that makes it one arm per combination.
+    optionally `set` overrides, a `grid` that makes it one arm per combination, and `export`:
+    formats every round of its runs is exported in and timed after the run (every_round.py).
     An unknown key is refused: a misspelt `grid` would otherwise run one arm silently."""
     overrides = run.get("set", []) if isinstance(run, dict) else None
     if (not isinstance(overrides, list) or not {"label", "config"} <= run.keys()
@@ -88,7 +91,8 @@ def _arms(run: Any, folder: Path, where: str) -> list[RunSpec]:
             raise ConfigError(f"{where}.{key}: unknown key.{hint} A run entry has "
                               f"{', '.join(RUN_KEYS)}.")
     spec = RunSpec(str(run["label"]), str(folder / run["config"]),
-                   seed_list(run.get("seeds", [0]), f"{where}.seeds"), [str(o) for o in overrides])
+                   seed_list(run.get("seeds", [0]), f"{where}.seeds"), [str(o) for o in overrides],
+                   check_formats(run["export"], f"{where}.export") if "export" in run else [])
     return expand(spec, run["grid"], f"{where}.grid") if "grid" in run else [spec]
 
 
@@ -99,7 +103,7 @@ def expand(spec: RunSpec, grid: Any, where: str) -> list[RunSpec]:
     return [RunSpec(" · ".join([spec.label] + [f"{key.split('.')[-1]}={text}"
                                                for key, text in point]),
                     spec.config, list(spec.seeds),
-                    spec.overrides + [f"{key}={text}" for key, text in point])
+                    spec.overrides + [f"{key}={text}" for key, text in point], list(spec.export))
             for point in grid_points(grid, where)]
 
 
@@ -262,7 +266,8 @@ def execute(exp: Experiment, overrides: list[str], listener: Listener | None = N
     """`--local`: run (or resume) every config × seed in this process, one after another;
     returns the run folders by label and seed.
 
-    Each run's own wall time goes into its folder (experiment_timing.json) for the write-up."""
+    Each run's own wall time (with its arm's exports of every round) goes into its folder
+    (experiment_timing.json) for the write-up."""
     from .. import pipeline
 
     folders: dict[str, dict[int, Path]] = {}
@@ -271,7 +276,9 @@ def execute(exp: Experiment, overrides: list[str], listener: Listener | None = N
         if not runfolder.is_complete(folder):
             start = time.perf_counter()
             pipeline.execute(cfg, folder, listener)
+            export_rounds(folder, spec.export)
             runfolder.write_json(folder / "experiment_timing.json",
                                  {"seconds": time.perf_counter() - start})
+        export_rounds(folder, spec.export)  # finishes an interrupted export; else nothing to do
         folders.setdefault(spec.label, {})[seed] = folder
     return folders

@@ -31,15 +31,19 @@ def to_ship(imp: list[Cell]) -> Cell | None:
 
 
 def compact_export(folder: Path, round_index: int) -> dict:
-    """The run's compact export record of `round_index`: its exports.json's when that holds an
-    ok one, else made now as `lottery export --format compact --round N` makes it (kept there,
-    so remaking the write-up reuses it, and shown in the run's report). Made under a lock in the run's export folder:
-    the worker's write-up and `lottery experiment`'s run at once and would write one file
-    together; the second finds the first's record."""
+    """The run's compact export record of `round_index`: its exports.json's (or, for an arm that
+    exports every round, exports_by_round.json's) when that holds an ok one, else made now as
+    `lottery export --format compact --round N` makes it (kept there, so remaking the write-up
+    reuses it, and shown in the run's report). Made under a lock in the run's export folder: the
+    worker's write-up and `lottery experiment`'s run at once and would write one file together;
+    the second finds the first's record."""
     def recorded() -> dict | None:
-        record = export_records.read(folder).get("compact", {})
-        return record if record.get("status") == "ok" and record.get("round") == round_index \
-            else None
+        for record in (export_records.read(folder).get("compact", {}),
+                       export_records.read_by_round(folder).get(round_index, {}).get("compact",
+                                                                                      {})):
+            if record.get("status") == "ok" and record.get("round") == round_index:
+                return record
+        return None
 
     if found := recorded():  # no lock needed: the run's folder may be read-only
         return found

@@ -9,8 +9,9 @@ one family whose p-values are Holm-adjusted: a round is called significant only 
 else.
 
 Each arm also names its ticket to ship (ship.py), chosen on validation, with what its compact
-export buys in size and batch-1 latency. Only that line may import TensorFlow, and only when the
-run has no such export yet: the dashboard reads the rest of this module.
+export buys in size and batch-1 latency; arms that differ in granularity get "Tickets that run
+faster" (faster.py), from the exports of every round. Only the ship line may import TensorFlow,
+and only when the run has no such export yet: the dashboard reads the rest of this module.
 
 A write-up is a .md file whose figure is the same name with .png; its first line (marker) names its
 experiment, so remaking it overwrites that earlier write-up and nothing else.
@@ -31,6 +32,7 @@ from ..foundations import runfolder
 from ..foundations.faults import describe
 from ..report.compare import experiment_figure
 from ..report.page import network_text
+from . import faster
 from .over_seeds import Cell, aggregate, clock, comparisons, steps_trained, tests_in
 from .ship import HOLD_POINTS, compact_export, to_ship
 
@@ -329,6 +331,7 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
         parts.append("At early stop, mean ± std over seeds:\n\n" + _early_stop_table(series)
                      + "\n")
         parts.append(_difference_table(series))
+    parts.append(faster.section(folders))  # "" unless the arms differ in granularity
     lines = [f"{label}: {len(s)} job(s), {sum(s) / 60:.1f} min of job time"
              for label, s in (timing or {}).items() if s]
     trained, budget = steps_trained(folders)
