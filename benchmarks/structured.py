@@ -21,7 +21,6 @@ seconds, for tests/test_benchmarks.py; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -32,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine.foundations import quiet_import  # noqa: E402
 
 quiet_import.tensorflow()
@@ -139,13 +139,10 @@ def report(channel: Path, unstructured: Path, repeats: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--arch", choices=["lenet", "conv2"], default="lenet")
     parser.add_argument("--repeats", type=int, default=measure.REPEATS)
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny sizes (a smoke test)")
-    if parser.parse_known_args()[0].quick:
-        parser.set_defaults(repeats=2)
-    args = parser.parse_args()
+    args = _common.parse(parser, repeats=2)
     measure.limit_threads(1)
     print(f"one thread; median of {args.repeats} repeats at batch 1 and "
           f"{max(3, args.repeats // 5)} at batch 256; 'faster' is dense time / this time, "
