@@ -1,0 +1,141 @@
+"""Instability analysis (issue 31): the barrier as defined, copies that differ only in their data
+order, masks kept along the line, BatchNorm statistics recomputed, a resumed analysis equal to an
+uninterrupted one, the CLI's one-line refusals and the report's figures. On a tiny run: digits at
+16x16, one epoch of 7 steps, two rounds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from lottery_engine.evaluation.barrier import alphas, barrier, interpolate
+from lottery_engine.foundations import runfolder
+from lottery_engine.lottery.instability_plan import Request, order_seed
+
+from .conftest import tiny_config
+
+REQUEST = Request(rounds=(0, 2), rewinds=(0, 3), copies=2, points=5)
+
+
+def _timeless(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "line_seconds"} for r in records]
+
+
+def test_barrier_by_hand():
+    """Highest error along the line minus the mean of the ends: 0.30 - (0.10 + 0.20) / 2."""
+    assert barrier([0.10, 0.25, 0.30, 0.20]) == pytest.approx(0.15)
+    assert barrier([0.2, 0.1, 0.2]) == pytest.approx(0.0)  # a line better than its ends
+    assert barrier([0.1, 0.3]) == pytest.approx(0.1)  # the worse end is the highest point
+    assert alphas(5) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    a, b = [np.array([1.0, 0.0, 2.0], np.float32)], [np.array([3.0, 0.0, -2.0], np.float32)]
+    assert np.array_equal(interpolate(a, b, 0.0)[0], a[0])
+    assert np.array_equal(interpolate(a, b, 1.0)[0], b[0])
+    assert np.allclose(interpolate(a, b, 0.25)[0], [1.5, 0.0, 1.0])
+    with pytest.raises(ValueError):
+        barrier([0.1])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from lottery_engine import pipeline
+
+    run_dir = tmp_path_factory.mktemp("instability") / "run"
+    pipeline.execute(tiny_config(), run_dir)
+    return run_dir
+
+
+def _copy(run, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(run, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def analysed(run, tmp_path_factory):
+    """The whole request in one go, on a copy of the run."""
+    from lottery_engine.lottery.instability import analyse
+
+    target = tmp_path_factory.mktemp("whole") / "run"
+    shutil.copytree(run, target)
+    analyse(target, REQUEST)
+    return target
+
+
+def test_lines_hold_the_barrier_as_defined(analysed):
+    lines = runfolder.read_rounds_from(analysed / runfolder.INSTABILITY)[0]
+    assert [(r["round"], r["rewind_step"], r["pair"]) for r in lines] == [
+        (0, 0, [0, 1]), (0, 3, [0, 1]), (2, 0, [0, 1]), (2, 3, [0, 1])]
+    for line in lines:
+        assert line["alphas"] == alphas(5) and line["order_seeds"] == [order_seed(7, 0),
+                                                                      order_seed(7, 1)]
+        for split in ("test", "val"):
+            curve = line[f"{split}_error"]
+            assert len(curve) == 5 and line[f"endpoint_{split}_error"] == [curve[0], curve[-1]]
+            assert line[f"{split}_instability"] == pytest.approx(
+                max(curve) - (curve[0] + curve[-1]) / 2)
+    assert lines[0]["sparsity"] == 0.0 and lines[2]["sparsity"] > 0.3
+
+
+def test_copies_differ_only_in_data_order(run, tmp_path):
+    """Same start and order: the same endpoints and a barrier of 0 (only SGD noise is varied);
+    other orders: other endpoints, both with round 2's pruned weights still zero."""
+    from lottery_engine.lottery.instability import along_line, prepare, train_copies
+    from lottery_engine.pruning.masks import load_masks
+
+    analysis = prepare(_copy(run, tmp_path), Request(rounds=(2,), rewinds=(3,)))
+    same = train_copies(analysis, 2, 3, [order_seed(7, 0)] * 2)
+    assert all(np.array_equal(a, b) for a, b in zip(*same))
+    line = along_line(analysis.trainer, same[0], same[1], 3)
+    assert line["test_instability"] == 0.0 and line["val_instability"] == 0.0
+    other = train_copies(analysis, 2, 3, [order_seed(7, 0), order_seed(7, 1)])
+    assert all(np.array_equal(a, b) for a, b in zip(same[0], other[0]))  # copy 0 repeats
+    assert not all(np.array_equal(a, b) for a, b in zip(*other))
+    masks = load_masks(run / runfolder.mask_file(2))
+    kernels = analysis.trainer.manager.variables
+    index = {id(w): i for i, w in enumerate(analysis.trainer.model.weights)}
+    for name, mask in masks.items():
+        for end in other:
+            assert not end[index[id(kernels[name])]][mask == 0].any()
+
+
+def test_resumed_analysis_equals_an_uninterrupted_one(run, analysed, tmp_path):
+    """A first analysis of one (r, k), then a torn line as a killed writer leaves it, then the
+    whole request: the finished line is kept as it was, the others written once."""
+    from lottery_engine.lottery.instability import analyse
+
+    target = _copy(run, tmp_path)
+    analyse(target, Request(rounds=(0,), rewinds=(0,), copies=2, points=5))
+    path = target / runfolder.INSTABILITY
+    first = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b'{"round": 0, "rewind_')
+    written = analyse(target, REQUEST)
+    assert len(written) == 3 and path.read_bytes().startswith(first)
+    resumed = runfolder.read_rounds_from(path)[0]
+    whole = runfolder.read_rounds_from(analysed / runfolder.INSTABILITY)[0]
+    assert _timeless(resumed) == _timeless(whole)
+    assert analyse(target, REQUEST) == []
+
+
+def test_batchnorm_statistics_are_recomputed():
+    """The moving mean and variance become the average of the batches' statistics."""
+    import keras
+
+    from lottery_engine.lottery.instability import batchnorm_layers, recompute_batchnorm
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    batches = [np.random.default_rng(i).normal(i, 1.0, (8, 3)).astype(np.float32)
+               for i in range(3)]
+    layers = batchnorm_layers(model)
+    assert layers == [model.layers[1]]
+    recompute_batchnorm(layers, model, batches)
+    hidden = [np.asarray(model.layers[0](x)) for x in batches]
+    assert np.allclose(layers[0].moving_mean.numpy(), np.mean([h.mean(0) for h in hidden], 0),
+                       atol=1e-5)
+    assert np.allclose(layers[0].moving_variance.numpy(),
+                       np.mean([h.var(0) for h in hidden], 0), atol=1e-4)
+    assert layers[0].momentum == 0.99
