@@ -139,3 +139,19 @@ def test_batchnorm_statistics_are_recomputed():
     assert np.allclose(layers[0].moving_variance.numpy(),
                        np.mean([h.var(0) for h in hidden], 0), atol=1e-4)
     assert layers[0].momentum == 0.99
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--rounds", "0,5", "--rewind", "0"], "error: --rounds 5: round 5 of "),
+    (["--rounds", "0", "--rewind", "0,7"], "error: --rewind 7: beyond the run's T = 7 training"),
+    (["--rounds", "zero", "--rewind", "0"], "error: --rounds zero: not a comma-separated list"),
+    (["--rounds", "0", "--rewind", "0", "--copies", "1"], "error: --copies 1: a barrier needs"),
+])
+def test_cli_refuses_a_bad_request_in_one_line(run, args, message, capsys):
+    """Refused before anything loads or trains (in this process: `lottery` is jobs.cli.main)."""
+    from jobs import cli
+
+    assert cli.main(["instability", str(run), *args]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(message) and len(error.splitlines()) == 1, error
+    assert not (run / runfolder.INSTABILITY).exists()

@@ -40,6 +40,19 @@ class Request:
         return list(itertools.combinations(range(self.copies), 2))
 
 
+def parse_steps(option: str, text: str) -> tuple[int, ...]:
+    """`0,4,8` as (0, 4, 8), each once, in the order given; anything else one line naming the
+    option."""
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        steps = ()
+    if not steps or min(steps) < 0:
+        raise InstabilityError(f"{option} {text}: not a comma-separated list of whole numbers "
+                               f">= 0; write e.g. {option} 0,4,8.")
+    return tuple(dict.fromkeys(steps))
+
+
 def order_seed(seed: int, copy: int) -> int:
     """The seed of copy `copy`'s data order (training/round.py epoch_order): everything else
     about the copies of one (r, k) is the same."""
