@@ -187,7 +187,11 @@ def _cmd_instability(args: argparse.Namespace) -> int:
         print(f"round {line['round']} (sparsity {100 * line['sparsity']:.1f}%) "
               f"k={line['rewind_step']} copies {line['pair'][0]}-{line['pair'][1]}: test instability "
               f"{100 * line['test_instability']:.2f} points")
-    print(f"{len(written)} new lines in {run_dir / runfolder.INSTABILITY}")
+    from lottery_engine.report import page as report
+
+    report.write(run_dir)  # its instability figures
+    print(f"{len(written)} new lines in {run_dir / runfolder.INSTABILITY}; figures in "
+          f"{run_dir / runfolder.REPORT_HTML}")
     return 0
 
 

@@ -155,3 +155,40 @@ def test_cli_refuses_a_bad_request_in_one_line(run, args, message, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith(message) and len(error.splitlines()) == 1, error
     assert not (run / runfolder.INSTABILITY).exists()
+
+
+def test_cli_resumes_and_the_report_shows_both_figures(analysed, capsys):
+    """Asked again, the finished analysis trains nothing and the report gets both figures."""
+    from jobs import cli
+
+    (analysed / runfolder.REPORT_HTML).unlink()
+    assert cli.main(["instability", str(analysed), "--rounds", "0,2", "--rewind", "0,3",
+                     "--points", "5"]) == 0
+    assert "0 new lines" in capsys.readouterr().out
+    page = (analysed / runfolder.REPORT_HTML).read_text()
+    assert "Test error along the line between two copies" in page
+    assert "Instability vs rewind step" in page and "round 2 (" in page
+
+
+def test_figures_group_pairs_by_round_and_rewind_step():
+    """The path figure has a panel per round and a line per k; the barrier figure a line per
+    round over k, k = 0 placed left of the smallest k on the log axis, values the pairs' mean."""
+    from lottery_engine.report.instability_figures import error_along_line, instability_vs_rewind
+
+    def line(r, k, pair, instability):
+        return {"round": r, "rewind_step": k, "pair": pair, "points": 3, "sparsity": 0.2 * r,
+                "alphas": [0.0, 0.5, 1.0], "test_error": [0.1, 0.1 + instability, 0.1],
+                "test_instability": instability}
+
+    lines = [line(r, k, pair, 0.01 * (r + 1) * (pair[1])) for r in (0, 4) for k in (0, 10, 100)
+             for pair in ([0, 1], [0, 2])]
+    path = error_along_line(lines)
+    assert len(path.data) == 6 and [t.name for t in path.data[:3]] == ["k = 0", "k = 10",
+                                                                       "k = 100"]
+    assert path.data[0].y[1] == pytest.approx(100 * (0.1 + 0.015))
+    barrier_fig = instability_vs_rewind(lines)
+    assert [t.name for t in barrier_fig.data] == ["round 0 (100.0% of weights)",
+                                                  "round 4 (20.0% of weights)"]
+    assert list(barrier_fig.data[1].x) == [5.0, 10.0, 100.0]
+    assert list(barrier_fig.data[1].y) == pytest.approx([7.5] * 3)
+    assert list(barrier_fig.layout.xaxis.ticktext) == ["0", "10", "100"]

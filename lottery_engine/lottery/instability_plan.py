@@ -102,7 +102,3 @@ def done(run_dir: Path) -> set[tuple]:
     path = Path(run_dir) / runfolder.INSTABILITY
     return {line_key(record) for record in runfolder.read_rounds_from(path)[0]}
 
-
-def read(run_dir: Path) -> list[dict]:
-    """Every complete line of the run's instability.jsonl, in the order written."""
-    return runfolder.read_rounds_from(Path(run_dir) / runfolder.INSTABILITY)[0]
