@@ -93,6 +93,12 @@ def test_copies_differ_only_in_data_order(run, tmp_path):
     other = train_copies(analysis, 2, 3, [order_seed(7, 0), order_seed(7, 1)])
     assert all(np.array_equal(a, b) for a, b in zip(same[0], other[0]))  # copy 0 repeats
     assert not all(np.array_equal(a, b) for a, b in zip(*other))
+    line = along_line(analysis.trainer, other[0], other[1], 3)
+    for alpha, end in ((0, other[0]), (-1, other[1])):  # the line's ends are the copies
+        analysis.trainer.model.set_weights(end)
+        error = 1 - (analysis.trainer.probabilities("test").argmax(1)
+                     == analysis.trainer.data.y_test).mean()
+        assert line["test_error"][alpha] == error
     masks = load_masks(run / runfolder.mask_file(2))
     kernels = analysis.trainer.manager.variables
     index = {id(w): i for i, w in enumerate(analysis.trainer.model.weights)}
@@ -192,3 +198,31 @@ def test_figures_group_pairs_by_round_and_rewind_step():
     assert list(barrier_fig.data[1].x) == [5.0, 10.0, 100.0]
     assert list(barrier_fig.data[1].y) == pytest.approx([7.5] * 3)
     assert list(barrier_fig.layout.xaxis.ticktext) == ["0", "10", "100"]
+
+
+def test_a_worker_runs_the_analysis_as_a_job(run, tmp_path):
+    """Queued for a run of the home (refused in one line for an unfinished round, and while one
+    is live), a real local worker runs it into the run's folder, report included."""
+    from jobs import instability_jobs, queue, worker
+    from lottery_engine.lottery.instability_plan import InstabilityError
+
+    home = tmp_path / "home"
+    home.mkdir()
+    run_dir = runfolder.new_run_dir(home, "tiny")
+    shutil.copytree(run, run_dir)
+    (run_dir / runfolder.REPORT_HTML).unlink()
+    with pytest.raises(InstabilityError, match="^--rounds 3: round 3 of "):
+        instability_jobs.submit(run_dir.name, Request((3,), (0,)), home)
+    job_id = instability_jobs.submit(run_dir.name, Request((2,), (0,), points=3), home)
+    with pytest.raises(queue.JobError, match="is already queued"):
+        instability_jobs.submit(run_dir.name, Request((0,), (0,)), home)
+    assert [j["id"] for j in instability_jobs.jobs_of(queue.list_jobs(home), run_dir.name)] == [
+        job_id]
+    worker.Worker(home, device="cpu").serve(once=True)
+    assert queue.get(job_id, home)["state"] == queue.DONE, runfolder.log_tail(home / job_id)
+    lines = runfolder.read_rounds_from(run_dir / runfolder.INSTABILITY)[0]
+    assert [(x["round"], x["rewind_step"], x["points"]) for x in lines] == [(2, 0, 3)]
+    assert "Instability vs rewind step" in (run_dir / runfolder.REPORT_HTML).read_text()
+    assert "1 new lines" in (home / job_id / runfolder.LOG).read_text()
+    assert worker.job_line(queue.get(job_id, home)).startswith(f"{job_id}  done ")
+

@@ -74,11 +74,13 @@ class Analysis:
 
 
 def prepare(run_dir: Path, request: Request, listener: Listener | None = None,
-            steps: set[int] | None = None) -> Analysis:
-    """Check the request, load the run's data split, build its Trainer and reach round 0's
-    weights after each rewind step in `steps` (default: every one of the request's)."""
+            steps: set[int] | None = None, device: str | None = None) -> Analysis:
+    """Check the request, load the run's data split, build its Trainer (on `device` when given,
+    a worker's, else the run's run.device) and reach round 0's weights after each rewind step
+    in `steps` (default: every one of the request's)."""
     run_dir, listener = Path(run_dir), listener or Listener()
     cfg = keras_file.inside(check(run_dir, request), run_dir)
+    cfg.run.device = device or cfg.run.device
     setup_runtime(cfg.run.device)
     listener.phase_started("loading data")
     data = data_lib.load(cfg.data, cfg.run.seed, data_lib.load_split(run_dir / runfolder.SPLIT),
@@ -90,8 +92,10 @@ def prepare(run_dir: Path, request: Request, listener: Listener | None = None,
     return Analysis(run_dir, trainer, _starts(trainer, run_dir, wanted, own))
 
 
-def analyse(run_dir: Path, request: Request, listener: Listener | None = None) -> list[dict]:
-    """Run (or resume) the analysis into RUN_DIR/instability.jsonl; returns the lines it wrote."""
+def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
+            device: str | None = None) -> list[dict]:
+    """Run (or resume) the analysis into RUN_DIR/instability.jsonl; returns the lines it wrote.
+    `device` replaces the run's run.device (a worker pinned to a device)."""
     run_dir, listener = Path(run_dir), listener or Listener()
     check(run_dir, request)
     finished = done(run_dir)
@@ -99,7 +103,7 @@ def analyse(run_dir: Path, request: Request, listener: Listener | None = None) -
             if any(_key(r, k, pair, request) not in finished for pair in request.pairs())]
     if not todo:
         return []
-    analysis = prepare(run_dir, request, listener, {k for _, k in todo})
+    analysis = prepare(run_dir, request, listener, {k for _, k in todo}, device)
     seed = analysis.trainer.cfg.run.seed
     written = []
     for number, (r, k) in enumerate(todo):
