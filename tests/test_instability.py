@@ -226,3 +226,38 @@ def test_a_worker_runs_the_analysis_as_a_job(run, tmp_path):
     assert "1 new lines" in (home / job_id / runfolder.LOG).read_text()
     assert worker.job_line(queue.get(job_id, home)).startswith(f"{job_id}  done ")
 
+
+def test_the_run_page_queues_the_analysis_and_shows_its_figures(analysed, tmp_path,
+                                                                 monkeypatch):
+    """The dashboard's section (AppTest): both figures of the lines so far, a request queued as
+    a job of its own that the runs table does not list as a run, and a refusal in one line."""
+    from streamlit.testing.v1 import AppTest
+
+    from app import lab
+    from jobs import instability_jobs, queue
+
+    from .conftest import ROOT
+
+    run_dir = runfolder.new_run_dir(tmp_path, "tiny")
+    shutil.copytree(analysed, run_dir)
+    monkeypatch.setenv("LOTTERY_HOME", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=60)
+    at.switch_page("views/run.py")
+    at.query_params["job"] = run_dir.name
+    at.run()
+    assert not at.exception and "Instability" in [h.value for h in at.subheader]
+    from .test_app import figures
+
+    titles = [chart["layout"]["title"]["text"] for chart in figures(at)]
+    assert titles[-2:] == ["Test error along the line between two copies",
+                           "Instability vs rewind step"]
+    at.text_input[0].set_value("0,99")  # T is 7
+    next(b for b in at.button if b.label == "Queue the analysis").click().run()
+    assert "rewind 99: beyond the run's T = 7 training steps" in at.error[0].value
+    at.text_input[0].set_value("0,2")
+    next(b for b in at.button if b.label == "Queue the analysis").click().run()
+    queued, = instability_jobs.jobs_of(queue.list_jobs(tmp_path), run_dir.name)
+    assert (queued["rounds"], queued["rewinds"], queued["copies"]) == ([0, 2], [0, 2], 2)
+    assert at.info[0].value == "Analysis queued"
+    assert next(b for b in at.button if b.label == "Analysing…").disabled
+    assert [row["id"] for row in lab.job_rows(queue.list_jobs(tmp_path))] == [run_dir.name]
