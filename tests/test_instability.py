@@ -1,7 +1,7 @@
 """Instability analysis (issue 31): the barrier as defined, copies that differ only in their data
 order, masks kept along the line, BatchNorm statistics recomputed, a resumed analysis equal to an
 uninterrupted one, the CLI's one-line refusals and the report's figures. On a tiny run: digits at
-16x16, one epoch of 7 steps, two rounds."""
+16x16, one epoch of 7 steps, two rounds rewound to step 3."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def run(tmp_path_factory):
     from lottery_engine import pipeline
 
     run_dir = tmp_path_factory.mktemp("instability") / "run"
-    pipeline.execute(tiny_config(), run_dir)
+    pipeline.execute(tiny_config(imp__rewind="step:3"), run_dir)  # late rewinding
     return run_dir
 
 
@@ -80,12 +80,18 @@ def test_lines_hold_the_barrier_as_defined(analysed):
 
 
 def test_copies_differ_only_in_data_order(run, tmp_path):
-    """Same start and order: the same endpoints and a barrier of 0 (only SGD noise is varied);
-    other orders: other endpoints, both with round 2's pruned weights still zero."""
-    from lottery_engine.lottery.instability import along_line, prepare, train_copies
+    """Round 0 replayed from θ0 to the run's rewind step 3 (two steps a call, not three) gives
+    the stored rewind point bit for bit. From it, same order: the same endpoints and a barrier
+    of 0 (only SGD noise is varied); other orders: other endpoints, both with round 2's pruned
+    weights still zero, and the line's ends are the endpoints' errors exactly."""
+    from lottery_engine.lottery.instability import along_line, prepare, replay, train_copies
     from lottery_engine.pruning.masks import load_masks
 
-    analysis = prepare(_copy(run, tmp_path), Request(rounds=(2,), rewinds=(3,)))
+    analysis = prepare(_copy(run, tmp_path), Request(rounds=(2,), rewinds=(0, 2, 3)))
+    starts = analysis.starts
+    assert all(np.array_equal(a, b) for a, b in zip(replay(analysis.trainer, starts[0], {3})[3],
+                                                    starts[3]))
+    assert not all(np.array_equal(a, b) for a, b in zip(starts[2], starts[3]))
     same = train_copies(analysis, 2, 3, [order_seed(7, 0)] * 2)
     assert all(np.array_equal(a, b) for a, b in zip(*same))
     line = along_line(analysis.trainer, same[0], same[1], 3)

@@ -160,15 +160,17 @@ def _starts(trainer: Trainer, run_dir: Path, steps: set[int], own: int
         starts[own] = trainer.model.get_weights()
     replayed = steps - set(starts)
     if replayed:
-        trainer.model.set_weights(theta0)
-        starts |= _replay(trainer, replayed)
+        starts |= replay(trainer, theta0, replayed)
     return starts
 
 
-def _replay(trainer: Trainer, steps: set[int]) -> dict[int, list[np.ndarray]]:
-    """Round 0 trained again from θ0 as the run trained it, its weights kept after each step
-    in `steps` and stopped after the last."""
+def replay(trainer: Trainer, theta0: list[np.ndarray], steps: set[int]
+           ) -> dict[int, list[np.ndarray]]:
+    """Round 0 trained again from θ0 as the run trained it (dense, on its seed and data order),
+    its weights kept after each step in `steps` and stopped after the last. The step may run
+    more or fewer steps per call than the run's did: each step's arithmetic is the same."""
     cfg = trainer.cfg
+    trainer.model.set_weights(theta0)
     keras.utils.set_random_seed(seed_for(cfg.run.seed, 0))
     snapshots = _Snapshots(trainer.model, steps, trainer.listener)
     trainer.listener.round_started(0, "replay to k", 0.0)
