@@ -107,7 +107,9 @@ def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
     seed = analysis.trainer.cfg.run.seed
     written = []
     for number, (r, k) in enumerate(todo):
+        started = time.perf_counter()
         ends = train_copies(analysis, r, k, [order_seed(seed, c) for c in range(request.copies)])
+        seconds = time.perf_counter() - started  # what the (r, k)'s copies took to train
         for pair in request.pairs():
             if _key(r, k, pair, request) in finished:
                 continue
@@ -115,6 +117,7 @@ def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
                       "points": request.points, "copies": request.copies,
                       "sparsity": analysis.trainer.manager.report()["global_sparsity"],
                       "order_seeds": [order_seed(seed, c) for c in pair],
+                      "copies_seconds": seconds,
                       **along_line(analysis.trainer, ends[pair[0]], ends[pair[1]],
                                    request.points)}
             runfolder.append_line(run_dir / runfolder.INSTABILITY, record)
