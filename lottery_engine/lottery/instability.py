@@ -10,8 +10,9 @@ between each pair of endpoints, test and validation error are measured at evenly
 BatchNorm statistics recomputed at each α on a few training batches (the paper's protocol); the
 pair's instability is the highest error minus the mean of the endpoints' (evaluation/barrier.py).
 
-The copies train one after another: the stack (training/stacked_step.py) feeds every series the
-same batch, so copies in their own data orders are not a stack it can express.
+The copies of one (r, k) train as one stack (training/stacked_step.py, each series its own
+batches) where the run's train.stack setting and the stack take the model, as for IMP rounds
+(`stack_refusal`); otherwise one after another. Each line says which (`stack_refused`).
 
 Each (r, k, pair) is one line of the run's instability.jsonl, appended durably as it finishes; a
 rerun skips the lines already there, and training is deterministic on the CPU, so a resumed
@@ -36,6 +37,7 @@ from ..foundations.events import Listener
 from ..models import keras_file
 from ..pruning.masks import load_masks
 from ..training import round as training
+from ..training.stacked_step import refusal, unprofitable
 from .instability_plan import InstabilityError, Request, check, done, line_key, order_seed
 from .runtime import setup_runtime
 from .trainer import Trainer, seed_for
@@ -71,6 +73,7 @@ class Analysis:
     run_dir: Path
     trainer: Trainer
     starts: dict[int, list[np.ndarray]]
+    stack_refused: str | None = "not asked"  # why the copies train one after another
 
 
 def prepare(run_dir: Path, request: Request, listener: Listener | None = None,
@@ -89,7 +92,8 @@ def prepare(run_dir: Path, request: Request, listener: Listener | None = None,
     own = rewind_step(cfg, -(-len(data.y_train) // cfg.train.batch_size))
     trainer = _trainer(cfg, data, run_dir, [own, *request.rewinds], listener)
     wanted = set(request.rewinds) if steps is None else steps
-    return Analysis(run_dir, trainer, _starts(trainer, run_dir, wanted, own))
+    starts = _starts(trainer, run_dir, wanted, own)
+    return Analysis(run_dir, trainer, starts, stack_refusal(trainer, request.copies))
 
 
 def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
@@ -117,7 +121,7 @@ def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
                       "points": request.points, "copies": request.copies,
                       "sparsity": analysis.trainer.manager.report()["global_sparsity"],
                       "order_seeds": [order_seed(seed, c) for c in pair],
-                      "copies_seconds": seconds,
+                      "copies_seconds": seconds, "stack_refused": analysis.stack_refused,
                       **along_line(analysis.trainer, ends[pair[0]], ends[pair[1]],
                                    request.points)}
             runfolder.append_line(run_dir / runfolder.INSTABILITY, record)
@@ -129,9 +133,37 @@ def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
 def train_copies(analysis: Analysis, r: int, k: int, seeds: list[int]) -> list[list[np.ndarray]]:
     """One copy per data-order seed in `seeds`, each from round 0's weights after step k under
     round r's masks; returns the weights each ends with. The masks stay r's afterwards."""
+    trainer, start = analysis.trainer, analysis.starts[k]
     masks = load_masks(analysis.run_dir / runfolder.mask_file(r))
-    return [_train_copy(analysis.trainer, analysis.starts[k], masks, r, k, copy, seeds)
-            for copy in range(len(seeds))]
+    if analysis.stack_refused is None:
+        trainer.manager.set_masks(masks)
+        trainer.manager.rewind(start)
+        trained = trainer.train_stacked(r, [(start, masks)] * len(seeds), _schedule(trainer, k),
+                                        seeds)
+        return [weights for _, weights in trained]
+    return [_train_copy(trainer, start, masks, r, k, copy, seeds) for copy in range(len(seeds))]
+
+
+def stack_refusal(trainer: Trainer, copies: int) -> str | None:
+    """Why the copies train one after another, or None when they train as one stack: as for
+    IMP rounds (Trainer.stacking), train.stack on the fused step, a model the stack expresses
+    (refusal), under stack: auto only where it pays (unprofitable), and the stack's outputs and
+    loss on one batch, given each copy as its own batch, the model's."""
+    train = trainer.cfg.train
+    if not train.stack or train.step != "fused":
+        return "train.stack is off" if not train.stack else f"train.step is {train.step}"
+    if trainer.fit_model is not trainer.model:
+        return "a frozen base's head trains on cached features"
+    why = refusal(trainer.model)
+    xla = trainer.jit is True or trainer.jit is None and train.jit_compile is True
+    if why is None and train.stack == "auto" and (slower := unprofitable(trainer.model, xla)):
+        why = f"{slower} (stack: true stacks anyway)"
+    if why is None:
+        stack = trainer._stack(copies)  # the stack train_stacked then trains on
+        stack.load([trainer.model.get_weights()] * copies, [trainer.manager.masks] * copies)
+        x, y = (tensor[:train.batch_size] for tensor in trainer._train_tensors())
+        why = stack.disagreement(trainer.model, trainer.logits, x, y, own_batches=True)
+    return why
 
 
 def _key(r: int, k: int, pair: tuple[int, int], request: Request) -> tuple:
@@ -202,13 +234,18 @@ def _train_copy(trainer: Trainer, start: list[np.ndarray], masks: dict[str, np.n
     manager.set_masks(masks)
     manager.rewind(start)
     keras.utils.set_random_seed(seed_for(cfg.run.seed, r))
-    schedule = replace(trainer.schedule(0, "copy"), start_step=k)
+    schedule = _schedule(trainer, k)
     trainer.listener.round_started(r, f"k={k} copy {copy + 1}/{len(seeds)}",
                                    manager.report()["global_sparsity"])
     training.train_round(trainer.fit_model, trainer.epoch_trainer(), len(trainer.data.y_train),
                          seeds[copy], schedule, trainer.listener, r,
                          lambda: _val(trainer))
     return trainer.model.get_weights()
+
+
+def _schedule(trainer: Trainer, k: int) -> training.Schedule:
+    """A round's schedule from step k (round 0's, which alone may start at 0)."""
+    return replace(trainer.schedule(0, "copy"), start_step=k)
 
 
 def along_line(trainer: Trainer, a: list[np.ndarray], b: list[np.ndarray],
