@@ -73,7 +73,7 @@ class Analysis:
     run_dir: Path
     trainer: Trainer
     starts: dict[int, list[np.ndarray]]
-    stack_refused: str | None = "not asked"  # why the copies train one after another
+    stack_refused: str | None  # why the copies train one after another (None: as one stack)
 
 
 def prepare(run_dir: Path, request: Request, listener: Listener | None = None,
