@@ -212,12 +212,12 @@ def job_label(status: dict) -> str:
 def job_rows(jobs: list[dict], search: str = "", states: list[str] | None = None) -> list[dict]:
     """The run table: one row per run, newest first, filtered by name/tag text and state; the
     run id, then TABLE_COLUMNS. A value a run does not have yet (a queued run's accuracy) is
-    None, which the table shows as "–" and a CSV file as an empty cell. Export jobs are not
-    runs: each shows on the page of the run it exports."""
+    None, which the table shows as "–" and a CSV file as an empty cell. Jobs on a run (exports,
+    instability analyses) are not runs: each shows on the page of its run."""
     needle = search.strip().lower()
     rows = []
     for status in reversed(jobs):
-        if queue.is_export(status):
+        if not queue.is_run(status):
             continue
         tags = status.get("tags") or []
         if needle and needle not in status.get("name", "").lower() \

@@ -172,6 +172,30 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_instability(args: argparse.Namespace) -> int:
+    """The analysis of issue 31, its request refused in one line before TensorFlow loads."""
+    from lottery_engine.lottery import instability_plan as plan
+
+    run_dir = Path(args.run_dir)
+    request = plan.Request(plan.parse_steps("--rounds", args.rounds),
+                           plan.parse_steps("--rewind", args.rewind), args.copies, args.points)
+    cfg = plan.check(run_dir, request)
+    quiet_import.tensorflow()
+    from lottery_engine.lottery import instability
+
+    written = instability.analyse(run_dir, request, ProgressBar(cfg))
+    for line in written:
+        print(f"round {line['round']} (sparsity {100 * line['sparsity']:.1f}%) "
+              f"k={line['rewind_step']} copies {line['pair'][0]}-{line['pair'][1]}: test instability "
+              f"{100 * line['test_instability']:.2f} points")
+    from lottery_engine.report import page as report
+
+    report.write(run_dir)  # its instability figures
+    print(f"{len(written)} new lines in {run_dir / runfolder.INSTABILITY}; figures in "
+          f"{run_dir / runfolder.REPORT_HTML}")
+    return 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     if args.ray:
         if args.once or args.device != "auto":
@@ -348,6 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
     hybrid.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     hybrid.add_argument("--out", help="output folder")
     hybrid.set_defaults(func=_cmd_hybrid)
+    instability = sub.add_parser(
+        "instability", help="error barrier between copies trained in other data orders",
+        description="For each round r (its mask; 0 is dense) and rewind step k, train copies "
+                    "from round 0's weights after step k in different data orders and measure "
+                    "the error along the line between them (Frankle et al. 2020); lines go to "
+                    "RUN_DIR/instability.jsonl, and a rerun resumes.")
+    instability.add_argument("run_dir")
+    instability.add_argument("--rounds", required=True, help="finished rounds, e.g. 0,4,8")
+    instability.add_argument("--rewind", required=True,
+                             help="rewind steps k of round 0, e.g. 0,100,500,2000")
+    instability.add_argument("--copies", type=int, default=2, help="copies per (r, k) (default 2)")
+    instability.add_argument("--points", type=int, default=31,
+                             help="evenly spaced points along each line (default 31)")
+    instability.set_defaults(func=_cmd_instability)
     _add_queue_commands(sub)
     return parser
 

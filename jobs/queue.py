@@ -15,10 +15,11 @@ A running job whose heartbeat is older than its lease is `stalled`: no worker ru
 beats every second or so). Any worker may resume it, and until one does it can be cancelled at
 once and then deleted, because nothing would ever see a request to stop at the next batch.
 
-A job is an IMP run unless its status says `kind: export`: then it exports the winning ticket of
+A job is an IMP run unless its status has a `kind`: `export` exports the winning ticket of
 the finished run its status names (`run`), into that run's folder, as `lottery export RUN_DIR
---format all` does; its own folder holds only its status and log. The dashboard queues one because
-it never runs TensorFlow. A run has one export job at a time, and the export jobs of a run go
+--format all` does; `instability` analyses that run as `lottery instability` does
+(instability_jobs.py). Their own folders hold only their status and log. The dashboard queues them
+because it never runs TensorFlow. A run has one export job at a time, and the jobs on a run go
 with it when it is deleted.
 """
 
@@ -52,6 +53,7 @@ LOCK = ".queue.lock"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 BROKEN = "broken"  # status.json unreadable or incomplete; shown, never claimed, deletable
 EXPORT = "export"  # the kind of a job that exports a finished run's ticket
+INSTABILITY = "instability"  # the kind of a job that analyses a run's instability (issue 31)
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 FINISHED = (DONE, FAILED, CANCELLED)
 DEFAULT_LEASE = 30.0
@@ -203,6 +205,11 @@ def _create_job(root: Path, what: str, fill: Callable[[Path, str], None]) -> str
 
 def is_export(status: dict) -> bool:
     return status.get("kind") == EXPORT
+
+
+def is_run(status: dict) -> bool:
+    """Whether the job is an IMP run, not a job on one (an export, an instability analysis)."""
+    return "kind" not in status
 
 
 def export_jobs(jobs: list[dict], run_id: str) -> list[dict]:
@@ -435,9 +442,9 @@ def delete(job_id: str, root: str | Path | None = None) -> None:
                            f"it first (lottery cancel {job_id}), then delete it.")
         if status["state"] not in FINISHED + (BROKEN,):
             raise JobError(f"job {job_id}: is {status['state']}; cancel it before deleting.")
-        # a run's export jobs that no worker holds go with it; a running one fails on its own
-        exports = [job["id"] for job in export_jobs(list_jobs(root), job_id)
-                   if job["state"] != RUNNING]
+        # the jobs on a run that no worker holds go with it; a running one fails on its own
+        exports = [job["id"] for job in list_jobs(root) if not is_run(job)
+                   and job.get("run") == job_id and job["state"] != RUNNING]
         for folder in (*(root / export for export in exports), path):
             try:
                 shutil.rmtree(folder)

@@ -202,11 +202,14 @@ class RayWorker(Worker):
         self.last_beat = 0.0
 
     def _unable(self, job: Path) -> str | None:
-        """Why no node of the cluster can run this job (None: one can, now or once free). An
-        export job is left to local workers: it writes into the run folder it names, which a
-        task does not get (only its own job folder is shipped)."""
-        if queue.is_export(queue.read_status(job)):
-            return "export jobs run on a local worker (lottery worker), not on the Ray cluster"
+        """Why no node of the cluster can run this job (None: one can, now or once free). A
+        job on a run (an export, an instability analysis) is left to local workers: it writes
+        into the run folder it names, which a task does not get (only its own job folder is
+        shipped)."""
+        status = queue.read_status(job)
+        if not queue.is_run(status):
+            return (f"{status['kind']} jobs run on a local worker (lottery worker), not on the "
+                    f"Ray cluster")
         try:
             asks = task_options(_device(job), self.threads)
         except (OSError, config_lib.ConfigError):

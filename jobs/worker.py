@@ -6,8 +6,9 @@ heartbeats the job's status with that progress, watches for cancellation, and re
 ended. A crash, a leak or TensorFlow state in one job therefore never reaches the next one, and a
 worker killed outright leaves a job whose stale heartbeat lets any worker resume it.
 
-The child runs what the job's kind asks for: IMP (`run_job`), or the export of a finished run's
-ticket (`run_export`); everything else, the parent's part included, is the same for both.
+The child runs what the job's kind asks for: IMP (`run_job`), the export of a finished run's
+ticket (`run_export`) or a run's instability analysis (instability_jobs.run); everything else, the
+parent's part included, is the same for all.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.events import STACK, Listener, RunCancelled
 from lottery_engine.foundations.faults import describe
 
-from . import queue
+from . import instability_jobs, queue
 
 PROGRESS = "progress.json"
 WORKERS = ".workers"
@@ -195,6 +196,26 @@ def run_export(job: Path) -> None:
                            f"kept): {'; '.join(failed)}")
 
 
+def run_instability(job: Path, device: str, threads: int | None) -> None:
+    """The run's instability analysis the job asks for, as `lottery instability` does, into
+    the run's folder; a cancel stops it at the next batch, the lines written so far kept."""
+    from lottery_engine.foundations import quiet_import
+
+    quiet_import.tensorflow()
+    _limit_threads(threads)
+    from lottery_engine.lottery import instability
+    from lottery_engine.report import page as report
+
+    status = queue.read_status(job)
+    run_dir = queue.job_dir(job.parent, status["run"])
+    pinned = None if device == "auto" else "cpu" if device == "cpu" else "gpu:0"
+    written = instability.analyse(run_dir, instability_jobs.request_of(status),
+                                  instability_jobs.Progress(job, job / PROGRESS), pinned)
+    with open(job / runfolder.LOG, "a") as f:
+        f.write(f"{len(written)} new lines in {run_dir / runfolder.INSTABILITY}\n")
+    report.write(run_dir)  # its instability figures
+
+
 def log_failure(job: Path) -> None:
     """The traceback of the exception being handled, into the run's log when the disk allows."""
     try:
@@ -213,8 +234,11 @@ def run_child(path: str, device: str, errors: Connection, threads: int | None = 
     device_env(device)
     job = Path(path)
     try:
-        if queue.is_export(queue.read_status(job)):
+        status = queue.read_status(job)
+        if queue.is_export(status):
             run_export(job)
+        elif instability_jobs.is_instability(status):
+            run_instability(job, device, threads)
         else:
             run_job(job, device, threads)
     except RunCancelled:
@@ -417,7 +441,7 @@ def job_line(status: dict) -> str:
     """One line per job for `lottery jobs`; a stalled job says so, as the dashboard does."""
     state = queue.stalled_text(status) if queue.stalled(status) else status["state"]
     progress = ""
-    if status["state"] == queue.RUNNING and queue.is_export(status):
+    if status["state"] == queue.RUNNING and not queue.is_run(status):
         progress = f" {status.get('phase') or 'starting'}"
     elif status["state"] == queue.RUNNING:
         progress = (f" round {status.get('round', 0)}/{status.get('num_rounds')}"

@@ -86,6 +86,26 @@ def test_a_stack_trains_each_series_as_the_fused_step_trains_it_alone(network, r
 
 
 @pytest.mark.parametrize("network", list(NETWORKS))
+def test_series_with_their_own_batches_train_each_as_alone(network):
+    """Each series in its own data order (instability copies): each as the fused step trains
+    it alone on its batches, augmentation included, and the stack computes the model."""
+    model, manager, train, starts, masks = _three_series(network)
+    cfg, augment, first = RECIPES["sgd late"]
+    stack = _stack(model, manager, train, "sgd late")
+    stack.load(starts, masks)
+    x, y = (tensor[:16] for tensor in train)
+    assert stack.disagreement(model, False, x, y, own_batches=True) is None
+    orders = [np.random.default_rng(s).permutation(96)[:64].reshape(4, 16) for s in range(3)]
+    stack.run(np.stack(orders, axis=1), first)
+    for s in range(3):
+        manager.set_masks(masks[s])
+        manager.rewind(starts[s])
+        FusedStep(model, train, cfg, False, False, 3, augment, seed=5).run(orders[s], first)
+        for alone, stacked in zip(model.get_weights(), stack.weights(s)):
+            assert np.abs(alone - stacked).max() < 1e-5
+
+
+@pytest.mark.parametrize("network", list(NETWORKS))
 def test_a_series_trains_bit_for_bit_alike_whatever_the_other_series_hold(network):
     """Series 0 beside series A and B, then beside B and A: the same stack gives it the same
     weights, optimizer slots, training logs and probabilities to the last bit."""

@@ -6,6 +6,7 @@ another run); once done, the winning ticket and the report to download, and the 
 import streamlit as st
 
 from app import lab
+from app.views import instability
 from jobs import queue
 from lottery_engine.export import downloads, export_records
 from lottery_engine.foundations import runfolder
@@ -25,7 +26,7 @@ EXPORT_COLUMNS = {
 
 root = lab.home()
 everything = queue.list_jobs(root)
-jobs = [j for j in reversed(everything) if not queue.is_export(j)]
+jobs = [j for j in reversed(everything) if queue.is_run(j)]
 by_id = {j["id"]: j for j in jobs}
 wanted = st.query_params.get("job")
 if wanted is not None and wanted not in by_id:
@@ -248,6 +249,7 @@ def export_view() -> None:
 
 run_view()
 ticket_view()
+instability.section(root, job_id, run_dir)
 actions()
 config_view()
 st.caption(f"Run folder: {lab.plain(run_dir)}")

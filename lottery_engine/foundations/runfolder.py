@@ -34,6 +34,7 @@ REPORT_MD = "rounds.md"
 CONTROLS = "controls"
 HYBRID = "hybrid"
 HYBRID_METRICS = "test_metrics.json"  # what `lottery hybrid` writes (in RUN_DIR/hybrid/)
+INSTABILITY = "instability.jsonl"  # what `lottery instability` writes, one line per (r, k, pair)
 
 
 def slug(name: str, length: int = 40) -> str:
@@ -106,7 +107,12 @@ def drop_torn_tail(path: Path) -> None:
 
 def append_round(run_dir: Path, record: dict) -> None:
     """Append one round as a JSON line and make it durable before returning."""
-    path = Path(run_dir) / ROUNDS
+    append_line(Path(run_dir) / ROUNDS, record)
+
+
+def append_line(path: Path, record: dict) -> None:
+    """Append `record` to an append-only JSON-lines file (a torn tail dropped first) and make it
+    durable before returning."""
     drop_torn_tail(path)
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")

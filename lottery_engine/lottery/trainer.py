@@ -224,12 +224,15 @@ class Trainer:
                 self.cfg.run.seed)
         return self._stacks[series]
 
-    def train_stacked(self, round_index: int, starts: list[tuple[list[np.ndarray], dict]]
+    def train_stacked(self, round_index: int, starts: list[tuple[list[np.ndarray], dict]],
+                      schedule: training.Schedule | None = None,
+                      orders: list[int] | None = None
                       ) -> list[tuple[training.RoundTraining, list[np.ndarray]]]:
-        """A round >= 1's series trained together, each from its (weights, masks); returns each
-        one's RoundTraining and the weights it ends with."""
+        """A round >= 1's series trained together, each from its (weights, masks), on the
+        round's schedule or `schedule`, in the run's data order or each in its own (`orders`:
+        instability copies); returns each one's RoundTraining and the weights it ends with."""
         keras.utils.set_random_seed(seed_for(self.cfg.run.seed, round_index))
-        schedule = self.schedule(round_index, "stack")
+        schedule = schedule or self.schedule(round_index, "stack")
         self.listener.round_started(round_index, STACK,
                                     self.manager.report()["global_sparsity"])
         x_val, y_val = tf.constant(self.inputs["val"]), self.data.y_val
@@ -237,7 +240,7 @@ class Trainer:
             self._stack, starts, len(self.data.y_train), self.cfg.run.seed, schedule,
             self.listener, round_index, self._chunk(),
             lambda step: [training.loss_and_accuracy(p, y_val)
-                          for p in step.probabilities(x_val)])
+                          for p in step.probabilities(x_val)], orders)
 
     def _fresh_optimizer(self) -> None:
         """The Keras path's fresh optimizer: the first compiles; later ones reset the optimizer

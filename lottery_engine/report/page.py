@@ -17,6 +17,7 @@ from ..config.architectures import ARCHITECTURES
 from ..export import export_records
 from ..foundations import runfolder
 from .compare import compare
+from . import instability_figures
 from .figures import (TABLE_COLUMNS, accuracy_vs_flops, deployment_figure, flops_per_round,
                       formatted, layer_heatmap, markdown_table, remaining_weights,
                       sparsity_accuracy, table_rows)
@@ -50,7 +51,7 @@ def figures(run_dir: Path) -> list[go.Figure]:
     hybrid = runfolder.hybrid_metrics(run_dir)
     if hybrid:
         figs.append(accuracy_vs_flops(records, hybrid))
-    return figs
+    return figs + instability_figures.figures(run_dir)
 
 
 def _cells(tag: str, values: list[str]) -> str:

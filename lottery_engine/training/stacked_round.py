@@ -74,11 +74,13 @@ class _StackRun:
 def train_stacked_round(make: Callable[[int], StackedStep],
                         starts: list[tuple[list[np.ndarray], dict]], examples: int, seed: int,
                         schedule: Schedule, listener: Listener, round_index: int, chunk: int,
-                        validate: Callable[[StackedStep], list[tuple[float, float]]]
+                        validate: Callable[[StackedStep], list[tuple[float, float]]],
+                        orders: list[int] | None = None
                         ) -> list[tuple[RoundTraining, list[np.ndarray]]]:
     """`train_round` for a round's series at once: series s starts from `starts[s]` (weights,
-    masks); all take the same batches, each has its own Monitor (validation, best point, early
-    stop), and a series that stops leaves the stack, which goes on smaller without it.
+    masks); all take the same batches (the data order of `seed`), or with `orders` series s
+    those of the data order of `orders[s]`; each has its own Monitor (validation, best point,
+    early stop), and a series that stops leaves the stack, which goes on smaller without it.
 
     Progress and the epochs reported live are the first series' (the ticket) while it trains.
     Returns each series' RoundTraining and the weights it ends with, in `starts` order.
@@ -106,9 +108,12 @@ def train_stacked_round(make: Callable[[int], StackedStep],
 
     for epoch in range(first_epoch, schedule.epochs):
         skipped = skip if epoch == first_epoch else 0
-        order = epoch_order(seed, epoch, examples)[skipped * batch_size:]
         first = run.done = epoch * batches + skipped
-        for call in epoch_calls(order, batch_size, chunk):
+        calls = [epoch_calls(epoch_order(order, epoch, examples)[skipped * batch_size:],
+                             batch_size, chunk) for order in (orders or [seed])]
+        for j, call in enumerate(calls[0]):
+            if orders:  # (steps, live series, B): each live series its own batches
+                call = np.stack([calls[i][j] for i in run.live], axis=1)
             run.step.run(call, run.done)
             run.done += len(call)
             listener.batch_finished(round_index, epoch, run.done - epoch * batches, batches)

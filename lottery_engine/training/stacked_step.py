@@ -1,7 +1,8 @@
 """A round's series trained together: S copies of one network as a single stack.
 
 The ticket and its controls of one round train on the same batches in the same order (round.py),
-so one step can train all of them: every kernel, bias, mask and optimizer slot gets a leading
+so one step can train all of them (copies for the instability analysis instead give each series
+its own batches: the input then starts grouped, one group per series): every kernel, bias, mask and optimizer slot gets a leading
 series axis, a Dense layer becomes one matrix product per series in a single batched matmul (the
 first one a single wide GEMM on the shared batch), and a Conv2D a grouped convolution whose group
 g is series g. Small networks leave a CPU core mostly waiting on per-op overhead; a stack of three
@@ -208,6 +209,10 @@ class StackedStep:
         self._function = tf.function(
             self._steps, jit_compile=jit_compile, reduce_retracing=True,
             input_signature=[tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([], tf.int64)])
+        self._ordered = tf.function(  # series s takes row s of each step's batches
+            self._steps, jit_compile=jit_compile, reduce_retracing=True,
+            input_signature=[tf.TensorSpec([None, series, None], tf.int64),
+                             tf.TensorSpec([], tf.int64)])
         self._scores = tf.function(self._logits, reduce_retracing=True)
 
     # --- moving series in and out ----------------------------------------------------------------
@@ -248,8 +253,10 @@ class StackedStep:
 
     def run(self, batches: np.ndarray, first_step: int) -> None:
         """One step of every series per row of `batches` (example indices), the first being
-        global step `first_step` of round 0's clock."""
-        self._function(tf.constant(batches, tf.int64), tf.constant(first_step, tf.int64))
+        global step `first_step` of round 0's clock: (steps, B), one batch for all series, or
+        (steps, S, B), series s its own (copies in their own data orders: instability.py)."""
+        function = self._function if batches.ndim == 2 else self._ordered
+        function(tf.constant(batches, tf.int64), tf.constant(first_step, tf.int64))
 
     def logs(self) -> list[dict[str, float]]:
         """Each series' mean training loss and accuracy since the last `clear_logs`."""
@@ -267,16 +274,19 @@ class StackedStep:
     def _steps(self, batches: tf.Tensor, first_step: tf.Tensor) -> None:
         each_step(self._step, batches, first_step)
 
-    def disagreement(self, model: keras.Model, logits: bool, x: tf.Tensor, y: tf.Tensor
-                     ) -> str | None:
+    def disagreement(self, model: keras.Model, logits: bool, x: tf.Tensor, y: tf.Tensor,
+                     own_batches: bool = False) -> str | None:
         """Why the stack as loaded does not compute `model`, or None when it does: on (x, y),
         each series' outputs and loss must be the model's with that series' weights (its
         `model.losses` included, the loss as FusedStep takes it), to TOLERANCE. `refusal`
         reads settings; this runs the arithmetic, so a setting the allow-list gets wrong still
         cannot train another network than the user's. No step runs and no random number is
-        drawn (training=False); the model's weights are put back."""
+        drawn (training=False); the model's weights are put back. `own_batches` checks the
+        form that gives each series its own batch (here all the same one)."""
         try:
-            stacked, _, losses = self._forward(x, y)
+            stacked, _, losses = self._forward(
+                *((tf.stack([x] * self.series), tf.stack([y] * self.series)) if own_batches
+                  else (x, y)))
         except (ValueError, tf.errors.OpError) as error:
             return f"the stack cannot compute {model.name}: {_first_line(error)}"
         outputs = stacked if logits else tf.nn.softmax(stacked)
@@ -291,8 +301,16 @@ class StackedStep:
             model.set_weights(saved)
         return None
 
+    def _batch(self, batch: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """A step's examples: one batch (B,) for every series, or (S, B), series s its own,
+        each gathered and augmented as the fused step does it alone."""
+        if batch.shape.rank == 1:
+            return batch_of(self, batch, step)
+        own = [batch_of(self, batch[s], step) for s in range(self.series)]
+        return tf.stack([x for x, _ in own]), tf.stack([y for _, y in own])
+
     def _step(self, batch: tf.Tensor, step: tf.Tensor) -> None:
-        x, y = batch_of(self, batch, step)
+        x, y = self._batch(batch, step)
         with tf.GradientTape() as tape:
             logits, labels, losses = self._forward(x, y)
             total = tf.reduce_sum(losses)  # series do not share weights: separate gradients
@@ -309,19 +327,31 @@ class StackedStep:
 
     def _forward(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Each series' logits (S, B, classes), the labels as (S, B), and each series' mean
-        loss over the batch (S,): what a step trains on and `disagreement` checks."""
-        logits = self._logits(x)
-        labels = tf.broadcast_to(tf.cast(y, tf.int64)[None], tf.shape(logits)[:2])
+        loss over the batch (S,): what a step trains on and `disagreement` checks. Labels
+        (S, B) mean each series has its own batch, `x` then (S, B, ...)."""
+        own = y.shape.rank == 2
+        logits = self._logits(x, own)
+        labels = tf.cast(y, tf.int64) if own else tf.broadcast_to(tf.cast(y, tf.int64)[None],
+                                                                   tf.shape(logits)[:2])
         losses = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=labels, logits=logits), axis=1)
         return logits, labels, losses
 
-    def _logits(self, x: tf.Tensor) -> tf.Tensor:
+    def _logits(self, x: tf.Tensor, own: bool = False) -> tf.Tensor:
         """The stack's forward pass: `h` is one tensor for the shared input, (B, H, W, S·C) in
-        the convolutions (group s = series s), (S, B, F) after Flatten and in Dense layers."""
+        the convolutions (group s = series s), (S, B, F) after Flatten and in Dense layers.
+        Series with their own inputs (`own`: x is (S, B, ...)) start grouped, or stacked when
+        their inputs are flat."""
         h, form, s = tf.cast(x, tf.float32), "shared", self.series
+        if own and h.shape.rank == 5:
+            b, hh, ww, c = tf.shape(h)[1], h.shape[2], h.shape[3], h.shape[4]
+            h, form = tf.reshape(tf.transpose(h, [1, 2, 3, 0, 4]), [b, hh, ww, s * c]), "grouped"
+        elif own:
+            form = "stacked"
         for position, (layer, weights) in enumerate(self._layers):
             kernel, bias = (weights + [None, None])[:2]
+            if isinstance(layer, keras.layers.Flatten) and form == "stacked":
+                continue  # own flat inputs (the shared form's Flatten here is refused)
             if isinstance(layer, keras.layers.Flatten) and form == "grouped":
                 b, hh, ww, c = tf.shape(h)[0], h.shape[1], h.shape[2], h.shape[3] // s
                 h = tf.reshape(tf.transpose(tf.reshape(h, [b, hh, ww, s, c]), [3, 0, 1, 2, 4]),
