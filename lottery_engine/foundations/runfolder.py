@@ -14,8 +14,12 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .events import IMP
+from .round_record import RoundRecord
 
 log = logging.getLogger("lottery")
 
@@ -104,29 +108,29 @@ def drop_torn_tail(path: Path) -> None:
         pass
 
 
-def append_round(run_dir: Path, record: dict) -> None:
+def append_round(run_dir: Path, record: RoundRecord) -> None:
     """Append one round as a JSON line and make it durable before returning."""
     path = Path(run_dir) / ROUNDS
     drop_torn_tail(path)
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(record.to_json()) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
-def _parse_lines(path: Path, lines: list[bytes]) -> list[dict]:
+def _parse_lines(path: Path, lines: list[bytes]) -> list[RoundRecord]:
     records = []
     for line in lines:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except ValueError:
-            log.warning("%s: skipped a line that is not a JSON record: %.60r", path, line)
+            records.append(RoundRecord.from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("%s: skipped a line that is not a round's record: %.60r", path, line)
     return records
 
 
-def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[RoundRecord], int]:
     """Complete lines after byte `offset`, and the offset to continue from next time.
 
     An incomplete last line (still being written, or torn) is left for later and logged."""
@@ -142,16 +146,16 @@ def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
     return _parse_lines(path, chunk[:end].splitlines()), offset + end
 
 
-def read_rounds(run_dir: Path) -> list[dict]:
+def read_rounds(run_dir: Path) -> list[RoundRecord]:
     return read_rounds_from(Path(run_dir) / ROUNDS)[0]
 
 
 def keep_rounds_below(path: Path, first_dropped: int) -> None:
     """Drop records of rounds >= `first_dropped` (a resumed run redoes them)."""
     records = read_rounds_from(path)[0]
-    kept = [r for r in records if r["round"] < first_dropped]
+    kept = [r for r in records if r.round < first_dropped]
     if len(kept) != len(records):
-        atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write(path, "".join(json.dumps(r.to_json()) + "\n" for r in kept))
 
 
 def frozen_config(run_dir: Path) -> dict:
@@ -186,14 +190,16 @@ def control_dir(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / CONTROLS / name
 
 
-def series(run_dir: Path) -> dict[str, list[dict]]:
-    """The run's IMP series and each control series, by name."""
+def series(run_dir: Path, read: Callable[[Path], list[RoundRecord]] = read_rounds
+           ) -> dict[str, list[RoundRecord]]:
+    """The run's IMP series and each control series, by name; `read` reads one series' folder
+    (the dashboard's reads only what was appended since its last call)."""
     run_dir = Path(run_dir)
-    out = {"imp": read_rounds(run_dir)}
+    out = {IMP: read(run_dir)}
     controls = run_dir / CONTROLS
     if controls.is_dir():
         for sub in sorted(controls.iterdir()):
-            out[sub.name] = read_rounds(sub)
+            out[sub.name] = read(sub)
     return out
 
 

@@ -49,7 +49,7 @@ class ProgressBar(Listener):
 
     def round_finished(self, record):
         self.stream.write(
-            f"\rround {record['round']} {record['series']:<13} sparsity "
-            f"{100 * record['global_sparsity']:5.1f}%  val acc {record['val_accuracy']:.4f}  "
-            f"test acc {record['test_accuracy']:.4f}{' ' * 30}\n")
+            f"\rround {record.round} {record.series:<13} sparsity "
+            f"{100 * record.global_sparsity:5.1f}%  val acc {record.val_accuracy:.4f}  "
+            f"test acc {record.test_accuracy:.4f}{' ' * 30}\n")
         self.stream.flush()

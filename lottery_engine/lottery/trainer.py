@@ -21,7 +21,8 @@ from ..data import dataset as data_lib
 from ..data import features
 from ..evaluation import flops, metrics
 from ..evaluation.scoring import SplitScorer
-from ..foundations.events import STACK, Listener
+from ..foundations.events import IMP, STACK, Listener
+from ..foundations.round_record import RoundRecord
 from ..models import builders as models
 from ..pruning import prunable
 from ..pruning.masks import MaskManager
@@ -263,7 +264,7 @@ class Trainer:
         train = self.cfg.train
         batches = self._batches_per_epoch()
         k = rewind_step(self.cfg, batches)
-        first = round_index == 0 and series == "imp"
+        first = round_index == 0 and series == IMP
         return training.Schedule(train.batch_size, batches, train.epochs,
                                  start_step=0 if round_index == 0 else k,
                                  eval_every=train.eval_every, snapshot_step=k if first else 0,
@@ -308,7 +309,8 @@ class Trainer:
                 "early_stop_val_accuracy": val["val_accuracy"],
                 "early_stop_test_accuracy": test["test_accuracy"]}
 
-    def evaluate(self, round_index: int, series: str, result: training.RoundTraining) -> dict:
+    def evaluate(self, round_index: int, series: str, result: training.RoundTraining
+                 ) -> RoundRecord:
         report = self.manager.report()
         val = metrics.classification_metrics(self.data.y_val, self.probabilities("val"), "val")
         test = metrics.classification_metrics(self.data.y_test, self.probabilities("test"),
@@ -318,29 +320,29 @@ class Trainer:
                                             self.cfg.flops.include_frozen_base,
                                             self.cfg.flops.vgg16_base_flops)
         pruned = report["total_prunable"] - report["remaining_prunable"]
-        return {
-            "round": round_index,
-            "series": series,
+        return RoundRecord(
+            round=round_index,
+            series=series,
             **report,
-            "remaining_total": self.total_params - pruned,
-            "total_params": self.total_params,
+            remaining_total=self.total_params - pruned,
+            total_params=self.total_params,
             **val,
             **test,
-            "flops": sum(per_layer_flops.values()),
-            "layer_flops": per_layer_flops,
-            "inference_ms": self.base_ms + metrics.inference_ms_per_sample(self.fit_model,
-                                                                           self.inputs["val"]),
-            "train_seconds": result.seconds,
-            "epochs": len(result.history.get("loss", [])),
-            "start_step": result.start_step,
-            "steps": result.steps,
-            "stopped_early": result.stopped_early,
-            "kept_weights": result.kept_weights,  # what val_*/test_* are of; early_stop_*: measured
+            flops=sum(per_layer_flops.values()),
+            layer_flops=per_layer_flops,
+            inference_ms=self.base_ms + metrics.inference_ms_per_sample(self.fit_model,
+                                                                        self.inputs["val"]),
+            train_seconds=result.seconds,
+            epochs=len(result.history.get("loss", [])),
+            start_step=result.start_step,
+            steps=result.steps,
+            stopped_early=result.stopped_early,
+            kept_weights=result.kept_weights,  # what val_*/test_* are of; early_stop_*: measured
             **self.step_info,
             **self._early_stop_point(result, val, test),
-            "val_curve": result.curve,
-            "history": result.history,
-        }
+            val_curve=result.curve,
+            history=result.history,
+        )
 
 
 def _check_own_training(model: keras.Model) -> None:

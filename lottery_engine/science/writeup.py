@@ -27,13 +27,14 @@ from ..config.load import ConfigError
 from ..evaluation.significance import LEVEL, Paired, p_text
 from ..export import export_records
 from ..foundations import runfolder
+from ..foundations.events import IMP
 from ..foundations.faults import describe
 from ..report.compare import experiment_figure
 from ..report.page import network_text
 from .over_seeds import Cell, aggregate, clock, comparisons, steps_trained, tests_in
 from .ship import HOLD_POINTS, compact_export, to_ship
 
-SERIES_NAMES = {"imp": "winning ticket", "random_reinit": "random reinit",
+SERIES_NAMES = {IMP: "winning ticket", "random_reinit": "random reinit",
                 "random_prune": "random prune"}
 
 
@@ -60,14 +61,14 @@ def _rounds_text(cells: list[Cell], rounds: list[int]) -> str:
 
 def verdicts(series: dict[str, list[Cell]]) -> list[str]:
     """The statements the write-up makes, each quoting the numbers behind it."""
-    imp = series["imp"]
+    imp = series[IMP]
     dense = imp[0]
     spread = (f"± {100 * dense.sd:.2f} over {len(dense.accuracy)} seeds"
               if len(dense.accuracy) > 1 else "one seed")
     lines = [f"Dense network: test accuracy at early stop {100 * dense.mean:.2f}% ({spread}), "
              f"early-stop iteration {statistics.fmean(dense.iteration):,.0f}."]
     trained = [(name, c) for name, cells in series.items() for c in cells
-               if name == "imp" or c.round > 0]  # a control's round 0 is the ticket's
+               if name == IMP or c.round > 0]  # a control's round 0 is the ticket's
     stopped = sum(c.stopped_early for _, c in trained)
     runs = sum(len(c.accuracy) for _, c in trained)
     lines.append(f"{stopped} of {runs} trained rounds (series × round × seed) ended by early "
@@ -157,7 +158,7 @@ def _early_stop_table(series: dict[str, list[Cell]]) -> str:
     head = ["round", "weights left"] + [f"{SERIES_NAMES.get(n, n)}: {what}" for n in names
                                         for what in ("test acc. %", "early-stop iteration")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, cell in enumerate(series["imp"]):
+    for i, cell in enumerate(series[IMP]):
         row = [str(cell.round), _pct(cell.remaining)]
         for n in names:
             other = series[n][i] if i < len(series[n]) else None
@@ -176,7 +177,7 @@ def _difference_table(series: dict[str, list[Cell]]) -> str:
         for what in ("mean", "95% CI", "p", "Holm p")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i in range(max(len(d) for d in diffs.values())):
-        row = [str(i + 1), _pct(series["imp"][i + 1].remaining)]
+        row = [str(i + 1), _pct(series[IMP][i + 1].remaining)]
         for d in diffs.values():
             row += _difference_cells(d[i]) if i < len(d) else ["–"] * 4
         lines.append("| " + " | ".join(row) + " |")
@@ -304,7 +305,7 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
     check_target(path, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     results = {label: aggregate(by_seed) for label, by_seed in folders.items()}
-    said = {label: verdicts(series) + [ship_line(series["imp"], folders[label])]
+    said = {label: verdicts(series) + [ship_line(series[IMP], folders[label])]
             for label, series in results.items()}
     png = figure_path(path)
     _write_png(experiment_figure(results, SERIES_NAMES), png)
