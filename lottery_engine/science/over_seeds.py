@@ -101,14 +101,11 @@ def tests_in(diffs: dict[str, list[Paired]]) -> int:
     return sum(not d.no_spread and d.n > 1 for ds in diffs.values() for d in ds)
 
 
-def clock(folder: Path) -> tuple[int, int]:
-    """(T, k) of a run, on round 0's step clock: the step every round trains to at most, and the
-    step later rounds rewind to. Records keep the steps a round took, not its cap, so both are
-    computed as the engine does, from the frozen config and the run's own training split."""
-    cfg = config_lib.load_run(folder)
+def clock(folder: Path) -> config_lib.StepClock:
+    """A finished run's step clock (T and k), from its frozen config and its own training
+    split, as the trainer had it."""
     with np.load(Path(folder) / runfolder.SPLIT) as split:
-        batches = -(-len(split["train"]) // cfg.train.batch_size)
-    return cfg.train.epochs * batches, config_lib.rewind_step(cfg, batches)
+        return config_lib.step_clock(config_lib.load_run(folder), len(split["train"]))
 
 
 def steps_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
@@ -118,7 +115,7 @@ def steps_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
     trained = budget = 0
     for by_seed in folders.values():
         for folder in by_seed.values():
-            total, _ = clock(folder)
+            total = clock(folder).total
             for name, records in runfolder.series(folder).items():
                 counted = [r for r in records if name == IMP or r.round > 0]
                 trained += sum(r.steps for r in counted)

@@ -205,7 +205,8 @@ def _rewinding(folder: Path, imp: dict) -> str:
     untrained at step k while the ticket starts from trained weights."""
     if imp["rewind"] == "init":
         return "rewind to init"
-    total, k = clock(folder)
+    steps = clock(folder)
+    total, k = steps.total, steps.rewind
     text = (f"rewind to {imp['rewind']}: every round after the first starts from the weights "
             f"after step {k:,} of round 0 and trains at most T − k = {total:,} − {k:,} = "
             f"{total - k:,} steps in round 0's data order; its early-stop iterations count from "
