@@ -58,7 +58,7 @@ def execute(cfg: Config, run_dir: Path, listener: Listener | None = None) -> dic
     """Run or resume everything for `cfg` in `run_dir`; returns the summary written last."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / runfolder.SUMMARY).unlink(missing_ok=True)
+    (run_dir / runfolder.FINISHED).unlink(missing_ok=True)
     handler = _log_to(run_dir)
     try:
         records = imp.run(cfg, run_dir, _LogRounds(listener or Listener()))
@@ -71,7 +71,7 @@ def execute(cfg: Config, run_dir: Path, listener: Listener | None = None) -> dic
                    "ticket": winner,
                    "series": {name: [r.to_json() for r in recs]
                               for name, recs in runfolder.series(run_dir).items() if name != IMP}}
-        runfolder.write_json(run_dir / runfolder.SUMMARY, summary)
+        runfolder.write_json(run_dir / runfolder.FINISHED, summary)
         return summary
     except RunCancelled:
         log.info("run cancelled; finished rounds are kept")

@@ -24,7 +24,7 @@ def test_a_torn_rounds_file_is_read_around_and_resumed_to_every_round_once(tmp_p
     uninterrupted = pipeline.execute(cfg, tmp_path / "whole")["rounds"]
     run = tmp_path / "torn"
     shutil.copytree(tmp_path / "whole", run)
-    (run / runfolder.SUMMARY).unlink()
+    (run / runfolder.FINISHED).unlink()
     rounds = run / runfolder.ROUNDS
     text = rounds.read_text()
     rounds.write_text(text[: text.rindex('{"round": 2') + 40])  # a writer killed mid-line

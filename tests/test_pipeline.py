@@ -32,7 +32,7 @@ def _check_run_folder(run_dir, rounds):
 
 
 def test_tiny_run_leaves_the_files_of_spec_section_4(tiny_run):
-    for name in [runfolder.CONFIG, runfolder.ROUNDS, runfolder.SUMMARY, runfolder.LOG,
+    for name in [runfolder.CONFIG, runfolder.ROUNDS, runfolder.FINISHED, runfolder.LOG,
                  runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.REPORT_HTML,
                  runfolder.REPORT_MD, "mask_round_2.npz", "model_round_2.weights.h5"]:
         assert (tiny_run / name).is_file(), name

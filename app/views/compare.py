@@ -108,7 +108,7 @@ axis = middle.radio("x axis", list(report.AXES), horizontal=True,
                     format_func=lambda a: report.AXES[a][0])
 chosen_groups = {label: arms.get(label) or {label: folders[label]} for label in chosen}
 runs = {run: folder for group in chosen_groups.values() for run, folder in group.items()}
-configs = {run: runfolder.frozen_config(folder) for run, folder in runs.items()}
+configs = {run: runfolder.read_frozen_config(folder) for run, folder in runs.items()}
 group_key = right.selectbox(
     "Group runs by", [None, *compare.config_keys(configs.values())], key="group_by",
     format_func=lambda k: "(each run; an arm by its seeds)" if k is None else k,

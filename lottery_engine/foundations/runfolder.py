@@ -25,7 +25,9 @@ log = logging.getLogger("lottery")
 
 CONFIG = "config.yaml"
 ROUNDS = "rounds.jsonl"
-SUMMARY = "sparsity_vs_accuracy.json"
+# the run's summary (its series' records and the ticket), written last: a run is finished when it
+# exists. The name is historical and stays, so folders written before still read as finished.
+FINISHED = "sparsity_vs_accuracy.json"
 SPLIT = "split.npz"
 REWIND = "rewind.weights.h5"
 LOG = "log.txt"
@@ -158,7 +160,7 @@ def keep_rounds_below(path: Path, first_dropped: int) -> None:
         atomic_write(path, "".join(json.dumps(r.to_json()) + "\n" for r in kept))
 
 
-def frozen_config(run_dir: Path) -> dict:
+def read_frozen_config(run_dir: Path) -> dict:
     """The run's frozen config as plain data ({} when absent or unreadable), without validation:
     for readers that only need a field or two (name, report settings)."""
     from .yaml_text import YamlError, parse
@@ -172,14 +174,14 @@ def frozen_config(run_dir: Path) -> dict:
 
 def run_name(run_dir: Path) -> str:
     """The run's name (a label, to be shown as plain text), else its folder's name."""
-    name = (frozen_config(run_dir).get("run") or {}).get("name")
+    name = (read_frozen_config(run_dir).get("run") or {}).get("name")
     return name if isinstance(name, str) and name else Path(run_dir).name
 
 
 def hybrid_metrics(run_dir: Path) -> dict | None:
     """The hybrid baseline to compare with: the file the config names when
     report.compare_with_hybrid_pipeline is on, else RUN_DIR/hybrid/test_metrics.json."""
-    report = frozen_config(run_dir).get("report") or {}
+    report = read_frozen_config(run_dir).get("report") or {}
     path = report.get("hybrid_pipeline_metrics_path")
     if not (report.get("compare_with_hybrid_pipeline") and isinstance(path, str)):
         path = Path(run_dir) / HYBRID / HYBRID_METRICS
@@ -205,7 +207,7 @@ def series(run_dir: Path, read: Callable[[Path], list[RoundRecord]] = read_round
 
 def is_complete(run_dir: Path) -> bool:
     """A run is finished when its summary exists; it is written last."""
-    return (Path(run_dir) / SUMMARY).is_file()
+    return (Path(run_dir) / FINISHED).is_file()
 
 
 def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 16384) -> str:

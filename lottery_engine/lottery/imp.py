@@ -30,7 +30,8 @@ from .trainer import Trainer
 log = logging.getLogger("lottery")
 
 
-def _frozen_config(run_dir: Path, cfg: Config) -> None:
+def _write_frozen_config(run_dir: Path, cfg: Config) -> None:
+    """Freeze the run's config into its folder (runfolder.read_frozen_config reads it back)."""
     runfolder.atomic_write(run_dir / runfolder.CONFIG, to_yaml(cfg))
 
 
@@ -62,7 +63,7 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[Ro
     else:
         records = []
         (run_dir / runfolder.ROUNDS).unlink(missing_ok=True)
-        _frozen_config(run_dir, frozen)
+        _write_frozen_config(run_dir, frozen)
         dataset = data_lib.load(cfg.data, cfg.run.seed, progress=listener.work_progress)
         data_lib.save_split(dataset.split, split_path)
         runfolder.write_json(run_dir / runfolder.CLASSES, dataset.class_names)

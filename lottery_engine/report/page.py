@@ -127,7 +127,7 @@ def html_page(run_dir: Path) -> str:
     charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
               for i, fig in enumerate(figures(run_dir))]
     name = html_lib.escape(runfolder.run_name(run_dir))
-    network = html_lib.escape(network_text(runfolder.frozen_config(run_dir).get("train") or {}))
+    network = html_lib.escape(network_text(runfolder.read_frozen_config(run_dir).get("train") or {}))
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
             f"{name}</title><style>{STYLE}</style></head><body><h1>{name}</h1>"
             f"<p id='network'>Network: {network}.</p>"

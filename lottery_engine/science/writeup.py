@@ -221,7 +221,7 @@ def _rewinding(folder: Path, imp: dict) -> str:
 def protocol(folder: Path) -> str:
     """One arm's protocol, read from its frozen config (and, when it rewinds late, its training
     split, for T and k in steps): what 'a round' means here."""
-    cfg = runfolder.frozen_config(folder)
+    cfg = runfolder.read_frozen_config(folder)
     train, imp = cfg["train"], cfg["imp"]
     rates = ", ".join(f"{k} {100 * v:g}%" for k, v in (imp.get("layer_rates") or {}).items())
     stop = (f"early stopping after {train['patience']} validations without a lower validation "
