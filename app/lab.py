@@ -20,6 +20,8 @@ import streamlit as st
 from app import charts
 from jobs import queue, worker
 from lottery_engine.foundations import runfolder, yaml_text
+from lottery_engine.foundations.events import IMP
+from lottery_engine.foundations.round_record import RoundRecord
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
@@ -86,26 +88,23 @@ def no_worker_banner(root: Path) -> None:
                    f"(`make run` starts one with the dashboard).", icon=":material/warning:")
 
 
-def rounds(run_dir: Path, key: str = "imp") -> list[dict]:
-    """All round records so far, reading only the bytes appended since the last call."""
+def rounds(run_dir: Path) -> list[RoundRecord]:
+    """All round records of one series' folder so far, reading only the bytes appended since
+    the last call."""
     cache = st.session_state.setdefault("_rounds", {})
     path = run_dir / runfolder.ROUNDS
-    offset, records = cache.get((str(path), key), (0, []))
+    offset, records = cache.get(str(path), (0, []))
     if offset and (not path.is_file() or path.stat().st_size < offset):
         offset, records = 0, []  # rewritten shorter (a resumed run dropped an unfinished round)
     new, offset = runfolder.read_rounds_from(path, offset)
     records = records + new
-    cache[(str(path), key)] = (offset, records)
+    cache[str(path)] = (offset, records)
     return records
 
 
-def all_series(run_dir: Path) -> dict[str, list[dict]]:
-    out = {"imp": rounds(run_dir)}
-    controls = run_dir / runfolder.CONTROLS
-    if controls.is_dir():
-        for sub in sorted(controls.iterdir()):
-            out[sub.name] = rounds(sub, sub.name)
-    return out
+def all_series(run_dir: Path) -> dict[str, list[RoundRecord]]:
+    """The run's IMP series and each control's, by name, each read incrementally."""
+    return runfolder.series(run_dir, rounds)
 
 
 def run_folders(root: Path) -> dict[str, Path]:
@@ -192,8 +191,8 @@ def phase_text(status: dict) -> str | None:
 def progress_text(status: dict) -> str:
     if status.get("state") != queue.RUNNING:
         return state_text(status)
-    series = status.get("series", "imp")
-    return (f"{round_text(status)}{'' if series == 'imp' else f' ({series})'}, epoch "
+    series = status.get("series", IMP)
+    return (f"{round_text(status)}{'' if series == IMP else f' ({series})'}, epoch "
             f"{status.get('epoch', 0)}/{status.get('epochs')}, batch {status.get('batch', 0)}/"
             f"{status.get('batches', 0)}")
 

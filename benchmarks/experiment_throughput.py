@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import _common  # noqa: E402  # benchmarks/_common.py: the command line they share
 from lottery_engine.foundations import runfolder  # noqa: E402
+from lottery_engine.foundations.events import IMP  # noqa: E402
 
 
 def series_epochs(home: Path) -> int:
@@ -35,7 +36,7 @@ def series_epochs(home: Path) -> int:
     for job in home.iterdir():
         if (job / runfolder.ROUNDS).is_file():
             for name, records in runfolder.series(job).items():
-                total += sum(r["epochs"] for r in records if name == "imp" or r["round"] > 0)
+                total += sum(r.epochs for r in records if name == IMP or r.round > 0)
     return total
 
 

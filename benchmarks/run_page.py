@@ -78,7 +78,7 @@ def app_refresh(home: Path, job_id: str, refreshes: int) -> None:
         start = time.perf_counter()
         at.run()
         times.append(time.perf_counter() - start)
-    offset, _ = at.session_state["_rounds"][(str(home / job_id / runfolder.ROUNDS), "imp")]
+    offset, _ = at.session_state["_rounds"][str(home / job_id / runfolder.ROUNDS)]
     print(f"AppTest: first render (reads {offset:,} bytes) {1000 * first:.0f} ms; refresh "
           f"median of {refreshes} {1000 * statistics.median(times):.0f} ms, max "
           f"{1000 * max(times):.0f} ms (target < 200 ms)")

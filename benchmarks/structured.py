@@ -45,7 +45,6 @@ from lottery_engine.export import exporter as export  # noqa: E402
 from lottery_engine.export.every_round import round_path  # noqa: E402
 from lottery_engine.foundations import runfolder  # noqa: E402
 from lottery_engine.science import faster  # noqa: E402
-from lottery_engine.science.over_seeds import early_stop_val_accuracy  # noqa: E402
 
 FORMATS = ("compact", "tflite", "tflite-int8")
 ARMS = {"channel": ["imp.granularity=channel", "imp.refill=true"], "unstructured": []}
@@ -79,7 +78,7 @@ def exported(run_dir: Path, round_index: int, repeats: int) -> dict[str, dict]:
 
 
 def _val(run_dir: Path, round_index: int) -> float:
-    return early_stop_val_accuracy(runfolder.read_rounds(run_dir)[round_index])
+    return runfolder.read_rounds(run_dir)[round_index].early_stop_val_accuracy
 
 
 def choose(channel: Path, unstructured: Path) -> tuple[int, int]:
@@ -90,7 +89,7 @@ def choose(channel: Path, unstructured: Path) -> tuple[int, int]:
     round_c = chosen.round if chosen else arm[-1].round  # none holds: the last, said below
     target = _val(channel, round_c)
     records = runfolder.read_rounds(unstructured)
-    round_u = min(records[1:], key=lambda r: (abs(early_stop_val_accuracy(r) - target),
+    round_u = min(records[1:], key=lambda r: (abs(r.early_stop_val_accuracy - target),
                                               -r["round"]))["round"]
     return round_c, round_u
 

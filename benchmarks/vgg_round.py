@@ -28,6 +28,7 @@ import _common  # noqa: E402  # benchmarks/_common.py: the command line they sha
 from lottery_engine import preflight  # noqa: E402
 from lottery_engine.config import load as config_lib  # noqa: E402
 from lottery_engine.data import dataset as data_lib  # noqa: E402
+from lottery_engine.foundations.events import IMP  # noqa: E402
 from lottery_engine.lottery import runtime  # noqa: E402
 from lottery_engine.lottery.trainer import Trainer  # noqa: E402
 
@@ -40,11 +41,11 @@ def one_round(cfg: config_lib.Config, dataset: data_lib.Dataset, run_dir: Path) 
     start = time.perf_counter()
     trainer.manager.prune(cfg.imp.prune_rate, cfg.imp.scope, cfg.imp.layer_rates)
     trainer.manager.rewind()
-    result = trainer.train(1, "imp")
-    record = trainer.evaluate(1, "imp", result)
+    result = trainer.train(1, IMP)
+    record = trainer.evaluate(1, IMP, result)
     elapsed = time.perf_counter() - start
     print(f"  feature_cache={cfg.train.feature_cache!s:<5}  setup {setup:7.1f} s   round "
-          f"{elapsed:7.1f} s   val acc {record['val_accuracy']:.4f}", flush=True)
+          f"{elapsed:7.1f} s   val acc {record.val_accuracy:.4f}", flush=True)
     return setup, elapsed
 
 

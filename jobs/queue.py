@@ -285,11 +285,11 @@ def annotate(job_id: str, root: str | Path | None = None, *, name: str | None = 
 def _outside_run(path: Path) -> dict[str, Any]:
     """The status of a finished run folder that no worker ran (`lottery run`, a notebook's
     find_ticket): listed like a finished job, so its pages, compare and download work."""
-    frozen = runfolder.frozen_config(path)
+    frozen = runfolder.read_frozen_config(path)
     train, imp = frozen.get("train") or {}, frozen.get("imp") or {}
     data = config_lib.DataConfig(**{k: v for k, v in (frozen.get("data") or {}).items()
                                     if k in ("source", "name", "data_dir", "path")})
-    finished = (path / runfolder.SUMMARY).stat().st_mtime
+    finished = (path / runfolder.FINISHED).stat().st_mtime
     return {"id": path.name, "name": runfolder.run_name(path), "state": DONE,
             "submitted": (path / runfolder.CONFIG).stat().st_mtime, "finished": finished,
             "num_rounds": imp.get("num_rounds"), "epochs": train.get("epochs"),

@@ -29,7 +29,7 @@ from typing import Callable
 from multiprocessing.connection import Connection
 
 from lottery_engine.foundations import runfolder
-from lottery_engine.foundations.events import STACK, Listener, RunCancelled
+from lottery_engine.foundations.events import IMP, STACK, Listener, RunCancelled
 from lottery_engine.foundations.faults import describe
 
 from . import instability_jobs, queue
@@ -47,7 +47,7 @@ class ProgressWriter(Listener):
 
     def __init__(self, path: Path, num_rounds: int, epochs: int, controls: int):
         self.path, self.num_rounds, self.epochs, self.controls = path, num_rounds, epochs, controls
-        self.state = {"round": 0, "series": "imp", "epoch": 0, "batch": 0, "batches": 0,
+        self.state = {"round": 0, "series": IMP, "epoch": 0, "batch": 0, "batches": 0,
                       "sparsity": 0.0, "best_val_accuracy": None, "rounds_done": 0,
                       "history": {}}
         self.started, self.last_write, self.series_index = time.time(), 0.0, 0
@@ -87,7 +87,7 @@ class ProgressWriter(Listener):
         self._write(force=done == total)
 
     def round_started(self, round_index, series, sparsity):
-        self.series_index = 0 if series in ("imp", STACK) else self.series_index + 1
+        self.series_index = 0 if series in (IMP, STACK) else self.series_index + 1
         self.state |= {"round": round_index, "series": series, "sparsity": sparsity,
                        "epoch": 0, "batch": 0, "history": {}}
         self._write(force=True)
@@ -106,10 +106,10 @@ class ProgressWriter(Listener):
         self._write(force=True)
 
     def round_finished(self, record):
-        if record["series"] == "imp":
+        if record.series == IMP:
             best = self.state["best_val_accuracy"]
-            self.state |= {"rounds_done": record["round"] + 1,
-                           "best_val_accuracy": max(best or 0.0, record["val_accuracy"])}
+            self.state |= {"rounds_done": record.round + 1,
+                           "best_val_accuracy": max(best or 0.0, record.val_accuracy)}
         self._write(force=True)
 
 

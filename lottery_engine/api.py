@@ -21,6 +21,7 @@ from . import pipeline, preflight
 from .config import load as config_lib
 from .config.load import Config, ConfigError
 from .foundations import runfolder
+from .foundations.round_record import RoundRecord
 from .lottery.progress import ProgressBar
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -32,7 +33,7 @@ class TicketResult:
     """What `find_ticket` found: the run folder, every round's record and the winning ticket."""
 
     run_dir: Path
-    records: list[dict]
+    records: list[RoundRecord]
     ticket: dict | None  # winning_ticket.json; None when no pruned round ran
 
     @property
@@ -109,4 +110,4 @@ def find_ticket(model: keras.Model, train: Arrays, *, test: Arrays | None = None
         cfg = preflight.from_dict(cfg_raw)
         print(f"run folder: {out}", flush=True)
         summary = pipeline.execute(cfg, out, ProgressBar(cfg))
-    return TicketResult(out, summary["rounds"], summary["ticket"])
+    return TicketResult(out, runfolder.read_rounds(out), summary["ticket"])

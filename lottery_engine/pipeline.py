@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config.load import Config
 from .foundations import runfolder
-from .foundations.events import Listener, RunCancelled
+from .foundations.events import IMP, Listener, RunCancelled
 from .lottery import imp, ticket
 from .report import page as report
 
@@ -24,7 +24,7 @@ def _log_to(run_dir: Path) -> logging.Handler:
 
 class _LogRounds(Listener):
     def __init__(self, inner: Listener):
-        self.inner, self.series = inner, "imp"
+        self.inner, self.series = inner, IMP
 
     def round_started(self, round_index, series, sparsity):
         self.series = series
@@ -49,8 +49,8 @@ class _LogRounds(Listener):
         self.inner.work_progress(task, done, total)
 
     def round_finished(self, record):
-        log.info("round %d (%s) done: sparsity %.2f%%, val accuracy %.4f", record["round"],
-                 record["series"], 100 * record["global_sparsity"], record["val_accuracy"])
+        log.info("round %d (%s) done: sparsity %.2f%%, val accuracy %.4f", record.round,
+                 record.series, 100 * record.global_sparsity, record.val_accuracy)
         self.inner.round_finished(record)
 
 
@@ -58,19 +58,20 @@ def execute(cfg: Config, run_dir: Path, listener: Listener | None = None) -> dic
     """Run or resume everything for `cfg` in `run_dir`; returns the summary written last."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / runfolder.SUMMARY).unlink(missing_ok=True)
+    (run_dir / runfolder.FINISHED).unlink(missing_ok=True)
     handler = _log_to(run_dir)
     try:
         records = imp.run(cfg, run_dir, _LogRounds(listener or Listener()))
-        winner = ticket.make(run_dir) if any(r["round"] >= 1 for r in records) else None
+        winner = ticket.make(run_dir) if any(r.round >= 1 for r in records) else None
         if winner:
             log.info("winning ticket: round %d, val accuracy %.4f reproduced from %s",
                      winner["round"], winner["reloaded_val_accuracy"], runfolder.TICKET_MODEL)
         report.write(run_dir, cfg.report.html, cfg.report.markdown)
-        summary = {"name": cfg.run.name, "rounds": records, "ticket": winner,
-                   "series": {name: recs for name, recs in runfolder.series(run_dir).items()
-                              if name != "imp"}}
-        runfolder.write_json(run_dir / runfolder.SUMMARY, summary)
+        summary = {"name": cfg.run.name, "rounds": [r.to_json() for r in records],
+                   "ticket": winner,
+                   "series": {name: [r.to_json() for r in recs]
+                              for name, recs in runfolder.series(run_dir).items() if name != IMP}}
+        runfolder.write_json(run_dir / runfolder.FINISHED, summary)
         return summary
     except RunCancelled:
         log.info("run cancelled; finished rounds are kept")

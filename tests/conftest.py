@@ -10,6 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from lottery_engine.config import load as config_lib  # noqa: E402
+from lottery_engine.foundations.events import IMP  # noqa: E402
+from lottery_engine.foundations.round_record import RoundRecord  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +39,23 @@ def tiny_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     pipeline.execute(tiny_config(imp__controls=["random_reinit", "random_prune"]), run_dir)
     return run_dir
+
+
+def round_record(round_index: int = 0, **fields) -> RoundRecord:
+    """A round record of the IMP series without training: round r of a 1,000-weight network
+    pruned 20% a round, every accuracy 0.5, two layers; `fields` replace any of it (by name)."""
+    left = 0.8 ** round_index
+    values = {
+        "round": round_index, "series": IMP, "global_sparsity": 1 - left,
+        "layer_sparsity": {"dense_1": 1 - left, "output": 1 - left},
+        "remaining_prunable": round(1000 * left), "total_prunable": 1000,
+        "remaining_total": round(1000 * left) + 10, "total_params": 1010,
+        **{f"{split}_{name}": 0.5 for split in ("val", "test")
+           for name in ("accuracy", "f1", "precision", "recall", "loss")},
+        "flops": 2000, "layer_flops": {"dense_1": 1800, "output": 200}, "inference_ms": 0.01,
+        "train_seconds": 1.0, "epochs": 1, "start_step": 0, "steps": 10, "stopped_early": False,
+        "kept_weights": "final", "train_step": "fused", "jit_compile": False,
+        "early_stop_step": 10, "early_stop_val_loss": 0.5, "early_stop_val_accuracy": 0.5,
+        "early_stop_test_accuracy": 0.5, "val_curve": [[10, 0.5, 0.5]],
+        "history": {"loss": [0.5], "val_loss": [0.5]}}
+    return RoundRecord(**(values | fields))

@@ -18,7 +18,7 @@ from lottery_engine.report import compare, page
 from lottery_engine.report import figures as report
 from lottery_engine.science import over_seeds, writeup
 
-from .conftest import tiny_config
+from .conftest import round_record, tiny_config
 from .test_app import app, figures
 from .test_app_experiments import finished_experiment  # noqa: F401 (a fixture)
 
@@ -117,10 +117,10 @@ def _finished(folder: Path, rate: float, accuracy: float) -> None:
     """Three rounds and a winning ticket in a run folder, as a finished run leaves them."""
     for r in range(3):
         left = (1 - rate) ** r
-        runfolder.append_round(folder, {
-            "round": r, "global_sparsity": 1 - left, "remaining_prunable": round(1000 * left),
-            "total_prunable": 1000, "val_accuracy": accuracy - 0.01 * r,
-            "val_f1": accuracy - 0.05, "test_accuracy": accuracy, "early_stop_step": 40 + r})
+        runfolder.append_round(folder, round_record(
+            r, global_sparsity=1 - left, remaining_prunable=round(1000 * left),
+            val_accuracy=accuracy - 0.01 * r, val_f1=accuracy - 0.05, test_accuracy=accuracy,
+            early_stop_step=40 + r))
     runfolder.atomic_write(folder / runfolder.TICKET_JSON, json.dumps(
         {"round": 1, "global_sparsity": rate}))
 

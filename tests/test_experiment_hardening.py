@@ -14,9 +14,10 @@ from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 from lottery_engine.evaluation import significance
 from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.round_record import RoundRecord
 from lottery_engine.science import experiment, over_seeds, writeup
 
-from .conftest import ROOT, tiny_config
+from .conftest import ROOT, round_record, tiny_config
 
 
 def _one_line(info: pytest.ExceptionInfo) -> str:
@@ -103,18 +104,20 @@ def test_a_seed_twice_or_a_label_twice_is_refused_before_any_job(tmp_path):
 # 9: the write-up is a .md file; it overwrites only an earlier write-up of its experiment
 
 
-def _record(round_index: int, start: int, steps: int, accuracy: float, stopped: bool) -> dict:
+def _record(round_index: int, start: int, steps: int, accuracy: float,
+            stopped: bool) -> RoundRecord:
     """A round record with the fields a write-up reads; the early-stop point 2 steps before the end
     (as patience 2 would leave it) and `epochs` as the engine counts them (each epoch begun)."""
     end = start + steps
-    return {"round": round_index, "remaining_prunable": 100 * 0.8 ** round_index,
-            "total_prunable": 100, "test_accuracy": accuracy, "early_stop_test_accuracy": accuracy,
-            "val_accuracy": accuracy, "early_stop_val_accuracy": accuracy,
-            "early_stop_step": max(start + 1, end - 2), "stopped_early": stopped,
-            "start_step": start, "steps": steps, "epochs": -(-end // 3) - start // 3}
+    return round_record(round_index, remaining_prunable=100 * 0.8 ** round_index,
+                        total_prunable=100, test_accuracy=accuracy,
+                        early_stop_test_accuracy=accuracy, val_accuracy=accuracy,
+                        early_stop_val_accuracy=accuracy,
+                        early_stop_step=max(start + 1, end - 2), stopped_early=stopped,
+                        start_step=start, steps=steps, epochs=-(-end // 3) - start // 3)
 
 
-def _run_folder(folder: Path, series: dict[str, list[dict]], **config) -> Path:
+def _run_folder(folder: Path, series: dict[str, list[RoundRecord]], **config) -> Path:
     """A finished run folder without training: frozen config, a 90-image training split (3
     batches of 32 per epoch) and the round records of each series."""
     cfg = tiny_config(train__epochs=3, **config)

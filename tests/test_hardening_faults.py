@@ -14,7 +14,7 @@ from jobs import queue
 from lottery_engine import pipeline
 from lottery_engine.foundations import runfolder
 
-from .conftest import tiny_config
+from .conftest import round_record, tiny_config
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state
 from .test_hardening_input import assert_one_line_error, lottery
 
@@ -24,7 +24,7 @@ def test_a_torn_rounds_file_is_read_around_and_resumed_to_every_round_once(tmp_p
     uninterrupted = pipeline.execute(cfg, tmp_path / "whole")["rounds"]
     run = tmp_path / "torn"
     shutil.copytree(tmp_path / "whole", run)
-    (run / runfolder.SUMMARY).unlink()
+    (run / runfolder.FINISHED).unlink()
     rounds = run / runfolder.ROUNDS
     text = rounds.read_text()
     rounds.write_text(text[: text.rindex('{"round": 2') + 40])  # a writer killed mid-line
@@ -42,12 +42,13 @@ def test_a_torn_rounds_file_is_read_around_and_resumed_to_every_round_once(tmp_p
         assert after["layer_sparsity"] == before["layer_sparsity"]
 
 
-def test_a_line_that_is_not_json_is_skipped_not_fatal(tmp_path, caplog):
-    (tmp_path / runfolder.ROUNDS).write_text('{"round": 0}\n{"round": 1, "x"{"round": 2}\n'
-                                             '{"round": 3}\n')
+def test_a_line_that_is_not_a_record_is_skipped_not_fatal(tmp_path, caplog):
+    zero, one, two, three = (json.dumps(round_record(r).to_json()) for r in range(4))
+    (tmp_path / runfolder.ROUNDS).write_text(f'{zero}\n{one[:30]}{two}\n{{"round": 2}}\n'
+                                             f'{three}\n')
     caplog.set_level(logging.WARNING, "lottery")
-    assert [r["round"] for r in runfolder.read_rounds(tmp_path)] == [0, 3]
-    assert "skipped a line that is not a JSON record" in caplog.text
+    assert [r.round for r in runfolder.read_rounds(tmp_path)] == [0, 3]
+    assert caplog.text.count("skipped a line that is not a round's record") == 2
 
 
 def _break(home, job_id, content: str) -> None:

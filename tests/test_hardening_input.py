@@ -14,7 +14,7 @@ from lottery_engine.config import labels, validation
 from lottery_engine.config.load import ConfigError
 from lottery_engine.foundations import runfolder
 
-from .conftest import ROOT
+from .conftest import ROOT, round_record
 
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 BOMB = ("a: &a [x, x, x, x, x, x, x, x, x]\n"
@@ -185,7 +185,8 @@ def test_a_gpu_this_machine_lacks_is_refused_at_start_naming_the_gpus(tmp_path):
 def test_unforeseen_errors_print_one_line_and_point_at_the_details(tmp_path):
     not_a_run = tmp_path / "plain"
     not_a_run.mkdir()
-    (not_a_run / runfolder.ROUNDS).write_text('{"round": 1}\n')
+    # a record whose field has a type no writer gives it: what breaks is not foreseen
+    runfolder.append_round(not_a_run, round_record(1, layer_sparsity=5))
     cache = tmp_path / "cache"
     result = lottery("report", str(not_a_run), env={"LOTTERY_CACHE": str(cache)})
     assert_one_line_error(result, "(details in ", code=1)

@@ -65,7 +65,7 @@ def analysed(run, tmp_path_factory):
 
 
 def test_lines_hold_the_barrier_as_defined(analysed):
-    lines = runfolder.read_rounds_from(analysed / runfolder.INSTABILITY)[0]
+    lines = runfolder.read_lines_from(analysed / runfolder.INSTABILITY)[0]
     assert [(r["round"], r["rewind_step"], r["pair"]) for r in lines] == [
         (0, 0, [0, 1]), (0, 3, [0, 1]), (2, 0, [0, 1]), (2, 3, [0, 1])]
     for line in lines:
@@ -134,8 +134,8 @@ def test_resumed_analysis_equals_an_uninterrupted_one(run, analysed, tmp_path):
         f.write(b'{"round": 0, "rewind_')
     written = analyse(target, REQUEST)
     assert len(written) == 3 and path.read_bytes().startswith(first)
-    resumed = runfolder.read_rounds_from(path)[0]
-    whole = runfolder.read_rounds_from(analysed / runfolder.INSTABILITY)[0]
+    resumed = runfolder.read_lines_from(path)[0]
+    whole = runfolder.read_lines_from(analysed / runfolder.INSTABILITY)[0]
     assert _timeless(resumed) == _timeless(whole)
     assert analyse(target, REQUEST) == []
 
@@ -234,7 +234,7 @@ def test_a_worker_runs_the_analysis_as_a_job(run, tmp_path):
         job_id]
     worker.Worker(home, device="cpu").serve(once=True)
     assert queue.get(job_id, home)["state"] == queue.DONE, runfolder.log_tail(home / job_id)
-    lines = runfolder.read_rounds_from(run_dir / runfolder.INSTABILITY)[0]
+    lines = runfolder.read_lines_from(run_dir / runfolder.INSTABILITY)[0]
     assert [(x["round"], x["rewind_step"], x["points"]) for x in lines] == [(2, 0, 3)]
     assert "Instability vs rewind step" in (run_dir / runfolder.REPORT_HTML).read_text()
     assert "1 new lines" in (home / job_id / runfolder.LOG).read_text()

@@ -17,6 +17,7 @@ from lottery_engine.foundations.events import STACK
 from lottery_engine.lottery import imp
 from lottery_engine.pruning.masks import load_masks
 
+from .conftest import round_record
 from .jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state
 
 
@@ -170,7 +171,7 @@ def test_progress_of_a_stacked_round_counts_its_batches_for_every_series(tmp_pat
     """A round whose ticket and two controls train as one stack is three series' worth of work:
     halfway through it, the job is halfway through those three (no jump at the round's end)."""
     progress = worker.ProgressWriter(tmp_path, num_rounds=2, epochs=2, controls=2)
-    progress.round_finished({"series": "imp", "round": 0, "val_accuracy": 0.5})  # 1 unit of 7
+    progress.round_finished(round_record(0, val_accuracy=0.5))  # 1 unit of 7
 
     def fraction() -> float:
         return runfolder.read_json(tmp_path / worker.PROGRESS)["fraction_done"]

@@ -13,7 +13,7 @@ from lottery_engine.lottery import imp, ticket
 from lottery_engine.lottery.trainer import Trainer
 from lottery_engine.pruning.masks import load_masks
 
-from .conftest import tiny_config
+from .conftest import round_record, tiny_config
 
 
 def _check_run_folder(run_dir, rounds):
@@ -32,7 +32,7 @@ def _check_run_folder(run_dir, rounds):
 
 
 def test_tiny_run_leaves_the_files_of_spec_section_4(tiny_run):
-    for name in [runfolder.CONFIG, runfolder.ROUNDS, runfolder.SUMMARY, runfolder.LOG,
+    for name in [runfolder.CONFIG, runfolder.ROUNDS, runfolder.FINISHED, runfolder.LOG,
                  runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.REPORT_HTML,
                  runfolder.REPORT_MD, "mask_round_2.npz", "model_round_2.weights.h5"]:
         assert (tiny_run / name).is_file(), name
@@ -147,11 +147,11 @@ def test_target_sparsity_stops_early_and_rewind_to_an_epoch(tmp_path):
 
 
 def test_select_round_ignores_round_zero_and_test_numbers():
-    records = [{"round": 0, "val_accuracy": 0.99, "test_accuracy": 0.5},
-               {"round": 1, "val_accuracy": 0.90, "test_accuracy": 0.1},
-               {"round": 2, "val_accuracy": 0.90, "test_accuracy": 0.9},
-               {"round": 3, "val_accuracy": 0.80, "test_accuracy": 0.99}]
-    assert ticket.select_round(records, "val_accuracy")["round"] == 1
+    records = [round_record(0, val_accuracy=0.99, test_accuracy=0.5),
+               round_record(1, val_accuracy=0.90, test_accuracy=0.1),
+               round_record(2, val_accuracy=0.90, test_accuracy=0.9),
+               round_record(3, val_accuracy=0.80, test_accuracy=0.99)]
+    assert ticket.select_round(records, "val_accuracy").round == 1
 
 
 def test_rewind_to_a_step_of_round_zero(tmp_path):

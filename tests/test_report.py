@@ -1,6 +1,10 @@
+import json
+
 from lottery_engine.foundations import runfolder
 from lottery_engine.report import compare, page
 from lottery_engine.report import figures as report
+
+from .conftest import round_record
 
 
 def test_figures_hold_every_round(tiny_run):
@@ -77,14 +81,15 @@ def test_smoothing_is_an_exponential_moving_average():
 
 
 def test_rounds_are_read_incrementally(tmp_path):
-    runfolder.append_round(tmp_path, {"round": 0})
+    runfolder.append_round(tmp_path, round_record(0))
     records, offset = runfolder.read_rounds_from(tmp_path / runfolder.ROUNDS)
-    assert records == [{"round": 0}]
+    assert records == [round_record(0)]
+    one, two = (json.dumps(round_record(r).to_json()) for r in (1, 2))
     with open(tmp_path / runfolder.ROUNDS, "a") as f:
-        f.write('{"round": 1}\n{"round": 2, "par')  # a line still being written
+        f.write(f"{one}\n{two[:40]}")  # a line still being written
     records, offset = runfolder.read_rounds_from(tmp_path / runfolder.ROUNDS, offset)
-    assert records == [{"round": 1}]
+    assert records == [round_record(1)]
     with open(tmp_path / runfolder.ROUNDS, "a") as f:
-        f.write('tial": true}\n')
+        f.write(two[40:] + "\n")
     assert runfolder.read_rounds_from(tmp_path / runfolder.ROUNDS, offset)[0] == \
-        [{"round": 2, "partial": True}]
+        [round_record(2)]

@@ -3,6 +3,7 @@ the last scan only, appended files as tails, round records after the files they 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -10,6 +11,8 @@ import pytest
 
 from jobs import streaming
 from lottery_engine.foundations import runfolder
+
+from .conftest import round_record
 
 
 def _copy(changes: list[streaming.Change], folder) -> None:
@@ -22,7 +25,7 @@ def test_a_folder_rebuilt_from_its_changes_equals_the_original(tmp_path):
     src.mkdir()
     scanner = streaming.Scanner(src)
     (src / "mask_round_0.npz").write_bytes(b"mask 0")
-    runfolder.append_round(src, {"round": 0})
+    runfolder.append_round(src, round_record(0))
     first = scanner.changes()
     assert [c.path for c in first][-1] == runfolder.ROUNDS  # records come last
     _copy(first, dst)
@@ -31,15 +34,16 @@ def test_a_folder_rebuilt_from_its_changes_equals_the_original(tmp_path):
     (src / "controls" / "random_reinit").mkdir(parents=True)
     (src / "controls" / "random_reinit" / "mask_round_1.npz").write_bytes(b"control")
     (src / "mask_round_0.npz").write_bytes(b"mask 0, rewritten")
-    runfolder.append_round(src, {"round": 1})
+    runfolder.append_round(src, round_record(1))
     second = scanner.changes()
     tail = next(c for c in second if c.path == runfolder.ROUNDS)
-    assert tail.offset > 0 and tail.data == b'{"round": 1}\n'  # only the new line travels
+    line = (json.dumps(round_record(1).to_json()) + "\n").encode()
+    assert tail.offset > 0 and tail.data == line  # only the new line travels
     _copy(second, dst)
     for path in ("mask_round_0.npz", "controls/random_reinit/mask_round_1.npz",
                  runfolder.ROUNDS):
         assert (dst / path).read_bytes() == (src / path).read_bytes()
-    assert [r["round"] for r in runfolder.read_rounds(dst)] == [0, 1]
+    assert [r.round for r in runfolder.read_rounds(dst)] == [0, 1]
 
 
 def test_queue_files_are_not_streamed_and_progress_is_not_shipped(tmp_path):
@@ -62,20 +66,20 @@ def test_a_torn_round_record_resumed_on_a_node_arrives_whole(tmp_path):
     changed, so the new tail alone would weld onto the torn prefix on the receiving side."""
     dispatcher, node = tmp_path / "dispatcher", tmp_path / "node"
     dispatcher.mkdir()
-    (dispatcher / runfolder.ROUNDS).write_bytes(
-        b'{"round": 0, "series": "imp"}\n{"round": 1, "series": "imp", "time": 12.5, "early_st')
+    zero, one = (json.dumps(round_record(r, train_seconds=12.5).to_json()) for r in (0, 1))
+    (dispatcher / runfolder.ROUNDS).write_text(f"{zero}\n{one[:-30]}")
     _copy(streaming.snapshot(dispatcher), node)
     scanner = streaming.Scanner(node)
     scanner.changes()  # what the node starts from: the dispatcher has it already
-    runfolder.append_round(node, {"round": 1, "series": "imp", "time": 9.25,
-                                  "early_stop_val_loss": 1.6294778791544188})
+    runfolder.append_round(node, round_record(1, train_seconds=9.25,
+                                              early_stop_val_loss=1.6294778791544188))
     _copy(scanner.changes(), dispatcher)
     assert (dispatcher / runfolder.ROUNDS).read_bytes() == (node / runfolder.ROUNDS).read_bytes()
-    assert runfolder.read_rounds(dispatcher)[1]["early_stop_val_loss"] == 1.6294778791544188
+    assert runfolder.read_rounds(dispatcher)[1].early_stop_val_loss == 1.6294778791544188
 
-    runfolder.append_round(node, {"round": 2, "series": "imp"})  # a plain append: a tail again
+    runfolder.append_round(node, round_record(2))  # a plain append: a tail again
     [tail] = scanner.changes()
-    assert tail.offset > 0 and tail.data == b'{"round": 2, "series": "imp"}\n'
+    assert tail.offset > 0 and tail.data == (json.dumps(round_record(2).to_json()) + "\n").encode()
     _copy([tail], dispatcher)
     assert (dispatcher / runfolder.ROUNDS).read_bytes() == (node / runfolder.ROUNDS).read_bytes()
 

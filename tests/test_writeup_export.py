@@ -42,8 +42,9 @@ def _with_accuracies(trained: dict[int, Path], tmp_path: Path, accuracies: list[
         shutil.copytree(folder, copy)
         records = runfolder.read_rounds(copy)
         for record, val, accuracy in zip(records, accuracies, test or accuracies, strict=True):
-            record["early_stop_val_accuracy"], record["early_stop_test_accuracy"] = val, accuracy
-        (copy / runfolder.ROUNDS).write_text("".join(json.dumps(r) + "\n" for r in records))
+            record.early_stop_val_accuracy, record.early_stop_test_accuracy = val, accuracy
+        (copy / runfolder.ROUNDS).write_text("".join(json.dumps(r.to_json()) + "\n"
+                                                     for r in records))
     return folders
 
 

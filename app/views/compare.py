@@ -10,6 +10,8 @@ import streamlit as st
 from app import charts, lab
 from jobs import experiments, queue
 from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.events import IMP
+from lottery_engine.foundations.round_record import RoundRecord
 from lottery_engine.report import compare
 from lottery_engine.report import figures as report
 from lottery_engine.science import over_seeds
@@ -32,20 +34,19 @@ def outcome(folder: Path) -> dict[str, float] | None:
     val accuracy (None before it has a ticket)."""
     ticket = runfolder.read_json(folder / runfolder.TICKET_JSON, {})
     records = lab.rounds(folder)
-    record = next((r for r in records if r["round"] == ticket.get("round")), None)
+    record = next((r for r in records if r.round == ticket.get("round")), None)
     if record is None:
         return None
     return dict(zip(OUTCOMES, (100 * ticket["global_sparsity"],
-                               max(r["val_accuracy"] for r in records),
-                               over_seeds.early_stop_iteration(record))))
+                               max(r.val_accuracy for r in records), record.early_stop_step)))
 
 
 def shown(kind: str, with_controls: bool) -> bool:
     """Whether a series is drawn: the ticket always, its controls when asked for."""
-    return kind == "imp" or with_controls
+    return kind == IMP or with_controls
 
 
-def group_series(group: dict[str, Path]) -> dict[str, list[dict]]:
+def group_series(group: dict[str, Path]) -> dict[str, list[RoundRecord]]:
     """A group's round records by series: a lone run's own, else the means over its runs."""
     if len(group) == 1:
         return lab.all_series(*group.values())
@@ -107,7 +108,7 @@ axis = middle.radio("x axis", list(report.AXES), horizontal=True,
                     format_func=lambda a: report.AXES[a][0])
 chosen_groups = {label: arms.get(label) or {label: folders[label]} for label in chosen}
 runs = {run: folder for group in chosen_groups.values() for run, folder in group.items()}
-configs = {run: runfolder.frozen_config(folder) for run, folder in runs.items()}
+configs = {run: runfolder.read_frozen_config(folder) for run, folder in runs.items()}
 group_key = right.selectbox(
     "Group runs by", [None, *compare.config_keys(configs.values())], key="group_by",
     format_func=lambda k: "(each run; an arm by its seeds)" if k is None else k,

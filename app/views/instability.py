@@ -11,6 +11,7 @@ import streamlit as st
 from app import lab
 from jobs import instability_jobs, queue
 from lottery_engine.config import load as config_lib
+from lottery_engine.foundations.events import IMP
 from lottery_engine.foundations.faults import UserError
 from lottery_engine.lottery.instability_plan import Request, parse_steps, total_steps
 from lottery_engine.report import instability_figures
@@ -24,7 +25,7 @@ def default_rewinds(steps: int) -> str:
 
 def section(root: Path, job_id: str, run_dir: Path) -> None:
     """The section under the ticket: nothing until round 0 has finished."""
-    records = [r for r in lab.rounds(run_dir) if r["series"] == "imp"]
+    records = [r for r in lab.rounds(run_dir) if r.series == IMP]
     if not records:
         return
     jobs = instability_jobs.jobs_of(queue.list_jobs(root), job_id)

@@ -10,6 +10,7 @@ from app.views import instability
 from jobs import queue
 from lottery_engine.export import downloads, export_records
 from lottery_engine.foundations import runfolder
+from lottery_engine.foundations.events import IMP
 from lottery_engine.report import figures as report
 
 EXPORT_COLUMNS = {
@@ -69,8 +70,8 @@ def run_view() -> None:
     cols = st.columns(4)
     cols[0].metric("Pruning rounds done", f"{max(0, len(records) - 1)} / "
                    f"{status.get('num_rounds')}", help="after the dense round 0")
-    cols[1].metric("Sparsity", f"{100 * (records[-1]['global_sparsity'] if records else 0):.1f}%")
-    best = max((r["val_accuracy"] for r in records), default=None)
+    cols[1].metric("Sparsity", f"{100 * (records[-1].global_sparsity if records else 0):.1f}%")
+    best = max((r.val_accuracy for r in records), default=None)
     cols[2].metric("Best val accuracy", f"{best:.4f}" if best is not None else "–")
     cols[3].metric("Elapsed", lab.duration(lab.elapsed(status)))
     phase = lab.phase_text(status)
@@ -83,7 +84,7 @@ def run_view() -> None:
                     + f" · ETA {lab.duration(status.get('eta'))}")
 
     series = lab.all_series(run_dir)
-    controls = {name: recs for name, recs in series.items() if name != "imp" and recs}
+    controls = {name: recs for name, recs in series.items() if name != IMP and recs}
     if records:
         ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
         axis = st.segmented_control("x axis", list(report.AXES), default="sparsity",

@@ -251,3 +251,20 @@ def rewind_step(cfg: Config, batches_per_epoch: int) -> int:
         return 0
     kind, count = cfg.imp.rewind.split(":")
     return int(count) * (batches_per_epoch if kind == "epoch" else 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepClock:
+    """Round 0's step clock, which every round and series of a run shares (OpenLTH): the trainer
+    schedules rounds on it and the write-up states the protocol in it. Records keep the steps a
+    round took, not its cap, so readers compute it from the config and the training split too."""
+
+    batches: int  # steps per epoch: the training split in batches, the last one partial
+    total: int  # T: the step every round trains to at most (epochs × batches)
+    rewind: int  # k: the step rounds >= 1 rewind to and start from (0: θ0)
+
+
+def step_clock(cfg: Config, train_examples: int) -> StepClock:
+    """The clock of a run of `cfg` on a training split of `train_examples` examples."""
+    batches = -(-train_examples // cfg.train.batch_size)
+    return StepClock(batches, cfg.train.epochs * batches, rewind_step(cfg, batches))

@@ -42,6 +42,7 @@ from ..data import dataset as data_lib
 from ..evaluation.flops import model_flops
 from ..foundations import faults, keras_internals, runfolder
 from ..foundations.faults import UserError
+from ..foundations.round_record import RoundRecord
 from ..lottery import ticket
 from ..models import builders as models
 from ..pruning import prunable
@@ -66,17 +67,17 @@ def choose_round(run_dir: Path, cfg: config_lib.Config, round_index: int | None)
     """The requested round, else the winning ticket's (as ticket.py chooses it)."""
     records = runfolder.read_rounds(run_dir)
     if round_index is None:
-        if not any(r["round"] >= 1 for r in records):
+        if not any(r.round >= 1 for r in records):
             raise ExportError(_no_pruned_round(run_dir, cfg.imp.num_rounds, records))
-        return ticket.select_round(records, cfg.imp.select_metric)["round"]
+        return ticket.select_round(records, cfg.imp.select_metric).round
     if not (run_dir / runfolder.weights_file(round_index)).is_file():
-        done = ", ".join(str(r["round"]) for r in records) or "none"
+        done = ", ".join(str(r.round) for r in records) or "none"
         raise ExportError(f"--round {round_index}: {run_dir} has no weights for that round; "
                           f"finished rounds: {done}.")
     return round_index
 
 
-def _no_pruned_round(run_dir: Path, num_rounds: int, records: list[dict]) -> str:
+def _no_pruned_round(run_dir: Path, num_rounds: int, records: list[RoundRecord]) -> str:
     """Why there is no ticket yet: a run made to prune nothing (imp.num_rounds 0), or one whose
     first pruned round has not finished (still running, stopped early, or failed)."""
     dense = ", or export the dense network with --round 0" if records else ""

@@ -5,6 +5,10 @@ Kept free of TensorFlow so that listeners can live in processes that never train
 
 from __future__ import annotations
 
+from .round_record import RoundRecord
+
+# the `series` of the ticket's own rounds (IMP); a control's series is the control's name
+IMP = "imp"
 # the `series` of a round whose ticket and controls train together as one stack: its batches
 # stand for every series of the round, its epochs reported live are the ticket's
 STACK = "ticket + controls"
@@ -19,7 +23,7 @@ class Listener:
 
     def epoch_finished(self, round_index: int, epoch: int, logs: dict) -> None: ...
 
-    def round_finished(self, record: dict) -> None: ...
+    def round_finished(self, record: RoundRecord) -> None: ...
 
     def phase_started(self, phase: str) -> None:
         """A step before the first batch: loading data, building the model, compiling."""

@@ -14,14 +14,20 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .events import IMP
+from .round_record import RoundRecord
 
 log = logging.getLogger("lottery")
 
 CONFIG = "config.yaml"
 ROUNDS = "rounds.jsonl"
-SUMMARY = "sparsity_vs_accuracy.json"
+# the run's summary (its series' records and the ticket), written last: a run is finished when it
+# exists. The name is historical and stays, so folders written before still read as finished.
+FINISHED = "sparsity_vs_accuracy.json"
 SPLIT = "split.npz"
 REWIND = "rewind.weights.h5"
 LOG = "log.txt"
@@ -105,37 +111,25 @@ def drop_torn_tail(path: Path) -> None:
         pass
 
 
-def append_round(run_dir: Path, record: dict) -> None:
+def append_round(run_dir: Path, record: RoundRecord) -> None:
     """Append one round as a JSON line and make it durable before returning."""
-    append_line(Path(run_dir) / ROUNDS, record)
+    append_line(Path(run_dir) / ROUNDS, record.to_json())
 
 
-def append_line(path: Path, record: dict) -> None:
-    """Append `record` to an append-only JSON-lines file (a torn tail dropped first) and make it
+def append_line(path: Path, line: dict) -> None:
+    """Append `line` to an append-only JSON-lines file (a torn tail dropped first) and make it
     durable before returning."""
     drop_torn_tail(path)
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(line) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
-def _parse_lines(path: Path, lines: list[bytes]) -> list[dict]:
-    records = []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            log.warning("%s: skipped a line that is not a JSON record: %.60r", path, line)
-    return records
-
-
-def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
-    """Complete lines after byte `offset`, and the offset to continue from next time.
-
-    An incomplete last line (still being written, or torn) is left for later and logged."""
+def read_lines_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """The complete JSON lines of an append-only file after byte `offset`, and the offset to
+    continue from next time. An incomplete last line (still being written, or torn) is left for
+    later and logged; a line that is not JSON is skipped with a warning."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
@@ -145,22 +139,43 @@ def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[dict], int]:
     end = chunk.rfind(b"\n") + 1
     if chunk[end:].strip():
         log.info("%s: an incomplete last line (%d bytes) is not read", path, len(chunk) - end)
-    return _parse_lines(path, chunk[:end].splitlines()), offset + end
+    lines = []
+    for line in chunk[:end].splitlines():
+        if not line.strip():
+            continue
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            log.warning("%s: skipped a line that is not JSON: %.60r", path, line)
+    return lines, offset + end
 
 
-def read_rounds(run_dir: Path) -> list[dict]:
+def read_rounds_from(path: Path, offset: int = 0) -> tuple[list[RoundRecord], int]:
+    """The round records after byte `offset` (read_lines_from), and the offset to continue from;
+    a line that is not a round's record is skipped with a warning."""
+    lines, offset = read_lines_from(path, offset)
+    records = []
+    for line in lines:
+        try:
+            records.append(RoundRecord.from_json(line))
+        except (KeyError, TypeError, AttributeError):
+            log.warning("%s: skipped a line that is not a round's record: %.60r", path, line)
+    return records, offset
+
+
+def read_rounds(run_dir: Path) -> list[RoundRecord]:
     return read_rounds_from(Path(run_dir) / ROUNDS)[0]
 
 
 def keep_rounds_below(path: Path, first_dropped: int) -> None:
     """Drop records of rounds >= `first_dropped` (a resumed run redoes them)."""
     records = read_rounds_from(path)[0]
-    kept = [r for r in records if r["round"] < first_dropped]
+    kept = [r for r in records if r.round < first_dropped]
     if len(kept) != len(records):
-        atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write(path, "".join(json.dumps(r.to_json()) + "\n" for r in kept))
 
 
-def frozen_config(run_dir: Path) -> dict:
+def read_frozen_config(run_dir: Path) -> dict:
     """The run's frozen config as plain data ({} when absent or unreadable), without validation:
     for readers that only need a field or two (name, report settings)."""
     from .yaml_text import YamlError, parse
@@ -174,14 +189,14 @@ def frozen_config(run_dir: Path) -> dict:
 
 def run_name(run_dir: Path) -> str:
     """The run's name (a label, to be shown as plain text), else its folder's name."""
-    name = (frozen_config(run_dir).get("run") or {}).get("name")
+    name = (read_frozen_config(run_dir).get("run") or {}).get("name")
     return name if isinstance(name, str) and name else Path(run_dir).name
 
 
 def hybrid_metrics(run_dir: Path) -> dict | None:
     """The hybrid baseline to compare with: the file the config names when
     report.compare_with_hybrid_pipeline is on, else RUN_DIR/hybrid/test_metrics.json."""
-    report = frozen_config(run_dir).get("report") or {}
+    report = read_frozen_config(run_dir).get("report") or {}
     path = report.get("hybrid_pipeline_metrics_path")
     if not (report.get("compare_with_hybrid_pipeline") and isinstance(path, str)):
         path = Path(run_dir) / HYBRID / HYBRID_METRICS
@@ -192,20 +207,22 @@ def control_dir(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / CONTROLS / name
 
 
-def series(run_dir: Path) -> dict[str, list[dict]]:
-    """The run's IMP series and each control series, by name."""
+def series(run_dir: Path, read: Callable[[Path], list[RoundRecord]] = read_rounds
+           ) -> dict[str, list[RoundRecord]]:
+    """The run's IMP series and each control series, by name; `read` reads one series' folder
+    (the dashboard's reads only what was appended since its last call)."""
     run_dir = Path(run_dir)
-    out = {"imp": read_rounds(run_dir)}
+    out = {IMP: read(run_dir)}
     controls = run_dir / CONTROLS
     if controls.is_dir():
         for sub in sorted(controls.iterdir()):
-            out[sub.name] = read_rounds(sub)
+            out[sub.name] = read(sub)
     return out
 
 
 def is_complete(run_dir: Path) -> bool:
     """A run is finished when its summary exists; it is written last."""
-    return (Path(run_dir) / SUMMARY).is_file()
+    return (Path(run_dir) / FINISHED).is_file()
 
 
 def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 16384) -> str:

@@ -7,12 +7,15 @@ or with it as one stack (train.stack).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..config.load import Config
 from ..foundations import runfolder
+from ..foundations.events import IMP
+from ..foundations.round_record import STACKED, RoundRecord
 from .trainer import Trainer, seed_for
 
 _REINIT_SEED_OFFSET = 100_003
@@ -32,7 +35,7 @@ def _control_start(trainer: Trainer, name: str, round_index: int,
 
 
 def _finish_control(trainer: Trainer, name: str, round_index: int, run_dir: Path,
-                    start: list[np.ndarray], record: dict) -> None:
+                    start: list[np.ndarray], record: RoundRecord) -> None:
     out = runfolder.control_dir(run_dir, name)
     trainer.manager.save(out / runfolder.mask_file(round_index), start)
     runfolder.append_round(out, record)
@@ -53,14 +56,14 @@ def run_controls(trainer: Trainer, round_index: int, run_dir: Path) -> None:
     trainer.model.set_weights(imp_weights)
 
 
-def stacked_round(trainer: Trainer, round_index: int, run_dir: Path) -> dict:
+def stacked_round(trainer: Trainer, round_index: int, run_dir: Path) -> RoundRecord:
     """The ticket and its controls of round >= 1 trained as one stack (train.stack), then each
     evaluated, saved and recorded as when trained one after another (their records say
     `train_step: stacked`); the model ends with the ticket's weights and masks. Returns the
     ticket's record."""
     manager = trainer.manager
     imp_masks = dict(manager.masks)
-    starts = {"imp": (manager.rewind_weights, imp_masks)}
+    starts = {IMP: (manager.rewind_weights, imp_masks)}
     starts |= {name: _control_start(trainer, name, round_index, imp_masks)
                for name in trainer.cfg.imp.controls}
     trained = trainer.train_stacked(round_index, list(starts.values()))
@@ -68,20 +71,21 @@ def stacked_round(trainer: Trainer, round_index: int, run_dir: Path) -> dict:
     for (name, (start, masks)), (result, weights) in zip(starts.items(), trained):
         manager.set_masks(masks)
         trainer.model.set_weights(weights)
-        records[name] = {**trainer.evaluate(round_index, name, result),
-                         "train_step": "stacked", "stacked_series": len(starts),
-                         "jit_compile": False}
-        if name != "imp":
+        records[name] = replace(trainer.evaluate(round_index, name, result),
+                                train_step=STACKED, stacked_series=len(starts),
+                                jit_compile=False)
+        if name != IMP:
             _finish_control(trainer, name, round_index, run_dir, start, records[name])
     manager.set_masks(imp_masks)
     trainer.model.set_weights(trained[0][1])
-    return records["imp"]
+    return records[IMP]
 
 
-def prepare_controls(cfg: Config, run_dir: Path, next_round: int, round0: dict | None) -> None:
+def prepare_controls(cfg: Config, run_dir: Path, next_round: int,
+                     round0: RoundRecord | None) -> None:
     for name in cfg.imp.controls:
         out = runfolder.control_dir(run_dir, name)
         out.mkdir(parents=True, exist_ok=True)
         runfolder.keep_rounds_below(out / runfolder.ROUNDS, next_round)
         if round0 is not None and next_round == 1 and not runfolder.read_rounds(out):
-            runfolder.append_round(out, {**round0, "series": name})
+            runfolder.append_round(out, replace(round0, series=name))

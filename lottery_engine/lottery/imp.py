@@ -19,7 +19,8 @@ import numpy as np
 from ..config.load import Config, to_yaml
 from ..data import dataset as data_lib
 from ..foundations import runfolder
-from ..foundations.events import Listener
+from ..foundations.events import IMP, Listener
+from ..foundations.round_record import RoundRecord
 from ..models import keras_file
 from ..pruning.masks import load_masks
 from . import controls
@@ -29,7 +30,8 @@ from .trainer import Trainer
 log = logging.getLogger("lottery")
 
 
-def _frozen_config(run_dir: Path, cfg: Config) -> None:
+def _write_frozen_config(run_dir: Path, cfg: Config) -> None:
+    """Freeze the run's config into its folder (runfolder.read_frozen_config reads it back)."""
     runfolder.atomic_write(run_dir / runfolder.CONFIG, to_yaml(cfg))
 
 
@@ -41,7 +43,7 @@ def _restore(trainer: Trainer, run_dir: Path, last_round: int) -> None:
     trainer.model.load_weights(run_dir / runfolder.weights_file(last_round))
 
 
-def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[dict]:
+def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[RoundRecord]:
     """Run (or resume) IMP into `run_dir`; returns every round's record of the IMP series.
 
     A folder that already holds rounds is resumed after its last finished round.
@@ -61,16 +63,16 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     else:
         records = []
         (run_dir / runfolder.ROUNDS).unlink(missing_ok=True)
-        _frozen_config(run_dir, frozen)
+        _write_frozen_config(run_dir, frozen)
         dataset = data_lib.load(cfg.data, cfg.run.seed, progress=listener.work_progress)
         data_lib.save_split(dataset.split, split_path)
         runfolder.write_json(run_dir / runfolder.CLASSES, dataset.class_names)
     listener.phase_started("building the model")
     trainer = Trainer(cfg, dataset, run_dir, listener)
     if records:
-        _restore(trainer, run_dir, records[-1]["round"])
-        trainer.jit = records[-1].get("jit_compile")
-        log.info("resuming %s after round %d", run_dir, records[-1]["round"])
+        _restore(trainer, run_dir, records[-1].round)
+        trainer.jit = records[-1].jit_compile
+        log.info("resuming %s after round %d", run_dir, records[-1].round)
     else:
         trainer.model.save_weights(run_dir / runfolder.REWIND)
     controls.prepare_controls(cfg, run_dir, len(records), records[0] if records else None)
@@ -78,7 +80,7 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
     manager, imp = trainer.manager, cfg.imp
     stacked: bool | None = None  # asked at the first round >= 1, once round 0 chose XLA or not
     for round_index in range(len(records), imp.num_rounds + 1):
-        if records and records[-1]["global_sparsity"] >= imp.target_sparsity:
+        if records and records[-1].global_sparsity >= imp.target_sparsity:
             break
         if round_index > 0:
             manager.prune(imp.prune_rate, imp.scope, trainer.layer_rates)
@@ -88,11 +90,11 @@ def run(cfg: Config, run_dir: Path, listener: Listener | None = None) -> list[di
         if round_index > 0 and stacked:
             record = controls.stacked_round(trainer, round_index, run_dir)
         else:
-            result = trainer.train(round_index, "imp")
+            result = trainer.train(round_index, IMP)
             if result.snapshot is not None:
                 manager.rewind_weights = result.snapshot
                 _save_weights_list(trainer, result.snapshot, run_dir / runfolder.REWIND)
-            record = trainer.evaluate(round_index, "imp", result)
+            record = trainer.evaluate(round_index, IMP, result)
         manager.save(run_dir / runfolder.mask_file(round_index))
         trainer.model.save_weights(run_dir / runfolder.weights_file(round_index))
         if round_index == 0:

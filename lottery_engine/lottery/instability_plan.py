@@ -15,6 +15,7 @@ from pathlib import Path
 from ..config.load import Config, load_run
 from ..data.dataset import load_split
 from ..foundations import runfolder
+from ..foundations.events import IMP
 from ..foundations.faults import UserError
 
 # Copy c of every (round, k) draws its data order from the run's seed and c, away from the
@@ -72,7 +73,7 @@ def check(run_dir: Path, request: Request) -> Config:
     if not (run_dir / runfolder.SPLIT).is_file():
         raise InstabilityError(f"{run_dir}: not a run folder with finished rounds "
                                f"(no {runfolder.SPLIT}); run `lottery run` into it first.")
-    finished = sorted(r["round"] for r in runfolder.read_rounds(run_dir) if r["series"] == "imp")
+    finished = sorted(r.round for r in runfolder.read_rounds(run_dir) if r.series == IMP)
     for r in request.rounds:
         if r not in finished:
             shown = ", ".join(map(str, finished)) or "none"
@@ -100,5 +101,5 @@ def line_key(record: dict) -> tuple:
 def done(run_dir: Path) -> set[tuple]:
     """The keys of the complete lines already in the run's instability.jsonl."""
     path = Path(run_dir) / runfolder.INSTABILITY
-    return {line_key(record) for record in runfolder.read_rounds_from(path)[0]}
+    return {line_key(record) for record in runfolder.read_lines_from(path)[0]}
 

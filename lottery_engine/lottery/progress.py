@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..foundations.events import Listener
+from ..foundations.events import IMP, Listener
 from ..config.schema import Config
 
 
@@ -25,7 +25,7 @@ class ProgressBar(Listener):
         # sys.stderr as it is now, not as it was when this module was imported: a notebook or a
         # test harness may have replaced (and since closed) the one of import time
         self.cfg, self.stream, self.last = cfg, stream or sys.stderr, 0.0
-        self.round, self.series, self.sparsity = 0, "imp", 0.0
+        self.round, self.series, self.sparsity = 0, IMP, 0.0
 
     def round_started(self, round_index, series, sparsity):
         self.round, self.series, self.sparsity = round_index, series, sparsity
@@ -49,7 +49,7 @@ class ProgressBar(Listener):
 
     def round_finished(self, record):
         self.stream.write(
-            f"\rround {record['round']} {record['series']:<13} sparsity "
-            f"{100 * record['global_sparsity']:5.1f}%  val acc {record['val_accuracy']:.4f}  "
-            f"test acc {record['test_accuracy']:.4f}{' ' * 30}\n")
+            f"\rround {record.round} {record.series:<13} sparsity "
+            f"{100 * record.global_sparsity:5.1f}%  val acc {record.val_accuracy:.4f}  "
+            f"test acc {record.test_accuracy:.4f}{' ' * 30}\n")
         self.stream.flush()

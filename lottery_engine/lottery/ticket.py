@@ -19,6 +19,7 @@ from ..data import dataset as data_lib
 from ..evaluation import metrics
 from ..foundations import runfolder
 from ..foundations.faults import UserError
+from ..foundations.round_record import RoundRecord
 from ..models import builders as models
 from ..pruning import prunable
 from ..pruning.masks import load_masks
@@ -30,12 +31,12 @@ class TicketError(UserError, RuntimeError):
     """The ticket cannot be made or does not reproduce its logged accuracy."""
 
 
-def select_round(records: list[dict], metric: str) -> dict:
+def select_round(records: list[RoundRecord], metric: str) -> RoundRecord:
     """Best round ≥ 1 by the validation metric (earliest on ties); never looks at test numbers."""
-    pruned = [r for r in records if r["round"] >= 1]
+    pruned = [r for r in records if r.round >= 1]
     if not pruned:
         raise TicketError("no pruned round to choose a ticket from: set imp.num_rounds >= 1.")
-    return max(pruned, key=lambda r: (r[metric], -r["round"]))
+    return max(pruned, key=lambda r: (r[metric], -r.round))
 
 
 def _compressed_bytes(weights: list[np.ndarray]) -> int:
@@ -53,14 +54,14 @@ def make(run_dir: Path) -> dict:
                             data_lib.load_split(run_dir / runfolder.SPLIT))
     keras.utils.set_random_seed(cfg.run.seed)
     model = models.build(cfg.train, dataset.input_shape, dataset.num_classes)
-    model.load_weights(run_dir / runfolder.weights_file(best["round"]))
-    masks = load_masks(run_dir / runfolder.mask_file(best["round"]))
+    model.load_weights(run_dir / runfolder.weights_file(best.round))
+    masks = load_masks(run_dir / runfolder.mask_file(best.round))
     kernels = {k.name: k.variable for k in prunable.all_kernels(model)}
     for name, mask in masks.items():
         kernels[name].assign(kernels[name].numpy() * mask)
     model_path = run_dir / runfolder.TICKET_MODEL
     model.save(model_path)
-    shutil.copyfile(run_dir / runfolder.mask_file(best["round"]), run_dir / runfolder.TICKET_MASK)
+    shutil.copyfile(run_dir / runfolder.mask_file(best.round), run_dir / runfolder.TICKET_MASK)
 
     reloaded = keras.saving.load_model(model_path, safe_mode=True)
     logits = models.is_logits(reloaded, cfg.train.loss)
@@ -68,23 +69,23 @@ def make(run_dir: Path) -> dict:
         dataset.y_val, metrics.predict_proba(reloaded, dataset.x_val, logits=logits), "val")
     weights = reloaded.get_weights()
     summary = {
-        "round": best["round"],
+        "round": best.round,
         "select_metric": cfg.imp.select_metric,
         "output": "logits" if logits else "probabilities",
-        "global_sparsity": best["global_sparsity"],
-        "remaining_prunable": best["remaining_prunable"],
-        "logged_val_accuracy": best["val_accuracy"],
+        "global_sparsity": best.global_sparsity,
+        "remaining_prunable": best.remaining_prunable,
+        "logged_val_accuracy": best.val_accuracy,
         "reloaded_val_accuracy": val["val_accuracy"],
-        "test_accuracy": best["test_accuracy"],
-        "val_f1": best["val_f1"],
-        "flops": best["flops"],
+        "test_accuracy": best.test_accuracy,
+        "val_f1": best.val_f1,
+        "flops": best.flops,
         "dense_bytes": int(sum(w.nbytes for w in weights)),
         "compressed_bytes": _compressed_bytes(weights),
         "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights)),
     }
     runfolder.write_json(run_dir / runfolder.TICKET_JSON, summary)
-    if abs(val["val_accuracy"] - best["val_accuracy"]) > TOLERANCE:
+    if abs(val["val_accuracy"] - best.val_accuracy) > TOLERANCE:
         raise TicketError(
-            f"winning ticket (round {best['round']}) reloaded from {model_path} gives val accuracy "
-            f"{val['val_accuracy']:.6f}, but the run logged {best['val_accuracy']:.6f}.")
+            f"winning ticket (round {best.round}) reloaded from {model_path} gives val accuracy "
+            f"{val['val_accuracy']:.6f}, but the run logged {best.val_accuracy:.6f}.")
     return summary

@@ -17,12 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.architectures import ARCHITECTURES
-from ..config.load import Config, ConfigError, rewind_step
+from ..config.load import Config, ConfigError, step_clock
 from ..data import dataset as data_lib
 from ..data import feature_cache
 from ..evaluation import flops, metrics
 from ..evaluation.scoring import SplitScorer
-from ..foundations.events import STACK, Listener
+from ..foundations.events import IMP, STACK, Listener
+from ..foundations.round_record import RoundRecord
 from ..models import builders as models
 from ..pruning import prunable
 from ..pruning.channels import mask_manager
@@ -54,6 +55,7 @@ class Trainer:
 
     def __post_init__(self) -> None:
         keras.utils.set_random_seed(self.cfg.run.seed)
+        self.clock = step_clock(self.cfg, len(self.data.y_train))
         self.model = self._build()
         models.check_input(self.model, self.data.input_shape)
         models.check_output(self.model, self.data.num_classes)
@@ -122,9 +124,8 @@ class Trainer:
 
     def _chunk(self) -> int:
         """Steps per call of the compiled step: every point the monitor must see is a boundary."""
-        batches = self._batches_per_epoch()
-        return training.steps_per_execution(batches, self.cfg.train.eval_every,
-                                            rewind_step(self.cfg, batches))
+        return training.steps_per_execution(self.clock.batches, self.cfg.train.eval_every,
+                                            self.clock.rewind)
 
     def epoch_trainer(self) -> training.EpochTrainer:
         """The configured training path with a fresh optimizer: every round and series starts
@@ -147,11 +148,11 @@ class Trainer:
         timing both on this run's shapes picks (jit_compile: auto); the record says which."""
         def make(jit: bool) -> FusedStep:
             return FusedStep(self.fit_model, self._train_tensors(), self.cfg.train, self.logits,
-                             jit, self._batches_per_epoch(), tuple(self.cfg.data.augment),
+                             jit, self.clock.batches, tuple(self.cfg.data.augment),
                              self.cfg.run.seed)
 
         jit = self.cfg.train.jit_compile if self.jit is None else self.jit
-        steps = self.cfg.train.epochs * self._batches_per_epoch()
+        steps = self.clock.total
         full = len(self.data.y_train) // self.cfg.train.batch_size  # full batches per epoch
         if jit == "auto" and (steps < PROBE_MIN_STEPS or not full):
             jit = False
@@ -220,7 +221,7 @@ class Trainer:
             self.listener.phase_started(f"compiling the training step for {series} series")
             self._stacks[series] = StackedStep(
                 self.model, self.manager.kernel_variables, series, self._train_tensors(),
-                self.cfg.train, self._batches_per_epoch(), tuple(self.cfg.data.augment),
+                self.cfg.train, self.clock.batches, tuple(self.cfg.data.augment),
                 self.cfg.run.seed)
         return self._stacks[series]
 
@@ -258,17 +259,12 @@ class Trainer:
             self._train = (tf.constant(self.inputs["train"]), tf.constant(self.data.y_train))
         return self._train
 
-    def _batches_per_epoch(self) -> int:
-        return -(-len(self.data.y_train) // self.cfg.train.batch_size)
-
     def schedule(self, round_index: int, series: str) -> training.Schedule:
         """Round 0 trains steps 0..T and keeps the rewind point; every later round and control
         starts at the rewind step k and trains k..T, continuing round 0's data order (OpenLTH)."""
-        train = self.cfg.train
-        batches = self._batches_per_epoch()
-        k = rewind_step(self.cfg, batches)
-        first = round_index == 0 and series == "imp"
-        return training.Schedule(train.batch_size, batches, train.epochs,
+        train, k = self.cfg.train, self.clock.rewind
+        first = round_index == 0 and series == IMP
+        return training.Schedule(train.batch_size, self.clock.batches, train.epochs,
                                  start_step=0 if round_index == 0 else k,
                                  eval_every=train.eval_every, snapshot_step=k if first else 0,
                                  early_stopping=train.early_stopping, patience=train.patience)
@@ -312,7 +308,8 @@ class Trainer:
                 "early_stop_val_accuracy": val["val_accuracy"],
                 "early_stop_test_accuracy": test["test_accuracy"]}
 
-    def evaluate(self, round_index: int, series: str, result: training.RoundTraining) -> dict:
+    def evaluate(self, round_index: int, series: str, result: training.RoundTraining
+                 ) -> RoundRecord:
         report = self.manager.report()
         val = metrics.classification_metrics(self.data.y_val, self.probabilities("val"), "val")
         test = metrics.classification_metrics(self.data.y_test, self.probabilities("test"),
@@ -322,29 +319,29 @@ class Trainer:
                                             self.cfg.flops.include_frozen_base,
                                             self.cfg.flops.vgg16_base_flops)
         pruned = report["total_prunable"] - report["remaining_prunable"]
-        return {
-            "round": round_index,
-            "series": series,
+        return RoundRecord(
+            round=round_index,
+            series=series,
             **report,
-            "remaining_total": self.total_params - pruned,
-            "total_params": self.total_params,
+            remaining_total=self.total_params - pruned,
+            total_params=self.total_params,
             **val,
             **test,
-            "flops": sum(per_layer_flops.values()),
-            "layer_flops": per_layer_flops,
-            "inference_ms": self.base_ms + metrics.inference_ms_per_sample(self.fit_model,
-                                                                           self.inputs["val"]),
-            "train_seconds": result.seconds,
-            "epochs": len(result.history.get("loss", [])),
-            "start_step": result.start_step,
-            "steps": result.steps,
-            "stopped_early": result.stopped_early,
-            "kept_weights": result.kept_weights,  # what val_*/test_* are of; early_stop_*: measured
+            flops=sum(per_layer_flops.values()),
+            layer_flops=per_layer_flops,
+            inference_ms=self.base_ms + metrics.inference_ms_per_sample(self.fit_model,
+                                                                        self.inputs["val"]),
+            train_seconds=result.seconds,
+            epochs=len(result.history.get("loss", [])),
+            start_step=result.start_step,
+            steps=result.steps,
+            stopped_early=result.stopped_early,
+            kept_weights=result.kept_weights,  # what val_*/test_* are of; early_stop_*: measured
             **self.step_info,
             **self._early_stop_point(result, val, test),
-            "val_curve": result.curve,
-            "history": result.history,
-        }
+            val_curve=result.curve,
+            history=result.history,
+        )
 
 
 def _check_own_training(model: keras.Model) -> None:

@@ -15,13 +15,14 @@ from typing import Protocol, TypeVar
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..foundations.round_record import RoundRecord
 from .figures import SERIES_COLOURS, SERIES_DASH, SERIES_LABELS, keep_view, x_axis, x_values
 
 RUN_COLOURS = ["#E64B35", "#3C5488", "#00A087", "#F39B7F", "#8491B4", "#91D1C2", "#DC0000",
                "#7E6148", "#B09C85", "#4DBBD5"]  # one per run when several are compared
 
 T = TypeVar("T")
-Series = dict[str, list[dict]]  # a run's round records by series: "imp" and each control
+Series = dict[str, list[RoundRecord]]  # a run's round records by series: IMP and each control
 Line = tuple[Sequence[float], Sequence[float]]  # one run's x and y values
 Bounds = tuple[float | None, float | None]  # what a value can be, None where unbounded
 UNIT: Bounds = (0.0, 1.0)

@@ -1,8 +1,8 @@
 """Plotly figures and tables of a run (SPEC §6), shared by the HTML report and the dashboard.
 
-Functions take round records (dicts from rounds.jsonl) and return figures; nothing here imports
-TensorFlow, so the dashboard can draw the same figures the report file holds (page.py). Several
-runs, or a run's series, on one figure: compare.py.
+Functions take round records (foundations/round_record.py, read from rounds.jsonl) and return
+figures; nothing here imports TensorFlow, so the dashboard can draw the same figures the report
+file holds (page.py). Several runs, or a run's series, on one figure: compare.py.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..config.controls import CONTROLS
+from ..foundations.events import IMP
+from ..foundations.round_record import RoundRecord
 
 ACCURACY, F1, INFERENCE = "#E64B35", "#4DBBD5", "#3C5488"  # SPEC §6: one run's metrics
 # series: the ticket and each control, everywhere (pages, report, experiment write-up)
-SERIES_COLOURS = {"imp": "#E64B35", **{c.name: c.colour for c in CONTROLS.values()}}
-SERIES_DASH = {"imp": "solid", **{c.name: c.dash for c in CONTROLS.values()}}
-SERIES_LABELS = {"imp": "ticket", **{c.name: c.label for c in CONTROLS.values()}}
+SERIES_COLOURS = {IMP: "#E64B35", **{c.name: c.colour for c in CONTROLS.values()}}
+SERIES_DASH = {IMP: "solid", **{c.name: c.dash for c in CONTROLS.values()}}
+SERIES_LABELS = {IMP: "ticket", **{c.name: c.label for c in CONTROLS.values()}}
 DENSE = "#7F7F7F"  # the dense baseline
 TRAIN = "#8491B4"  # training curves (validation ones take ACCURACY)
 TICK_CHARS = 24  # the most of a layer name an axis label keeps (after its '…')
@@ -31,7 +33,7 @@ AXES = {
 }
 
 
-def x_values(records: list[dict], axis: str) -> list[float]:
+def x_values(records: list[RoundRecord], axis: str) -> list[float]:
     return [AXES[axis][1](r) for r in records]
 
 
@@ -49,8 +51,8 @@ def keep_view(fig: go.Figure, key: str) -> go.Figure:
     return fig
 
 
-def sparsity_accuracy(records: list[dict], axis: str = "sparsity",
-                      controls: dict[str, list[dict]] | None = None) -> go.Figure:
+def sparsity_accuracy(records: list[RoundRecord], axis: str = "sparsity",
+                      controls: dict[str, list[RoundRecord]] | None = None) -> go.Figure:
     """Val accuracy and F1 against the chosen x axis, the dense baseline dashed and each
     control's val accuracy overlaid; inference time in its own small panel below, on its own
     axis from 0 with round ticks (on a second y axis over the accuracies it read as a fourth
@@ -85,7 +87,7 @@ def sparsity_accuracy(records: list[dict], axis: str = "sparsity",
     return keep_view(fig, f"sparsity-{axis}")
 
 
-def remaining_weights(records: list[dict], ticket_round: int | None = None) -> go.Figure:
+def remaining_weights(records: list[RoundRecord], ticket_round: int | None = None) -> go.Figure:
     """Remaining prunable weights (log x) vs val and test accuracy, the ticket annotated."""
     fig = go.Figure()
     x = [r["remaining_prunable"] for r in records]
@@ -132,7 +134,7 @@ def tick_labels(names: list[str], width: int = TICK_CHARS) -> list[str]:
     return [_label(name, names, width) for name in names]
 
 
-def layer_heatmap(records: list[dict]) -> go.Figure:
+def layer_heatmap(records: list[RoundRecord]) -> go.Figure:
     """Per-layer sparsity, rounds × layers, under the model's own layer names: short tails on
     the axis, the full name in the hover."""
     layers = list(records[0]["layer_sparsity"]) if records else []
@@ -150,7 +152,7 @@ def layer_heatmap(records: list[dict]) -> go.Figure:
     return keep_view(fig, "heatmap")
 
 
-def flops_per_round(records: list[dict]) -> go.Figure:
+def flops_per_round(records: list[RoundRecord]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[r["round"] for r in records], y=[r["flops"] for r in records],
                            marker_color=INFERENCE))
     fig.update_layout(title="Estimated FLOPs per inference", yaxis_title="FLOPs")
@@ -158,7 +160,7 @@ def flops_per_round(records: list[dict]) -> go.Figure:
     return keep_view(fig, "flops")
 
 
-def accuracy_vs_flops(records: list[dict], hybrid: dict | None) -> go.Figure:
+def accuracy_vs_flops(records: list[RoundRecord], hybrid: dict | None) -> go.Figure:
     """IMP rounds' test accuracy against their FLOPs, and the hybrid baseline's point."""
     fig = go.Figure(go.Scatter(x=[r["flops"] for r in records],
                                y=[r["test_accuracy"] for r in records], mode="lines+markers",
@@ -224,19 +226,19 @@ TABLE_COLUMNS = [("round", "round", "{}"), ("global_sparsity", "sparsity %", "{:
                  ("inference_ms", "ms/sample", "{:.4f}"), ("train_seconds", "train s", "{:.1f}")]
 
 
-def formatted(record: dict, columns: list[tuple[str, str, str]]) -> dict[str, str]:
+def formatted(record: Mapping, columns: list[tuple[str, str, str]]) -> dict[str, str]:
     """A record's values formatted by column, keyed by title ('–' for a value it lacks)."""
     return {title: fmt.format(record[key]) if key in record else "–"
             for key, title, fmt in columns}
 
 
-def table_rows(records: list[dict]) -> list[dict[str, str]]:
+def table_rows(records: list[RoundRecord]) -> list[dict[str, str]]:
     """Rounds as rows of formatted strings, keyed by column title ('–' for a number an older
     run did not record)."""
     return [formatted(r, TABLE_COLUMNS) for r in records]
 
 
-def markdown_table(records: list[dict]) -> str:
+def markdown_table(records: list[RoundRecord]) -> str:
     titles = [title for _, title, _ in TABLE_COLUMNS]
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     lines += ["| " + " | ".join(row.values()) + " |" for row in table_rows(records)]

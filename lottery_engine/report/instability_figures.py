@@ -20,7 +20,7 @@ COLOURS = qualitative.Plotly
 
 def read(run_dir: Path) -> list[dict]:
     """Every complete line of the run's instability.jsonl ([] before an analysis)."""
-    return runfolder.read_rounds_from(Path(run_dir) / runfolder.INSTABILITY)[0]
+    return runfolder.read_lines_from(Path(run_dir) / runfolder.INSTABILITY)[0]
 
 
 def figures(run_dir: Path) -> list[go.Figure]:

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from ..config.architectures import ARCHITECTURES
 from ..export import export_records
 from ..foundations import runfolder
+from ..foundations.round_record import RoundRecord
 from .compare import compare
 from . import instability_figures
 from .figures import (TABLE_COLUMNS, accuracy_vs_flops, deployment_figure, flops_per_round,
@@ -58,20 +59,20 @@ def _cells(tag: str, values: list[str]) -> str:
     return "".join(f"<{tag}>{html_lib.escape(v)}</{tag}>" for v in values)
 
 
-def html_table(records: list[dict]) -> str:
+def html_table(records: list[RoundRecord]) -> str:
     """The rounds table of the Markdown file, as HTML: the same rows and columns."""
     head = _cells("th", [title for _, title, _ in TABLE_COLUMNS])
     body = "".join(f"<tr>{_cells('td', list(row.values()))}</tr>" for row in table_rows(records))
     return f"<table id='rounds'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def ticket_html(ticket: dict | None, records: list[dict]) -> str:
+def ticket_html(ticket: dict | None, records: list[RoundRecord]) -> str:
     """The winning ticket's facts (winning_ticket.json, and its round's early-stop iteration),
     or why there is none: a reader of the mailed file has no folder to look in."""
     if not ticket:
         return ("<p id='ticket'>No winning ticket in this run folder: it is made after the last "
                 "round from the best pruned round (<code>lottery ticket RUN_DIR</code>).</p>")
-    record = next((r for r in records if r["round"] == ticket.get("round")), {})
+    record = next((r.to_json() for r in records if r.round == ticket.get("round")), {})
     rows = "".join(f"<tr><th>{html_lib.escape(title)}</th><td>{html_lib.escape(value)}</td></tr>"
                    for title, value in formatted(record | ticket, TICKET_FIELDS).items())
     return f"<table id='ticket'>{rows}</table>"
@@ -128,7 +129,7 @@ def html_page(run_dir: Path) -> str:
     charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
               for i, fig in enumerate(figures(run_dir))]
     name = html_lib.escape(runfolder.run_name(run_dir))
-    network = html_lib.escape(network_text(runfolder.frozen_config(run_dir).get("train") or {}))
+    network = html_lib.escape(network_text(runfolder.read_frozen_config(run_dir).get("train") or {}))
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
             f"{name}</title><style>{STYLE}</style></head><body><h1>{name}</h1>"
             f"<p id='network'>Network: {network}.</p>"

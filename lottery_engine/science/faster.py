@@ -21,7 +21,6 @@ from pathlib import Path
 from ..evaluation.significance import half_width
 from ..export import export_records
 from ..foundations import runfolder
-from .over_seeds import early_stop_accuracy, early_stop_val_accuracy
 from .ship import HOLD_POINTS
 
 TITLE = "Tickets that run faster"
@@ -33,7 +32,7 @@ TARGET_SIZE = 0.4  # at most, the compact file against the dense one
 
 def granularity(folder: Path) -> str:
     """How a run pruned, from its frozen config: weights, channels, or channels by IMP-Refill."""
-    imp = runfolder.frozen_config(folder)["imp"]
+    imp = runfolder.read_frozen_config(folder)["imp"]
     if imp.get("granularity", "weight") != "channel":
         return "weights"
     return "channels, IMP-Refill" if imp.get("refill") else "channels"
@@ -85,8 +84,8 @@ def points(by_seed: dict[int, Path]) -> list[Point]:
         units = (first["remaining_units"] / first["total_units"]
                  if first.get("total_units") else None)
         point = Point(r, first["remaining_prunable"] / first["total_prunable"], units,
-                      [early_stop_val_accuracy(rs[r]) for rs, _ in runs],
-                      [early_stop_accuracy(rs[r]) for rs, _ in runs])
+                      [rs[r].early_stop_val_accuracy for rs, _ in runs],
+                      [rs[r].early_stop_test_accuracy for rs, _ in runs])
         each = [ratios(exports.get(r, {}), exports.get(0, {})) for _, exports in runs]
         point.ratios = {key: [e[key] for e in each] for key in each[0]
                         if all(key in e for e in each)}

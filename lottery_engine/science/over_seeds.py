@@ -18,22 +18,8 @@ import numpy as np
 from ..config import controls, load as config_lib
 from ..evaluation.significance import Paired, holm, paired
 from ..foundations import runfolder
-
-
-def early_stop_accuracy(record: dict) -> float:
-    """Test accuracy at the early-stop point (records before that field: the end of training)."""
-    return record.get("early_stop_test_accuracy", record["test_accuracy"])
-
-
-def early_stop_val_accuracy(record: dict) -> float:
-    """Validation accuracy at the early-stop point (records before that field: the end of
-    training)."""
-    return record.get("early_stop_val_accuracy", record["val_accuracy"])
-
-
-def early_stop_iteration(record: dict) -> float:
-    """The training step (round 0's clock) of lowest validation loss."""
-    return record.get("early_stop_step", record.get("steps", 0))
+from ..foundations.events import IMP
+from ..foundations.round_record import RoundRecord
 
 
 @dataclass
@@ -58,7 +44,7 @@ class Cell:
 
 def _series_order(name: str) -> tuple[int, str]:
     """Ticket first, then the controls in their usual order, then anything else."""
-    order = ("imp",) + controls.names()
+    order = (IMP,) + controls.names()
     return (order.index(name) if name in order else len(order), name)
 
 
@@ -73,26 +59,26 @@ def aggregate(folders: dict[int, Path]) -> dict[str, list[Cell]]:
         cells = []
         for r in range(rounds):
             records = [s[name][r] for s in by_seed]
-            cells.append(Cell(r, records[0]["remaining_prunable"] / records[0]["total_prunable"],
-                              [early_stop_accuracy(x) for x in records],
-                              [early_stop_iteration(x) for x in records],
-                              sum(bool(x.get("stopped_early")) for x in records),
-                              [early_stop_val_accuracy(x) for x in records]))
+            cells.append(Cell(r, records[0].remaining_prunable / records[0].total_prunable,
+                              [x.early_stop_test_accuracy for x in records],
+                              [x.early_stop_step for x in records],
+                              sum(x.stopped_early for x in records),
+                              [x.early_stop_val_accuracy for x in records]))
         out[name] = cells
     return out
 
 
-def mean_records(folders: dict[int, Path]) -> dict[str, list[dict]]:
+def mean_records(folders: dict[int, Path]) -> dict[str, list[RoundRecord]]:
     """Round records averaged over seeds (numbers only; the rest from the first seed), so an
     experiment arm draws on the Compare page like one run."""
     by_seed = [runfolder.series(f) for f in folders.values()]
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[RoundRecord]] = {}
     for name in by_seed[0]:
         rounds = min(len(s.get(name, [])) for s in by_seed)
-        out[name] = [{key: (statistics.fmean(r[key] for r in records)
+        out[name] = [RoundRecord.from_json({key: (statistics.fmean(r[key] for r in records)
                             if all(isinstance(r.get(key), (int, float)) and
                                    not isinstance(r.get(key), bool) for r in records)
-                            else value) for key, value in records[0].items()}
+                            else value) for key, value in records[0].items()})
                      for records in ([s[name][i] for s in by_seed] for i in range(rounds))]
     return out
 
@@ -100,7 +86,7 @@ def mean_records(folders: dict[int, Path]) -> dict[str, list[dict]]:
 def comparisons(series: dict[str, list[Cell]]) -> dict[str, list[Paired]]:
     """Ticket minus each control, per round ≥ 1, paired by seed; the arm's tests over every
     round and control Holm-adjusted as one family."""
-    imp = series["imp"]
+    imp = series[IMP]
     raw = {c: [paired(imp[r].accuracy, series[c][r].accuracy)
                for r in range(1, min(len(imp), len(series[c])))]
            for c in controls.names() if c in series}
@@ -113,14 +99,11 @@ def tests_in(diffs: dict[str, list[Paired]]) -> int:
     return sum(not d.no_spread and d.n > 1 for ds in diffs.values() for d in ds)
 
 
-def clock(folder: Path) -> tuple[int, int]:
-    """(T, k) of a run, on round 0's step clock: the step every round trains to at most, and the
-    step later rounds rewind to. Records keep the steps a round took, not its cap, so both are
-    computed as the engine does, from the frozen config and the run's own training split."""
-    cfg = config_lib.load_run(folder)
+def clock(folder: Path) -> config_lib.StepClock:
+    """A finished run's step clock (T and k), from its frozen config and its own training
+    split, as the trainer had it."""
     with np.load(Path(folder) / runfolder.SPLIT) as split:
-        batches = -(-len(split["train"]) // cfg.train.batch_size)
-    return cfg.train.epochs * batches, config_lib.rewind_step(cfg, batches)
+        return config_lib.step_clock(config_lib.load_run(folder), len(split["train"]))
 
 
 def steps_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
@@ -130,9 +113,9 @@ def steps_trained(folders: dict[str, dict[int, Path]]) -> tuple[int, int]:
     trained = budget = 0
     for by_seed in folders.values():
         for folder in by_seed.values():
-            total, _ = clock(folder)
+            total = clock(folder).total
             for name, records in runfolder.series(folder).items():
-                counted = [r for r in records if name == "imp" or r["round"] > 0]
-                trained += sum(r["steps"] for r in counted)
-                budget += sum(total - r["start_step"] for r in counted)
+                counted = [r for r in records if name == IMP or r.round > 0]
+                trained += sum(r.steps for r in counted)
+                budget += sum(total - r.start_step for r in counted)
     return trained, budget

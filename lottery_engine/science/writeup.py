@@ -29,6 +29,7 @@ from ..config.load import ConfigError
 from ..evaluation.significance import LEVEL, Paired, p_text
 from ..export import export_records
 from ..foundations import runfolder
+from ..foundations.events import IMP
 from ..foundations.faults import describe
 from ..report.compare import experiment_figure
 from ..report.page import network_text
@@ -36,7 +37,7 @@ from . import faster
 from .over_seeds import Cell, aggregate, clock, comparisons, steps_trained, tests_in
 from .ship import HOLD_POINTS, compact_export, to_ship
 
-SERIES_NAMES = {"imp": "winning ticket", **{c.name: c.label for c in CONTROLS.values()}}
+SERIES_NAMES = {IMP: "winning ticket", **{c.name: c.label for c in CONTROLS.values()}}
 
 
 def _pct(fraction: float) -> str:
@@ -62,14 +63,14 @@ def _rounds_text(cells: list[Cell], rounds: list[int]) -> str:
 
 def verdicts(series: dict[str, list[Cell]]) -> list[str]:
     """The statements the write-up makes, each quoting the numbers behind it."""
-    imp = series["imp"]
+    imp = series[IMP]
     dense = imp[0]
     spread = (f"± {100 * dense.sd:.2f} over {len(dense.accuracy)} seeds"
               if len(dense.accuracy) > 1 else "one seed")
     lines = [f"Dense network: test accuracy at early stop {100 * dense.mean:.2f}% ({spread}), "
              f"early-stop iteration {statistics.fmean(dense.iteration):,.0f}."]
     trained = [(name, c) for name, cells in series.items() for c in cells
-               if name == "imp" or c.round > 0]  # a control's round 0 is the ticket's
+               if name == IMP or c.round > 0]  # a control's round 0 is the ticket's
     stopped = sum(c.stopped_early for _, c in trained)
     runs = sum(len(c.accuracy) for _, c in trained)
     lines.append(f"{stopped} of {runs} trained rounds (series × round × seed) ended by early "
@@ -159,7 +160,7 @@ def _early_stop_table(series: dict[str, list[Cell]]) -> str:
     head = ["round", "weights left"] + [f"{SERIES_NAMES.get(n, n)}: {what}" for n in names
                                         for what in ("test acc. %", "early-stop iteration")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, cell in enumerate(series["imp"]):
+    for i, cell in enumerate(series[IMP]):
         row = [str(cell.round), _pct(cell.remaining)]
         for n in names:
             other = series[n][i] if i < len(series[n]) else None
@@ -178,7 +179,7 @@ def _difference_table(series: dict[str, list[Cell]]) -> str:
         for what in ("mean", "95% CI", "p", "Holm p")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i in range(max(len(d) for d in diffs.values())):
-        row = [str(i + 1), _pct(series["imp"][i + 1].remaining)]
+        row = [str(i + 1), _pct(series[IMP][i + 1].remaining)]
         for d in diffs.values():
             row += _difference_cells(d[i]) if i < len(d) else ["–"] * 4
         lines.append("| " + " | ".join(row) + " |")
@@ -206,7 +207,8 @@ def _rewinding(folder: Path, imp: dict) -> str:
     untrained at step k while the ticket starts from trained weights."""
     if imp["rewind"] == "init":
         return "rewind to init"
-    total, k = clock(folder)
+    steps = clock(folder)
+    total, k = steps.total, steps.rewind
     text = (f"rewind to {imp['rewind']}: every round after the first starts from the weights "
             f"after step {k:,} of round 0 and trains at most T − k = {total:,} − {k:,} = "
             f"{total - k:,} steps in round 0's data order; its early-stop iterations count from "
@@ -221,7 +223,7 @@ def _rewinding(folder: Path, imp: dict) -> str:
 def protocol(folder: Path) -> str:
     """One arm's protocol, read from its frozen config (and, when it rewinds late, its training
     split, for T and k in steps): what 'a round' means here."""
-    cfg = runfolder.frozen_config(folder)
+    cfg = runfolder.read_frozen_config(folder)
     train, imp = cfg["train"], cfg["imp"]
     rates = ", ".join(f"{k} {100 * v:g}%" for k, v in (imp.get("layer_rates") or {}).items())
     stop = (f"early stopping after {train['patience']} validations without a lower validation "
@@ -306,7 +308,7 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
     check_target(path, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     results = {label: aggregate(by_seed) for label, by_seed in folders.items()}
-    said = {label: verdicts(series) + [ship_line(series["imp"], folders[label])]
+    said = {label: verdicts(series) + [ship_line(series[IMP], folders[label])]
             for label, series in results.items()}
     png = figure_path(path)
     _write_png(experiment_figure(results, SERIES_NAMES), png)
