@@ -80,7 +80,7 @@ class SummaryFailed(RuntimeError):
     and the next try asks again."""
 
 
-@st.cache_data(max_entries=64, show_spinner="Loading the model with Keras to summarise it…")
+@st.cache_data(max_entries=64, show_spinner=False)  # the page says what it checks
 def _summary_json(config_text: str, stamps: tuple) -> dict[str, Any]:
     """model_summary's answer for a config (`stamps` only keys the cache)."""
     try:

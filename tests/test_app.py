@@ -60,7 +60,9 @@ def test_launch_form_refuses_a_bad_config_and_queues_nothing(tmp_path, monkeypat
     rewind = next(t for t in at.text_input if t.label.startswith("Rewind"))
     rewind.set_value("late")
     at.button[0].click().run()
-    assert "imp.rewind: invalid value 'late'" in at.error[0].value
+    assert at.error[0].value.startswith(plain("Not queued: Rewind (init, epoch:K or step:N): "
+                                              "'late' does not work here;"))
+    assert "config key `imp.rewind`" in [c.value for c in at.caption]
     assert queue.list_jobs(tmp_path) == []
 
 
@@ -68,7 +70,8 @@ def test_launch_form_folder_without_path_names_the_key(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch)
     at.radio[0].set_value("image folder")
     at.button[0].click().run()
-    assert "data.data_dir" in at.error[0].value
+    assert at.error[0].value.startswith("Not queued: Image folder path: ")
+    assert "config key `data.data_dir`" in [c.value for c in at.caption]
     assert queue.list_jobs(tmp_path) == []
 
 
@@ -384,5 +387,6 @@ def test_a_refused_form_value_is_explained_next_to_its_field(tmp_path, monkeypat
     next(n for n in at.number_input if n.label == "Prune rate per round").set_value(1.5)
     at.button[0].click().run()
     assert len(at.error) == 1
-    assert "imp.prune_rate: invalid value 1.5; expected a number in (0, 1)" in at.error[0].value
+    assert at.error[0].value == ("Not queued: Prune rate per round: 1.5 does not work here; give "
+                                 "a number in (0, 1).")
     assert queue.list_jobs(tmp_path) == []

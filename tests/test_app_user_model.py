@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 import yaml
 from keras import layers
@@ -94,14 +95,14 @@ def test_a_refused_model_is_explained_next_to_it_and_nothing_is_queued(files, tm
                                                                        monkeypatch):
     at = choose_own(app(tmp_path, monkeypatch), files["lambda"], files["digits"])
     refusal = at.columns[0].error[0].value  # under the model's uploader
-    assert "train.model_file: layer 'halve'" in refusal and "Lambda" in refusal
+    assert "Your model: layer 'halve' of mine.keras" in refusal and "Lambda" in refusal
     at.button[0].click().run()
     assert len(at.error) == 1 and queue.list_jobs(tmp_path) == []
 
     at.file_uploader(key="model_upload").set_value(("three.keras", files["three"],
                                                     "application/zip")).run()
     refusal = at.columns[0].error[0].value  # model_summary's own refusal, from the subprocess
-    assert "train.model_file: the model's output has shape (None, 3)" in refusal
+    assert "Your model: the model's output has shape (None, 3)" in refusal
     assert "10 classes" in refusal and not at.columns[0].dataframe
     at.button[0].click().run()
     assert len(at.error) == 1 and queue.list_jobs(tmp_path) == []
@@ -141,3 +142,52 @@ def test_an_upload_is_saved_once_by_content(tmp_path):
     assert first.name == f"{hashlib.sha256(b'same bytes').hexdigest()[:16]}.keras"
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
         [first.name, other.name])  # no temporary file left behind
+
+
+def onehot_npz(digits: bytes, folder: Path) -> bytes:
+    """The digits with one-hot labels, the way a Keras tutorial prepares them: refused."""
+    path = folder / "digits.npz"
+    path.write_bytes(digits)
+    with np.load(path) as arrays:
+        x, y = arrays["x_train"], arrays["y_train"]
+    np.savez(folder / "onehot.npz", x_train=x, y_train=np.eye(10, dtype="float32")[y])
+    return (folder / "onehot.npz").read_bytes()
+
+
+def test_a_refused_upload_is_named_as_uploaded_and_its_replacement_shows_no_error(
+        files, tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch)
+    next(s for s in at.selectbox if s.label == "Architecture").set_value(OWN_MODEL)
+    at.radio[0].set_value(OWN_DATA)
+    at.run()
+    at.file_uploader(key="model_upload").set_value(("mine.keras", files["small"],
+                                                    "application/zip"))
+    onehot = onehot_npz(files["digits"], tmp_path)
+    at.file_uploader(key="data_upload").set_value(("fmnist_onehot.npz", onehot,
+                                                   "application/zip")).run()
+    [refusal] = at.columns[1].error  # under the data uploader, naming the user's file
+    assert refusal.value.startswith("Cannot be queued: Your data file: y_train of "
+                                    "fmnist_onehot.npz has shape (300, 10)")
+    assert hashlib.sha256(onehot).hexdigest()[:16] not in refusal.value
+    assert "config key `data.path`" in [c.value for c in at.columns[1].caption]
+
+    at.file_uploader(key="data_upload").set_value(None).run()  # the browser removes the old file
+    assert not at.error  # ... before the new one arrives: no file yet is no error
+    at.file_uploader(key="data_upload").set_value(("fmnist.npz", files["digits"],
+                                                   "application/zip")).run()
+    assert not at.error and at.columns[0].dataframe
+    assert not any(c.value.startswith("Checking") for c in at.caption)  # only the result stays
+
+
+def test_own_data_without_a_file_asks_for_an_upload_in_plain_words(tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch)
+    at.radio[0].set_value(OWN_DATA)
+    at.run()
+    assert not at.error  # nothing uploaded yet is not an error
+    at.button[0].click().run()
+    [refusal] = at.error
+    assert refusal.value == ("Not queued: Upload your data: a .npz file with x_train and y_train "
+                             "(x_test and y_test if you have them), or a .csv file with a header "
+                             "row and a label column.")
+    assert "config key `data.path`" in [c.value for c in at.caption]
+    assert queue.list_jobs(tmp_path) == []

@@ -2,13 +2,14 @@
 user's own .keras model and .npz/.csv data, summarised before anything is queued), or a YAML config
 pasted, uploaded or edited."""
 
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 import yaml
 from streamlit.delta_generator import DeltaGenerator
 
-from app import lab, user_files
+from app import lab, user_files, wording
 from jobs import queue
 from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
@@ -29,14 +30,22 @@ def checked(raw_or_text: dict | str) -> tuple[config_lib.Config, dict[str, Any] 
 
 def attempt(raw_or_text: dict | str, queued: bool, refused: str,
             place: Callable[[str], DeltaGenerator], summary_at: DeltaGenerator,
-            eager: bool = False) -> None:
-    """Check a config, show each refusal where `place` puts its key (under its field), and queue
-    it if Queue was pressed and nothing is refused. It is checked when Queue is pressed, on every
-    rerun after a refusal (the session flag `refused`, cleared once queued) and when `eager`:
-    what is shown always belongs to the values shown, so an error goes once its field is fixed
-    and none outlives its rerun."""
-    if not (queued or eager or st.session_state.get(refused)):
+            say: Callable[[config_lib.ConfigError], wording.Refusal],
+            checking: dict[DeltaGenerator, str], eager: bool = False,
+            complete: bool = True) -> None:
+    """Check a config, show each refusal where `place` puts its key (under its field), in the
+    words `say` gives it, and queue it if Queue was pressed and nothing is refused. It is checked
+    when Queue is pressed, on every rerun after a refusal (the session flag `refused`, cleared
+    once queued) and when `eager`: what is shown always belongs to the values shown, so an error
+    goes once its field is fixed and none outlives its rerun. A form whose upload is still
+    missing (not `complete`) is checked only when Queue is pressed: a file not uploaded yet, or
+    one being replaced, is not an error the user made. While the check runs, each place of
+    `checking` says what it checks, which also clears what an earlier run left there."""
+    if not (queued or eager or (complete and st.session_state.get(refused))):
         return
+    notes = [where.empty() for where in checking]
+    for note, text in zip(notes, checking.values()):
+        note.caption(text)
     try:
         cfg, answer = checked(raw_or_text)
         job_id = queue.submit(cfg, root) if queued else None
@@ -44,8 +53,15 @@ def attempt(raw_or_text: dict | str, queued: bool, refused: str,
         st.session_state[refused] = True
         verdict = "Not queued" if queued else "Cannot be queued"
         for error in exc.errors:
-            place(error.key).error(f"{verdict}: {lab.plain(error)}")
+            refusal = say(error)
+            where = place(error.key)
+            where.error(f"{verdict}: {lab.plain(refusal.text)}")
+            if refusal.key:
+                where.caption(f"config key `{refusal.key}`")
         return
+    finally:
+        for note in notes:
+            note.empty()
     if answer:
         with summary_at:
             user_files.show_summary(answer)
@@ -57,12 +73,14 @@ def attempt(raw_or_text: dict | str, queued: bool, refused: str,
 
 
 slots: dict[str, DeltaGenerator] = {}  # a form field's config key -> the place under it
+labels = {"train.model_file": "Your model", "data.path": "Your data file",
+          "data.label": "Label column"}  # a config key -> what the form calls it
 
 
-def field(key: str, widget: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def field(key: str, widget: Callable[..., Any], label: str, *args: Any, **kwargs: Any) -> Any:
     """A form widget, with a place under it for the refusals of its config key."""
-    value = widget(*args, **kwargs)
-    slots[key] = st.container()
+    value = widget(label, *args, **kwargs)
+    slots[key], labels[key] = st.container(), label
     return value
 
 
@@ -152,13 +170,20 @@ with form_tab:
         above_button = st.container()  # refusals of keys without a field
         queued = st.form_submit_button("Queue run", type="primary")
     train = {"arch": arch}
+    names: dict[Path, str] = {}  # each upload's stored file -> the name the user gave it
+    checking: dict[DeltaGenerator, str] = {}  # what each uploader's note says during a check
     if arch == OWN_MODEL:  # without an upload, validation names train.model_file
-        train = {"arch": "file", "model_file": None if model_upload is None
-                 else str(user_files.saved_model(model_upload, root))}
+        train = {"arch": "file", "model_file": None}
+        if model_upload is not None:
+            stored = user_files.saved_model(model_upload, root)
+            train["model_file"], names[stored] = str(stored), model_upload.name
+            checking[model_note] = f"Checking {model_upload.name} with Keras…"
     data = {"source": SOURCES[source]}
     if data_upload is not None:
         own_source, path = user_files.saved_data(data_upload, root)
         data = {"source": own_source, "path": str(path), "label": label.strip() or None}
+        names[path] = data_upload.name
+        checking[data_note] = f"Checking {data_upload.name}…"
     raw = {**base,
            "run": {**r, "name": name, "seed": int(seed), "device": device},
            "data": {**d, **data_values, **data},
@@ -177,7 +202,9 @@ with form_tab:
     own = arch == OWN_MODEL or source == OWN_DATA
     files_given = (model_upload is not None or arch != OWN_MODEL) and \
         (data_upload is not None or source != OWN_DATA)
-    attempt(raw, queued, "form_refused", place, model_note, eager=own and files_given)
+    attempt(raw, queued, "form_refused", place, model_note,
+            lambda error: wording.for_person(error, labels, names), checking,
+            eager=own and files_given, complete=files_given)
 
 with yaml_tab:
     uploaded = st.file_uploader("Upload a YAML config", type=["yaml", "yml"])
@@ -188,4 +215,6 @@ with yaml_tab:
     text = st.text_area("Config (paste or edit)", height=420, key="yaml_text")
     refusals = st.container()  # no field but the text: every refusal above the button
     clicked = st.button("Queue this config", type="primary")
-    attempt(text, clicked, "yaml_refused", lambda key: refusals, st.container())
+    attempt(text, clicked, "yaml_refused", lambda key: refusals, st.container(),
+            lambda error: wording.Refusal(str(error), ""),
+            {refusals: "Checking the config (and its model and data, if your own)…"})
