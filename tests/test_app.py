@@ -130,7 +130,7 @@ def test_runs_table_filters_cancels_and_deletes_after_asking(served, tmp_path, m
     finished = table[table["name"] == "finished"].iloc[0]
     assert finished["state"] == "done" and finished["arch"] == "lenet"
     assert finished["data"] == "digits" and finished["ticket round"] >= 1
-    assert 0 < finished["best val acc"] <= 1 and finished["progress"] == 1.0
+    assert 0 < finished["ticket val acc"] <= 1 and finished["progress"] == 1.0
     assert "No worker has sent a heartbeat" in at.warning[0].value
 
     at.text_input(key="search").set_value("SWEEP").run()  # by tag, any case
@@ -181,7 +181,7 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     at = app(home, monkeypatch, "views/run.py", job=job_id)
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Pruning rounds done"] == "2 / 2" and metrics["Sparsity"] == "36.0%"
+    assert metrics["Pruning rounds done"] == "2 / 2" and metrics["Sparsity reached"] == "36.0%"
     assert "Round 0 trains the dense network; then 2 pruning rounds" in at.caption[0].value
     charts = figures(at)  # in page order: left column, right column, then epochs
     assert len(charts) == 5  # sparsity/accuracy, heatmap, remaining weights, FLOPs, epochs
@@ -204,6 +204,35 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     probabilities = model.predict(np.zeros((2, 16, 16, 1), np.uint8), verbose=0)
     assert probabilities.shape == (2, 10)
     assert b"<html" in made[f"{job_id}-report.html"]()[:200].lower()
+
+
+def test_the_winning_ticket_is_one_group_on_run_runs_and_compare(served, monkeypatch):
+    """Its round, sparsity, weights left, val and test accuracy all of the ticket's round, never
+    the last round's sparsity beside the best accuracy of another."""
+    home, job_id = served
+    ticket = json.loads((home / job_id / runfolder.TICKET_JSON).read_text())
+    record = next(r for r in runfolder.read_rounds(home / job_id) if r["round"] == ticket["round"])
+    at = app(home, monkeypatch, "views/run.py", job=job_id)
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Best val accuracy" not in metrics
+    assert metrics["Round"] == str(ticket["round"])
+    assert metrics["Ticket sparsity"] == f"{100 * record['global_sparsity']:.1f}%"
+    assert metrics["Weights left"] == f"{record['remaining_prunable']:,}"
+    assert metrics["Val accuracy"] == f"{record['val_accuracy']:.4f}"
+    assert metrics["Test accuracy"] == f"{record['test_accuracy']:.4f}"
+    assert [m.value for m in at.markdown][:2] == ["**Progress**", "**Winning ticket**"]
+
+    row = app(home, monkeypatch, "views/runs.py").dataframe[0].value.iloc[-1]
+    assert row["ticket round"] == ticket["round"]
+    assert row["ticket sparsity %"] == round(100 * record["global_sparsity"], 1)
+    assert (row["ticket val acc"], row["ticket test acc"]) == (record["val_accuracy"],
+                                                               record["test_accuracy"])
+    assert "best val acc" not in row
+
+    at = app(home, monkeypatch, "views/compare.py")
+    found = at.dataframe[-1].value.iloc[0]  # the parallel chart's table
+    assert found["ticket val accuracy"] == record["val_accuracy"]
+    assert found["ticket sparsity %"] == pytest.approx(100 * record["global_sparsity"])
 
 
 def test_run_page_shows_progress_of_a_running_job(tmp_path, monkeypatch):

@@ -50,6 +50,35 @@ if saved := st.session_state.pop("saved_labels", None):  # the save's rerun, wit
     st.toast(f"Saved the name, notes and tags of {lab.plain(saved)}.", icon=":material/check:")
 
 
+def progress_group(status: dict, records: list[dict]) -> None:
+    """How far the run is: rounds done, the sparsity its last round reached, time."""
+    st.markdown("**Progress**")
+    cols = st.columns(3)
+    cols[0].metric("Pruning rounds done", f"{max(0, len(records) - 1)} / "
+                   f"{status.get('num_rounds')}", help="after the dense round 0")
+    cols[1].metric("Sparsity reached",
+                   f"{100 * (records[-1]['global_sparsity'] if records else 0):.1f}%",
+                   help="the last finished round's; the winning ticket may be an earlier one")
+    cols[2].metric("Elapsed", lab.duration(lab.elapsed(status)))
+
+
+def ticket_group(ticket: dict) -> None:
+    """The winning ticket's own numbers, one group, so that no number of another round stands
+    beside them: its round, sparsity, weights left, val and test accuracy."""
+    st.markdown("**Winning ticket**")
+    if "round" not in ticket:
+        st.caption("Chosen when the run ends: the pruned round that scores best on the "
+                   "validation split.")
+        return
+    cols = st.columns(5)
+    cols[0].metric("Round", ticket["round"], help=f"chosen on {ticket['select_metric']}")
+    cols[1].metric("Ticket sparsity", f"{100 * ticket['global_sparsity']:.1f}%")
+    cols[2].metric("Weights left", f"{ticket['remaining_prunable']:,}",
+                   help="prunable weights that are not zero")
+    cols[3].metric("Val accuracy", f"{ticket['logged_val_accuracy']:.4f}")
+    cols[4].metric("Test accuracy", f"{ticket['test_accuracy']:.4f}")
+
+
 @st.fragment(run_every=1.5 if live else None)
 def run_view() -> None:
     status = queue.get(job_id, root)
@@ -65,13 +94,9 @@ def run_view() -> None:
     if live and status["state"] not in (queue.QUEUED, queue.RUNNING):
         st.rerun()  # the job ended: redraw the whole page once, with downloads, and stop polling
 
-    cols = st.columns(4)
-    cols[0].metric("Pruning rounds done", f"{max(0, len(records) - 1)} / "
-                   f"{status.get('num_rounds')}", help="after the dense round 0")
-    cols[1].metric("Sparsity", f"{100 * (records[-1]['global_sparsity'] if records else 0):.1f}%")
-    best = max((r["val_accuracy"] for r in records), default=None)
-    cols[2].metric("Best val accuracy", f"{best:.4f}" if best is not None else "–")
-    cols[3].metric("Elapsed", lab.duration(lab.elapsed(status)))
+    ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
+    progress_group(status, records)
+    ticket_group(ticket)
     phase = lab.phase_text(status)
     if queue.stalled(status):
         lab.stalled_warning(root)
@@ -84,7 +109,6 @@ def run_view() -> None:
     series = lab.all_series(run_dir)
     controls = {name: recs for name, recs in series.items() if name != "imp" and recs}
     if records:
-        ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
         axis = st.segmented_control("x axis", list(report.AXES), default="sparsity",
                                     format_func=lambda a: report.AXES[a][0], key="axis") \
             or "sparsity"
