@@ -195,7 +195,7 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
 
     with zipfile.ZipFile(io.BytesIO(made[f"{job_id}-winning-ticket.zip"]())) as archive:
         assert sorted(archive.namelist()) == sorted([
-            runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.TICKET_JSON,
+            "README.md", runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.TICKET_JSON,
             runfolder.CONFIG, runfolder.CLASSES])
         archive.extractall(home / "unzipped")
     import keras

@@ -44,6 +44,7 @@ from ..lottery import ticket
 from ..models import builders as models
 from ..pruning import prunable
 from ..pruning.masks import load_masks
+from ..training import keras_fit
 from . import compact as compact_lib
 from . import export_records, tflite_export
 from .measure import (REPEATS, Measured, keras_parameters, keras_threads, measure_keras,
@@ -197,7 +198,10 @@ class Exporter:
         return record
 
     def _keras_file(self, fmt: str, model: keras.Model, path: Path, **extra) -> dict:
-        """Save, load back with safe_mode (as a user will) and measure what was loaded."""
+        """Save compiled as the run trained (its loss and metric, a fresh optimizer of its kind:
+        `evaluate` works on the file), load back with safe_mode (as a user will) and measure
+        what was loaded."""
+        keras_fit.compile_model(model, self.cfg.train, self.logits)
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
         measured = measure_keras(loaded, self.x_test, self.data.y_test, self.logits,
