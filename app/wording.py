@@ -55,5 +55,6 @@ def for_person(error: ConfigError, labels: dict[str, str],
         text = f"{match['value']} does not work here; {allowed}"
     elif match := _UNKNOWN.match(text):
         text = f"{match['value']} is not one of the choices: {match['allowed']}"
-    label = labels.get(key)
-    return Refusal(f"{label}: {text}" if label else text[:1].upper() + text[1:], key)
+    if label := labels.get(key):
+        return Refusal(f"{label}: {text}", key)
+    return Refusal(text if text.startswith(key) else text[:1].upper() + text[1:], key)

@@ -87,7 +87,7 @@ def test_launch_form_queues_a_job_with_the_chosen_values(tmp_path, monkeypatch):
     at.button[0].click().run()
     assert not at.error
     jobs = queue.list_jobs(tmp_path)
-    assert len(jobs) == 1 and jobs[0]["id"] in at.success[0].value
+    assert len(jobs) == 1 and at.success[0].value == "Queued quickstart."
     cfg = config_lib.load(tmp_path / jobs[0]["id"] / runfolder.CONFIG)
     assert (cfg.imp.num_rounds, cfg.imp.prune_rate, cfg.imp.scope, cfg.imp.controls) == \
         (3, 0.3, "layerwise", ["random_prune"])
@@ -191,9 +191,11 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     assert len(at.dataframe[0].value) == 3
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download the winning ticket (.zip)", "Download the HTML report"]
-    assert set(made) == {f"{job_id}-winning-ticket.zip", f"{job_id}-report.html"}  # on click
+    ticket = json.loads((home / job_id / runfolder.TICKET_JSON).read_text())
+    zip_name = f"finished-ticket-r{ticket['round']}.zip"  # after the run, not its id
+    assert set(made) == {zip_name, "finished-report.html"}  # made on click
 
-    with zipfile.ZipFile(io.BytesIO(made[f"{job_id}-winning-ticket.zip"]())) as archive:
+    with zipfile.ZipFile(io.BytesIO(made[zip_name]())) as archive:
         assert sorted(archive.namelist()) == sorted([
             "README.md", runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.TICKET_JSON,
             runfolder.CONFIG, runfolder.CLASSES])
@@ -203,7 +205,7 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     model = keras.saving.load_model(home / "unzipped" / runfolder.TICKET_MODEL, safe_mode=True)
     probabilities = model.predict(np.zeros((2, 16, 16, 1), np.uint8), verbose=0)
     assert probabilities.shape == (2, 10)
-    assert b"<html" in made[f"{job_id}-report.html"]()[:200].lower()
+    assert b"<html" in made["finished-report.html"]()[:200].lower()
 
 
 def test_the_winning_ticket_is_one_group_on_run_runs_and_compare(served, monkeypatch):

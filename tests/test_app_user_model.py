@@ -79,10 +79,12 @@ def test_an_uploaded_model_is_summarised_then_queued_with_its_file(files, tmp_pa
 
     saved = tmp_path / "models" / f"{hashlib.sha256(files['small']).hexdigest()[:16]}.keras"
     assert saved.read_bytes() == files["small"]
+    assert at.text_input(key="run_name").value == "mine"  # named after the user's model
     at.button[0].click().run()
     assert not at.error and len(at.dataframe) == 1  # the summary once, above the button
+    assert [link.proto.label for link in at.get("page_link")][-1] == "Watch mine"
     jobs = queue.list_jobs(tmp_path)
-    assert len(jobs) == 1 and jobs[0]["id"] in at.success[0].value
+    assert len(jobs) == 1 and at.success[0].value == "Queued mine."  # the model's name
     frozen = yaml.safe_load((tmp_path / jobs[0]["id"] / runfolder.CONFIG).read_text())
     assert frozen["train"]["arch"] == "file"
     assert (tmp_path / jobs[0]["id"] / frozen["train"]["model_file"]).read_bytes() == \

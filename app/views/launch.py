@@ -67,9 +67,9 @@ def attempt(raw_or_text: dict | str, queued: bool, refused: str,
             user_files.show_summary(answer)
     if job_id:
         st.session_state.pop(refused, None)
-        st.success(f"Queued job {job_id}.")
-        st.page_link("views/run.py", label=f"Watch {job_id}", icon=":material/monitoring:",
-                     query_params={"job": job_id})
+        st.success(f"Queued {lab.plain(cfg.run.name)}.")
+        st.page_link("views/run.py", label=f"Watch {lab.plain(cfg.run.name)}",
+                     icon=":material/monitoring:", query_params={"job": job_id})
 
 
 slots: dict[str, DeltaGenerator] = {}  # a form field's config key -> the place under it
@@ -77,10 +77,11 @@ labels = {"train.model_file": "Your model", "data.path": "Your data file",
           "data.label": "Label column"}  # a config key -> what the form calls it
 
 
-def field(key: str, widget: Callable[..., Any], label: str, *args: Any, **kwargs: Any) -> Any:
+def field(config_key: str, widget: Callable[..., Any], label: str, *args: Any,
+          **kwargs: Any) -> Any:
     """A form widget, with a place under it for the refusals of its config key."""
     value = widget(label, *args, **kwargs)
-    slots[key], labels[key] = st.container(), label
+    slots[config_key], labels[config_key] = st.container(), label
     return value
 
 
@@ -115,6 +116,16 @@ def data_fields(source: str, d: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def suggest_name(upload: Any, default: str) -> None:
+    """Name the run after the user's file (the model's, else the data's; else the config's
+    name) until the user types a name of their own: a run of their network is not "quickstart".
+    The suggestion follows the uploads while the field still holds the last suggestion."""
+    suggested = Path(upload.name).stem if upload is not None else default
+    if st.session_state.get("run_name", "") in ("", st.session_state.get("_suggested_name")):
+        st.session_state["run_name"] = suggested
+    st.session_state["_suggested_name"] = suggested
+
+
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
 with form_tab:
     d, t, i, r = base["data"], base["train"], base["imp"], base["run"]
@@ -136,6 +147,7 @@ with form_tab:
                 key="data_upload")
             label = st.text_input("Label column (.csv only)", key="label")
         data_note = st.container()
+    suggest_name(model_upload or data_upload, r["name"])
     with st.form("launch"):
         c1, c2, c3 = st.columns(3)
         with c1:
@@ -166,7 +178,7 @@ with form_tab:
                        value=float(t["learning_rate"]), step=1e-4, format="%.5f")
             seed = field("run.seed", st.number_input, "Seed", value=r["seed"], step=1)
             device = field("run.device", st.selectbox, "Device", ["cpu", "gpu", "auto"])
-            name = field("run.name", st.text_input, "Run name", r["name"])
+            name = field("run.name", st.text_input, "Run name", key="run_name")
         above_button = st.container()  # refusals of keys without a field
         queued = st.form_submit_button("Queue run", type="primary")
     train = {"arch": arch}

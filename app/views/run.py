@@ -173,6 +173,16 @@ def config_view() -> None:
             st.code(diff or "(the configs are the same)", language="diff")
 
 
+def file_stem(status: dict) -> str:
+    """What the run's downloads are named after: its name as a file name part, with its id
+    where another run has the same name (two "quickstart" tickets must not overwrite each
+    other in a Downloads folder)."""
+    stem = runfolder.slug(status.get("name") or "run")
+    clash = any(runfolder.slug(j.get("name") or "run") == stem for j in jobs
+                if j["id"] != status["id"])
+    return f"{stem}-{status['id']}" if clash else stem
+
+
 def ticket_view() -> None:
     """The winning ticket of a finished run: its downloads, then its export."""
     if not (runfolder.is_complete(run_dir) and (run_dir / runfolder.TICKET_MODEL).is_file()):
@@ -186,14 +196,16 @@ def ticket_view() -> None:
     # the files are made when clicked, not sent with every page load (the report alone is
     # 4.6 MB of plotly.js; a VGG16 ticket is hundreds of MB)
     left, right = st.columns(2)
+    stem = file_stem(queue.get(job_id, root))
     left.download_button("Download the winning ticket (.zip)",
                          lambda: downloads.ticket_zip(run_dir),
-                         file_name=f"{job_id}-winning-ticket.zip", mime="application/zip",
+                         file_name=f"{stem}-ticket-r{ticket['round']}.zip",
+                         mime="application/zip",
                          type="primary", on_click="ignore")
     page = run_dir / runfolder.REPORT_HTML
     if page.is_file():
         right.download_button("Download the HTML report", page.read_bytes,
-                              file_name=f"{job_id}-report.html", mime="text/html",
+                              file_name=f"{stem}-report.html", mime="text/html",
                               on_click="ignore")
     export_view()
 
@@ -261,11 +273,13 @@ def export_view() -> None:
                "a speed-up within that is noise, and most of a batch-1 TFLite speed-up is "
                "Keras's own per-call overhead.")
     files = {fmt: downloads.exported_file(run_dir, record) for fmt, record in records.items()}
+    stem = file_stem(queue.get(job_id, root))
     for column, (fmt, path) in zip(st.columns(len(files)), files.items()):
+        made = records[fmt].get("round")  # a record is data read from disk: maybe not an int
         if path:  # read when clicked, like the ticket zip
             column.download_button(f"{fmt} ({export_records.human_bytes(path.stat().st_size)})",
                                    path.read_bytes,
-                                   file_name=f"{job_id}-{path.name}",
+                                   file_name=f"{stem}{f'-r{made}' if isinstance(made, int) else ''}-{path.name}",
                                    mime="application/octet-stream", on_click="ignore",
                                    icon=":material/download:", key=f"export-{fmt}")
 
