@@ -1,8 +1,9 @@
 """The user's own model and data on the Launch page, checked without TensorFlow in the dashboard.
 
-An upload is kept in the queue home by content hash (`models/<sha256[:16]>.keras`,
-`data/<sha256[:16]>.npz|.csv`): the same bytes give the same file, so a config that names it means
-one content, and `queue.submit` can copy the model into the job folder. Whether a model fits its
+An upload is kept in the queue home by content hash, under the name the user gave it
+(`models/<sha256[:16]>/convnet.keras`, `data/<sha256[:16]>/fmnist.npz`): the same bytes give the
+same file, so a config that names it means one content, `queue.submit` can copy the model into the
+job folder, and the run (its report, its downloaded config) still knows the file by its own name. Whether a model fits its
 data (input shape, classes, logits or probabilities, what is prunable) is only known once Keras has
 loaded it, so the page asks `python -m lottery_engine.model_summary` in a subprocess and caches its
 answer by the config text.
@@ -33,10 +34,11 @@ FACTORY_REFUSAL = ("train.arch: factory runs your own Python code, which the das
                    "do; submit it from a shell: lottery submit --config FILE.")
 
 
-def save_bytes(data: bytes, folder: Path, suffix: str) -> Path:
-    """`folder/<sha256[:16]><suffix>`, written atomically once: a rerun or a second upload of
-    the same bytes finds the file already there and never rewrites a file a job may be copying."""
-    path = Path(folder).resolve() / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+def save_bytes(data: bytes, folder: Path, name: str) -> Path:
+    """`folder/<sha256[:16]>/<name>`, written atomically once: a rerun or a second upload of
+    the same bytes under the same name finds the file already there and never rewrites a file a
+    job may be copying."""
+    path = Path(folder).resolve() / hashlib.sha256(data).hexdigest()[:16] / name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         runfolder.atomic_write(path, data)
@@ -44,11 +46,13 @@ def save_bytes(data: bytes, folder: Path, suffix: str) -> Path:
 
 
 def saved_upload(upload: UploadedFile, folder: Path, suffix: str) -> Path:
-    """An upload's file (see save_bytes), hashed once per upload rather than on every rerun."""
+    """An upload's file (see save_bytes), hashed once per upload rather than on every rerun; its
+    name made safe for a file name, with `suffix` (what the engine reads it as)."""
     saved = st.session_state.setdefault("_saved_uploads", {})
     path = saved.get(upload.file_id)
     if path is None or not path.is_file():
-        path = saved[upload.file_id] = save_bytes(upload.getvalue(), folder, suffix)
+        name = f"{runfolder.slug(Path(upload.name).stem, 80)}{suffix}"
+        path = saved[upload.file_id] = save_bytes(upload.getvalue(), folder, name)
     return path
 
 

@@ -77,7 +77,7 @@ def test_an_uploaded_model_is_summarised_then_queued_with_its_file(files, tmp_pa
     assert "output logits" in caption and "10 classes" in caption
     assert queue.list_jobs(tmp_path) == []  # shown before anything is queued
 
-    saved = tmp_path / "models" / f"{hashlib.sha256(files['small']).hexdigest()[:16]}.keras"
+    saved = tmp_path / "models" / hashlib.sha256(files["small"]).hexdigest()[:16] / "mine.keras"
     assert saved.read_bytes() == files["small"]
     assert at.text_input(key="run_name").value == "mine"  # named after the user's model
     at.button[0].click().run()
@@ -90,7 +90,8 @@ def test_an_uploaded_model_is_summarised_then_queued_with_its_file(files, tmp_pa
     assert (tmp_path / jobs[0]["id"] / frozen["train"]["model_file"]).read_bytes() == \
         files["small"]
     assert frozen["data"]["source"] == "arrays"
-    assert Path(frozen["data"]["path"]).parent == (tmp_path / "data").resolve()
+    assert Path(frozen["data"]["path"]).parent.parent == (tmp_path / "data").resolve()
+    assert Path(frozen["data"]["path"]).name == "digits.npz"  # the user's name for it
 
 
 def test_a_refused_model_is_explained_next_to_it_and_nothing_is_queued(files, tmp_path,
@@ -117,8 +118,8 @@ def yaml_config(train: dict, data_path: Path) -> str:
 
 
 def test_yaml_tab_refuses_a_factory_and_summarises_a_model_file(files, tmp_path, monkeypatch):
-    data = user_files.save_bytes(files["digits"], tmp_path / "mine", ".npz")
-    model = user_files.save_bytes(files["small"], tmp_path / "mine", ".keras")
+    data = user_files.save_bytes(files["digits"], tmp_path / "mine", "digits.npz")
+    model = user_files.save_bytes(files["small"], tmp_path / "mine", "small.keras")
     at = app(tmp_path, monkeypatch)
     factory = {"arch": "factory", "factory": "tests.user_models:factory"}
     at.text_area(key="yaml_text").set_value(yaml_config(factory, data)).run()
@@ -137,13 +138,14 @@ def test_yaml_tab_refuses_a_factory_and_summarises_a_model_file(files, tmp_path,
 
 
 def test_an_upload_is_saved_once_by_content(tmp_path):
-    first = user_files.save_bytes(b"same bytes", tmp_path / "models", ".keras")
-    again = user_files.save_bytes(b"same bytes", tmp_path / "models", ".keras")
-    other = user_files.save_bytes(b"other bytes", tmp_path / "models", ".keras")
-    assert first == again != other
-    assert first.name == f"{hashlib.sha256(b'same bytes').hexdigest()[:16]}.keras"
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
-        [first.name, other.name])  # no temporary file left behind
+    first = user_files.save_bytes(b"same bytes", tmp_path / "models", "net.keras")
+    again = user_files.save_bytes(b"same bytes", tmp_path / "models", "net.keras")
+    other = user_files.save_bytes(b"other bytes", tmp_path / "models", "net.keras")
+    assert first == again != other and first.name == other.name == "net.keras"
+    assert first.parent.name == hashlib.sha256(b"same bytes").hexdigest()[:16]
+    assert sorted(p.relative_to(tmp_path / "models") for p in (tmp_path / "models").rglob("*")
+                  if p.is_file()) == sorted(  # no temporary file left behind
+        p.relative_to(tmp_path / "models") for p in (first, other))
 
 
 def onehot_npz(digits: bytes, folder: Path) -> bytes:
