@@ -84,12 +84,28 @@ class SummaryFailed(RuntimeError):
     and the next try asks again."""
 
 
+SUMMARY_KEYS = {"train": ("arch", "weights", "freeze_base", "model_file", "factory", "init",
+                          "loss"),
+                "imp": ("prune_rate", "scope", "layer_rates", "prunable_layers")}
+
+
+def summary_key(cfg: config_lib.Config) -> str:
+    """What a summary depends on: the data, how the network is built and what is pruned at
+    which rate; not the epochs, seed or run name, so that editing those (or pressing Queue)
+    reuses the summary instead of loading the model with Keras again."""
+    whole = cfg.to_dict()
+    return json.dumps({"data": whole["data"], **{
+        section: {key: whole[section][key] for key in keys}
+        for section, keys in SUMMARY_KEYS.items()}}, sort_keys=True, default=str)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)  # the page says what it checks
-def _summary_json(config_text: str, stamps: tuple) -> dict[str, Any]:
-    """model_summary's answer for a config (`stamps` only keys the cache)."""
+def _summary_json(_config_text: str, key: str, stamps: tuple) -> dict[str, Any]:
+    """model_summary's answer for a config (`key` and `stamps` key the cache: the text, not
+    hashed, is only what the subprocess reads)."""
     try:
         result = subprocess.run([sys.executable, "-m", "lottery_engine.model_summary"],
-                                input=config_text, capture_output=True, text=True, cwd=ROOT,
+                                input=_config_text, capture_output=True, text=True, cwd=ROOT,
                                 timeout=SUMMARY_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise SummaryFailed(f"took more than {SUMMARY_TIMEOUT:.0f} s") from None
@@ -113,7 +129,7 @@ def summary(cfg: config_lib.Config) -> dict[str, Any] | None:
     if not needs_summary(cfg):
         return None
     try:
-        answer = _summary_json(config_lib.to_yaml(cfg), _stamps(cfg))
+        answer = _summary_json(config_lib.to_yaml(cfg), summary_key(cfg), _stamps(cfg))
     except SummaryFailed as exc:
         raise config_lib.ConfigError(f"train.arch: the model could not be built to check it "
                                      f"against the data ({exc}).") from None

@@ -14,7 +14,7 @@ from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 
 from .jobs_helpers import tiny_yaml
-from .test_app import app
+from .test_app import app, button
 from .test_hardening_input import QUICKSTART, lottery
 
 FIVE_BAD = {"run": {"seed": -1}, "data": {"channels": 2}, "train": {"epochs": 0},
@@ -165,14 +165,14 @@ def test_yaml_tab_lists_every_refusal_above_its_button_and_drops_fixed_ones(tmp_
                                                                             monkeypatch):
     at = app(tmp_path, monkeypatch)
     at.text_area(key="yaml_text").set_value("imp: {prune_rte: 0.2, num_rouns: 3}\n").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert [e.value.split(": ")[1] for e in at.error] == ["imp.prune_rte", "imp.num_rouns"]
     assert errors_by_field(at) == {"Config (paste or edit)": [e.value for e in at.error]}
     at.text_area(key="yaml_text").set_value("imp: {prune_rate: 0.2, num_rouns: 3}\n").run()
     assert [e.value.split(": ")[1] for e in at.error] == ["imp.num_rouns"]
     at.text_area(key="yaml_text").set_value(tiny_yaml("fixed")).run()
     assert not at.error
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert not at.error and [j["name"] for j in queue.list_jobs(tmp_path)] == ["fixed"]
 
 

@@ -97,14 +97,14 @@ def test_launch_form_queues_a_job_with_the_chosen_values(tmp_path, monkeypatch):
 def test_yaml_tab_refuses_malformed_and_queues_valid(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch)
     at.text_area(key="yaml_text").set_value("imp: {prune_rate: [").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert "malformed YAML" in at.error[0].value
     at.text_area(key="yaml_text").set_value("imp: {prune_rate: 2}").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert "imp.prune_rate: invalid value 2" in at.error[0].value
     assert queue.list_jobs(tmp_path) == []
     at.text_area(key="yaml_text").set_value(tiny_yaml("pasted")).run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["pasted"]
 
 
@@ -316,7 +316,7 @@ def test_uploaded_yaml_fills_the_editor_and_queues(tmp_path, monkeypatch):
     at.file_uploader[0].set_value(("mine.yaml", tiny_yaml("uploaded").encode(),
                                    "application/x-yaml")).run()
     assert "name: uploaded" in at.text_area(key="yaml_text").value
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert not at.error
     assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["uploaded"]
 
@@ -349,11 +349,11 @@ def test_yaml_tab_refuses_empty_text_and_an_alias_bomb_quickly(tmp_path, monkeyp
 
     at = app(tmp_path, monkeypatch)
     at.text_area(key="yaml_text").set_value("   \n").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert "config: empty" in at.error[0].value
     at.text_area(key="yaml_text").set_value(BOMB).run()
     start = time.perf_counter()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert time.perf_counter() - start < 5  # the whole rerun, not minutes
     assert "expands to more than 10,000 values" in at.error[0].value
     assert queue.list_jobs(tmp_path) == []

@@ -21,7 +21,7 @@ from app import user_files
 from jobs import queue
 from lottery_engine.foundations import runfolder
 
-from .test_app import app
+from .test_app import app, button
 from .user_models import lambda_model, save_digits_npz
 
 OWN_MODEL, OWN_DATA = "my own model (.keras)", "my own data (.npz / .csv)"
@@ -79,7 +79,7 @@ def test_an_uploaded_model_is_summarised_then_queued_with_its_file(files, tmp_pa
 
     saved = tmp_path / "models" / hashlib.sha256(files["small"]).hexdigest()[:16] / "mine.keras"
     assert saved.read_bytes() == files["small"]
-    assert at.text_input(key="run_name").value == "mine"  # named after the user's model
+    assert at.text_input(key="launch.run.name").value == "mine"  # named after the user's model
     at.button[0].click().run()
     assert not at.error and len(at.dataframe) == 1  # the summary once, above the button
     assert [link.proto.label for link in at.get("page_link")][-1] == "Watch mine"
@@ -123,7 +123,7 @@ def test_yaml_tab_refuses_a_factory_and_summarises_a_model_file(files, tmp_path,
     at = app(tmp_path, monkeypatch)
     factory = {"arch": "factory", "factory": "tests.user_models:factory"}
     at.text_area(key="yaml_text").set_value(yaml_config(factory, data)).run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert len(at.error) == 1 and "\n" not in at.error[0].value
     assert at.error[0].value.startswith("Not queued: train.arch: factory runs your own")
     assert "lottery submit --config FILE" in at.error[0].value
@@ -131,7 +131,7 @@ def test_yaml_tab_refuses_a_factory_and_summarises_a_model_file(files, tmp_path,
 
     at.text_area(key="yaml_text").set_value(
         yaml_config({"arch": "file", "model_file": str(model)}, data)).run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert not at.error
     assert [r["layer"] for r in at.dataframe[0].value.to_dict("records")] == ["conv", "out"]
     assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["pasted"]
@@ -195,3 +195,37 @@ def test_own_data_without_a_file_asks_for_an_upload_in_plain_words(tmp_path, mon
                              "row and a label column.")
     assert "config key `data.path`" in [c.value for c in at.caption]
     assert queue.list_jobs(tmp_path) == []
+
+
+def test_the_launch_form_keeps_values_and_uploads_across_pages_until_queued_or_reset(
+        files, tmp_path, monkeypatch):
+    at = choose_own(app(tmp_path, monkeypatch), files["small"], files["digits"])
+    epochs = next(n for n in at.number_input if n.label == "Epochs per round")
+    epochs.set_value(3)
+    at.text_input(key="launch.run.name").set_value("kept")
+    at.run()
+    at.switch_page("views/runs.py").run()
+    at.switch_page("views/launch.py").run()  # back: the uploaders themselves are empty again
+    assert not at.exception and not at.error
+    assert next(n for n in at.number_input if n.label == "Epochs per round").value == 3
+    assert at.text_input(key="launch.run.name").value == "kept"
+    captions = [c.value for c in at.caption]
+    assert "Using mine.keras, uploaded earlier; upload another file to replace it." in captions
+    assert "Using digits.npz, uploaded earlier; upload another file to replace it." in captions
+    assert at.columns[0].dataframe  # the kept model is summarised again
+    next(b for b in at.button if b.label == "Queue run").click().run()
+    [job] = queue.list_jobs(tmp_path)
+    frozen = yaml.safe_load((tmp_path / job["id"] / runfolder.CONFIG).read_text())
+    assert (job["name"], frozen["train"]["epochs"]) == ("kept", 3)
+    assert (tmp_path / job["id"] / frozen["train"]["model_file"]).read_bytes() == files["small"]
+
+    at.run()  # queued: the next visit starts afresh
+    assert next(s for s in at.selectbox if s.label == "Architecture").value != OWN_MODEL
+    assert not any(c.value.startswith("Using ") for c in at.caption)
+
+    at = choose_own(app(tmp_path, monkeypatch), files["small"], files["digits"])
+    next(b for b in at.button if b.label == "Reset form").click().run()
+    assert next(n for n in at.number_input if n.label == "Epochs per round").value != 3
+    assert next(s for s in at.selectbox if s.label == "Architecture").value != OWN_MODEL
+    next(s for s in at.selectbox if s.label == "Architecture").set_value(OWN_MODEL).run()
+    assert not any(c.value.startswith("Using ") for c in at.caption)  # the uploads are gone
