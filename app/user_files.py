@@ -23,12 +23,14 @@ from streamlit.typing import UploadedFile
 
 from app.lab import plain
 from lottery_engine.config import load as config_lib
+from lottery_engine.data import user_data
 from lottery_engine.config import validation
 from lottery_engine.foundations import runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS, DATA = "models", "data"
 SUFFIX_SOURCES = {suffix: source for source, suffix in validation.FILE_SOURCES.items()}
+MODEL_ONLY = "--model-only"  # model_summary.MODEL_ONLY, spelled here: that module imports Keras
 SUMMARY_TIMEOUT = 300.0  # seconds: a large model on a busy machine loads slowly, but not this
 FACTORY_REFUSAL = ("train.arch: factory runs your own Python code, which the dashboard does not "
                    "do; submit it from a shell: lottery submit --config FILE.")
@@ -100,11 +102,13 @@ def summary_key(cfg: config_lib.Config) -> str:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)  # the page says what it checks
-def _summary_json(_config_text: str, key: str, stamps: tuple) -> dict[str, Any]:
+def _summary_json(_config_text: str, key: str, stamps: tuple,
+                  with_data: bool = True) -> dict[str, Any]:
     """model_summary's answer for a config (`key` and `stamps` key the cache: the text, not
     hashed, is only what the subprocess reads)."""
+    command = [sys.executable, "-m", "lottery_engine.model_summary"]
     try:
-        result = subprocess.run([sys.executable, "-m", "lottery_engine.model_summary"],
+        result = subprocess.run(command + ([] if with_data else [MODEL_ONLY]),
                                 input=_config_text, capture_output=True, text=True, cwd=ROOT,
                                 timeout=SUMMARY_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -120,16 +124,18 @@ def _summary_json(_config_text: str, key: str, stamps: tuple) -> dict[str, Any]:
     return answer
 
 
-def summary(cfg: config_lib.Config) -> dict[str, Any] | None:
+def summary(cfg: config_lib.Config, with_data: bool = True) -> dict[str, Any] | None:
     """The model summary of a config with the user's model or data (None for built-ins). A model
     the run would refuse raises ConfigError in model_summary's words, so nothing is queued; so
-    does a factory, whose code the dashboard never runs."""
+    does a factory, whose code the dashboard never runs. Without data: the user's model alone,
+    as soon as it is uploaded (the config's data is a stand-in)."""
     if cfg.train.arch == "factory":
         raise config_lib.ConfigError(FACTORY_REFUSAL)
     if not needs_summary(cfg):
         return None
     try:
-        answer = _summary_json(config_lib.to_yaml(cfg), summary_key(cfg), _stamps(cfg))
+        answer = _summary_json(config_lib.to_yaml(cfg), summary_key(cfg), _stamps(cfg),
+                               with_data)
     except SummaryFailed as exc:
         raise config_lib.ConfigError(f"train.arch: the model could not be built to check it "
                                      f"against the data ({exc}).") from None
@@ -138,10 +144,24 @@ def summary(cfg: config_lib.Config) -> dict[str, Any] | None:
     return answer
 
 
-def show_summary(answer: dict[str, Any]) -> None:
-    """What the run will do to the model: its layers with parameters and prune rates."""
+def show_summary(answer: dict[str, Any], with_data: bool = True) -> None:
+    """What the run will do to the model: its layers with parameters and prune rates; with its
+    data, that the two fit."""
+    fit = (f"input {tuple(answer['input_shape'])}, {answer['classes']} classes, output "
+           f"{answer['output']}" if with_data else
+           f"its input {tuple(answer['input_shape'])} and {answer['classes']} outputs "
+           f"({answer['output']}) are checked against your data once it is uploaded")
     st.caption(f"Model {plain(answer['model'])}: {answer['parameters']:,} parameters, "
-               f"{answer['prunable_weights']:,} of them prunable; input "
-               f"{tuple(answer['input_shape'])}, {answer['classes']} classes, output "
-               f"{answer['output']}.")
+               f"{answer['prunable_weights']:,} of them prunable; {fit}.")
     st.dataframe(answer["layers"], hide_index=True)
+
+
+def show_data(cfg: config_lib.Config, name: str) -> None:
+    """What the user's data file holds, the moment it is uploaded (read without TensorFlow):
+    the shape of one example, the classes and the rows of each part. A ConfigError is the
+    engine's refusal of the file."""
+    outline = user_data.outline(cfg.data)
+    rows = ", ".join(f"{part} {count:,}" for part, count in outline["rows"].items())
+    split = "" if "test" in outline["rows"] else "; the run splits val and test off train"
+    st.caption(f"{plain(name)}: examples of shape {tuple(outline['shape'])}, "
+               f"{len(outline['classes'])} classes; rows: {rows}{split}.")

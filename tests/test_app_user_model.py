@@ -18,6 +18,7 @@ from keras import layers
 from streamlit.testing.v1 import AppTest
 
 from app import user_files
+from app.lab import plain
 from jobs import queue
 from lottery_engine.foundations import runfolder
 
@@ -51,11 +52,16 @@ def files(tmp_path_factory) -> dict[str, bytes]:
             "digits": save_digits_npz(folder / "digits.npz", limit=300).read_bytes()}
 
 
-def choose_own(at: AppTest, model: bytes, data: bytes) -> AppTest:
-    """Pick "my own model" and "my own data" and upload both, as a user does in the browser."""
+def own_chosen(at: AppTest) -> AppTest:
+    """Pick "my own model" and "my own data", which shows their uploaders."""
     next(s for s in at.selectbox if s.label == "Architecture").set_value(OWN_MODEL)
     at.radio[0].set_value(OWN_DATA)
-    at.run()
+    return at.run()
+
+
+def choose_own(at: AppTest, model: bytes, data: bytes) -> AppTest:
+    """Pick "my own model" and "my own data" and upload both, as a user does in the browser."""
+    own_chosen(at)
     at.file_uploader(key="model_upload").set_value(("mine.keras", model, "application/zip"))
     at.file_uploader(key="data_upload").set_value(("digits.npz", data, "application/zip"))
     return at.run()
@@ -160,10 +166,7 @@ def onehot_npz(digits: bytes, folder: Path) -> bytes:
 
 def test_a_refused_upload_is_named_as_uploaded_and_its_replacement_shows_no_error(
         files, tmp_path, monkeypatch):
-    at = app(tmp_path, monkeypatch)
-    next(s for s in at.selectbox if s.label == "Architecture").set_value(OWN_MODEL)
-    at.radio[0].set_value(OWN_DATA)
-    at.run()
+    at = own_chosen(app(tmp_path, monkeypatch))
     at.file_uploader(key="model_upload").set_value(("mine.keras", files["small"],
                                                     "application/zip"))
     onehot = onehot_npz(files["digits"], tmp_path)
@@ -229,3 +232,24 @@ def test_the_launch_form_keeps_values_and_uploads_across_pages_until_queued_or_r
     assert next(s for s in at.selectbox if s.label == "Architecture").value != OWN_MODEL
     next(s for s in at.selectbox if s.label == "Architecture").set_value(OWN_MODEL).run()
     assert not any(c.value.startswith("Using ") for c in at.caption)  # the uploads are gone
+
+
+def test_the_model_is_summarised_before_its_data_and_the_data_alone_as_it_arrives(
+        files, tmp_path, monkeypatch):
+    at = own_chosen(app(tmp_path, monkeypatch))
+    at.file_uploader(key="model_upload").set_value(("mine.keras", files["small"],
+                                                    "application/zip")).run()
+    assert not at.error  # no data yet: not an error, and the model is described already
+    assert [r["layer"] for r in at.columns[0].dataframe[0].value.to_dict("records")] == [
+        "conv", "out"]
+    assert at.columns[0].caption[0].value.endswith(
+        "its input (8, 8, 1) and 10 outputs (logits) are checked against your data once it is "
+        "uploaded.")
+
+    at = own_chosen(app(tmp_path, monkeypatch))  # the data first, its model still to come
+    at.file_uploader(key="data_upload").set_value(("digits.npz", files["digits"],
+                                                   "application/zip")).run()
+    assert not at.error and not at.columns[0].dataframe
+    assert at.columns[1].caption[0].value == plain(
+        "digits.npz: examples of shape (8, 8, 1), 10 classes; rows: train 300; the run splits "
+        "val and test off train.")

@@ -28,6 +28,13 @@ def checked(raw_or_text: dict | str) -> tuple[config_lib.Config, dict[str, Any] 
     return cfg, user_files.summary(cfg)
 
 
+def show_refusal(where: DeltaGenerator, verdict: str, refusal: wording.Refusal) -> None:
+    """A refusal in red, its config key (if the words are a form's) in a caption under it."""
+    where.error(f"{verdict}: {lab.plain(refusal.text)}")
+    if refusal.key:
+        where.caption(f"config key `{refusal.key}`")
+
+
 def attempt(raw_or_text: dict | str, queued: bool, refused: str,
             place: Callable[[str], DeltaGenerator], summary_at: DeltaGenerator,
             say: Callable[[config_lib.ConfigError], wording.Refusal],
@@ -52,13 +59,9 @@ def attempt(raw_or_text: dict | str, queued: bool, refused: str,
         job_id = queue.submit(cfg, root) if queued else None
     except config_lib.ConfigError as exc:
         st.session_state[refused] = True
-        verdict = "Not queued" if queued else "Cannot be queued"
         for error in exc.errors:
-            refusal = say(error)
-            where = place(error.key)
-            where.error(f"{verdict}: {lab.plain(refusal.text)}")
-            if refusal.key:
-                where.caption(f"config key `{refusal.key}`")
+            show_refusal(place(error.key), "Not queued" if queued else "Cannot be queued",
+                         say(error))
         return None
     finally:
         for note in notes:
@@ -127,6 +130,25 @@ def suggest_name(upload: form_memory.Upload | None, default: str) -> None:
     if st.session_state.get(key, "") in ("", st.session_state.get("_suggested_name")):
         st.session_state[key] = suggested
     st.session_state["_suggested_name"] = suggested
+
+
+def preview(where: DeltaGenerator, checking: str, keys: tuple[str, ...],
+            say: Callable[[config_lib.ConfigError], wording.Refusal],
+            show: Callable[[], None]) -> None:
+    """Describe an upload under its uploader the moment it is there (`show`), saying what it
+    checks meanwhile; a refusal of one of `keys` is shown there, any other is left to the check
+    of the whole form."""
+    note = where.empty()
+    note.caption(checking)
+    try:
+        with where:
+            show()
+    except config_lib.ConfigError as exc:
+        for error in exc.errors:
+            if error.key in keys:
+                show_refusal(where, "Cannot be queued", say(error))
+    finally:
+        note.empty()
 
 
 form_memory.fresh_after_queue()
@@ -222,8 +244,20 @@ with form_tab:
     own = arch == OWN_MODEL or source == OWN_DATA
     files_given = (model_upload is not None or arch != OWN_MODEL) and \
         (data_upload is not None or source != OWN_DATA)
+
+    def say(error: config_lib.ConfigError) -> wording.Refusal:
+        return wording.for_person(error, labels, names)
+
+    if model_upload is not None and not files_given:  # the model alone, its data to come
+        preview(model_note, f"Checking {model_upload.name} with Keras…", MODEL_KEYS, say,
+                lambda: user_files.show_summary(user_files.summary(preflight.from_dict(
+                    {**raw, "data": d}), with_data=False), with_data=False))
+    if data_upload is not None:  # the data alone; with a model too, the fit check says more
+        preview(data_note, f"Reading {data_upload.name}…", () if files_given else DATA_KEYS,
+                say, lambda: user_files.show_data(config_lib.from_dict({"data": raw["data"]}),
+                                                  data_upload.name))
     if attempt(raw, queued, f"{form_memory.PREFIX}refused", place, model_note,
-               lambda error: wording.for_person(error, labels, names), checking,
+               say, checking,
                eager=own and files_given, complete=files_given):
         st.session_state[form_memory.QUEUED] = True  # the next visit starts a fresh form
 
