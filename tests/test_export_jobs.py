@@ -6,6 +6,7 @@ the ticket zip ships the compact model with the records."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -156,6 +157,21 @@ def test_run_page_shows_the_exports_and_the_zip_ships_the_compact_model(exported
                if name.startswith(f"tiny-{blocked.name}-r1-")]
     assert offered == [  # a failed format offers no file
         "keras.keras", "compact.keras", "tflite-int8.tflite"]
+
+
+def test_a_compact_model_that_kept_every_unit_says_why_it_is_the_same_size(exported, tmp_path,
+                                                                           monkeypatch):
+    _, runs, _ = exported
+    run_dir = tmp_path / runs["shipped"].name
+    shutil.copytree(runs["shipped"], run_dir)
+    records = json.loads((run_dir / export_records.EXPORTS_JSON).read_text())
+    records["compact"]["compaction"]["units_removed"] = 0  # unstructured: no unit emptied
+    (run_dir / export_records.EXPORTS_JSON).write_text(json.dumps(records))
+    table = run_page(tmp_path, run_dir.name, monkeypatch).dataframe[1].value
+    notes = dict(zip(table["format"], table["note"]))
+    assert notes["compact"].startswith("1.0x: no unit lost all its weights. IMP prunes single "
+                                       "weights (unstructured sparsity)")
+    assert not isinstance(notes["keras"], str) and not isinstance(notes["tflite"], str)
 
 
 def test_export_button_queues_one_job_that_can_be_cancelled_and_replaced(exported, tmp_path,

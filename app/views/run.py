@@ -23,6 +23,24 @@ EXPORT_COLUMNS = {
     "error": st.column_config.TextColumn("error", width="large"),
 }
 
+# the export table's columns: the records' own, with a note on what a number means
+EXPORT_ORDER = [*export_records.COLUMNS[:4], "note", *export_records.COLUMNS[4:]]
+SAME_SIZE = ("1.0x: no unit lost all its weights. IMP prunes single weights (unstructured "
+             "sparsity), so no channel or neuron can be removed; the zeros compress in the zip")
+
+
+def export_rows(records: dict[str, dict]) -> list[dict]:
+    """The export table's rows, where a compact model that kept every unit says why it is the
+    dense ticket's size rather than showing a bare 1.0x."""
+    rows = export_records.table_rows(records)
+    compaction = records.get("compact", {}).get("compaction")
+    for row in rows:
+        if row["format"] == "compact" and row["status"] == "ok" \
+                and isinstance(compaction, dict) and compaction.get("units_removed") == 0:
+            row["note"] = SAME_SIZE
+    return rows
+
+
 root = lab.home()
 everything = queue.list_jobs(root)
 jobs = [j for j in reversed(everything) if not queue.is_export(j)]
@@ -265,8 +283,7 @@ def export_view() -> None:
     records = export_records.read(run_dir)
     if not records:
         return
-    st.dataframe(export_records.table_rows(records), hide_index=True,
-                 column_order=export_records.COLUMNS,
+    st.dataframe(export_rows(records), hide_index=True, column_order=EXPORT_ORDER,
                  column_config=EXPORT_COLUMNS, placeholder="–")
     st.caption("Sizes, latencies and accuracy are each against the dense ticket timed in the "
                "same export, on one thread. Timed twice, the dense ticket differs by about 10%: "
