@@ -188,6 +188,8 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     assert "val accuracy, random reinit" in [t["name"] for t in charts[0]["data"]]  # control
     assert charts[1]["data"][0]["type"] == "heatmap"
     assert all(c["layout"]["uirevision"] for c in charts)  # so a redraw keeps the user's zoom
+    assert charts[4]["layout"]["title"]["text"] == \
+        "Round 2, the last to finish: loss and accuracy per epoch"  # not "training" once done
     assert len(at.dataframe[0].value) == 3
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download the winning ticket (.zip)", "Download the HTML report"]

@@ -141,8 +141,11 @@ def run_view() -> None:
     current = {"round": status.get("round"), "history": status.get("history", {})}
     if status["state"] == queue.RUNNING and current["history"]:
         lab.chart(report.epoch_history(current, smoothing), key="epochs")
-    elif records:
-        lab.chart(report.epoch_history(records[-1], smoothing), key="epochs")
+    elif records:  # a round that has ended: no longer "training"
+        figure = report.epoch_history(records[-1], smoothing)
+        lab.chart(figure.update_layout(title=f"Round {records[-1]['round']}, the last to "
+                                             f"finish: loss and accuracy per epoch"),
+                  key="epochs")
     if records:
         st.subheader("Rounds")
         st.dataframe(report.table_rows(records), hide_index=True)
