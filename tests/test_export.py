@@ -233,6 +233,7 @@ def test_every_format_is_written_and_recorded(run_dir, exported):
         assert set(record["latency_ms_per_sample"]) == {"batch_1", "batch_256"}
         assert record["reference"]["test_accuracy"] == exported[0]["test_accuracy"]
     keras_record = exported[0]
+    assert keras_record["bytes"] == keras_record["reference"]["bytes"]  # both saved compiled
     assert keras_record["max_output_difference"] == 0.0
     assert keras_record["parameters"] == keras_record["reference"]["parameters"]
 

@@ -169,8 +169,7 @@ def test_a_compact_model_that_kept_every_unit_says_why_it_is_the_same_size(expor
     (run_dir / export_records.EXPORTS_JSON).write_text(json.dumps(records))
     table = run_page(tmp_path, run_dir.name, monkeypatch).dataframe[1].value
     notes = dict(zip(table["format"], table["note"]))
-    assert notes["compact"].startswith("1.0x: no unit lost all its weights. IMP prunes single "
-                                       "weights (unstructured sparsity)")
+    assert notes["compact"] == "no unit lost all its weights: IMP's sparsity is unstructured"
     assert not isinstance(notes["keras"], str) and not isinstance(notes["tflite"], str)
 
 

@@ -21,12 +21,14 @@ EXPORT_COLUMNS = {
         "change (points)", format="%+.2f", help="Test accuracy minus the dense ticket's"),
     "round": st.column_config.NumberColumn("round", format="%d"),
     "error": st.column_config.TextColumn("error", width="large"),
+    "note": st.column_config.TextColumn(
+        "note", width="medium", help="Why a number is what it is: a compact model the dense "
+        "ticket's size kept every unit, as single weights were pruned, not whole channels"),
 }
 
 # the export table's columns: the records' own, with a note on what a number means
 EXPORT_ORDER = [*export_records.COLUMNS[:4], "note", *export_records.COLUMNS[4:]]
-SAME_SIZE = ("1.0x: no unit lost all its weights. IMP prunes single weights (unstructured "
-             "sparsity), so no channel or neuron can be removed; the zeros compress in the zip")
+SAME_SIZE = "no unit lost all its weights: IMP's sparsity is unstructured"
 
 
 def export_rows(records: dict[str, dict]) -> list[dict]:

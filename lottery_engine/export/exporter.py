@@ -132,6 +132,7 @@ class Exporter:
         self.x_test = self.data.x_test  # kept in its own dtype: images stay uint8 until a batch
         self.ticket = round_model(self.run_dir, self.cfg, self.data, self.round)
         self.logits = models.is_logits(self.ticket, self.cfg.train.loss)
+        keras_fit.compile_model(self.ticket, self.cfg.train, self.logits)  # saved as exported
         self.repeats = repeats
         self.dense = measure_keras(self.ticket, self.x_test, self.data.y_test, self.logits, repeats)
         (self.run_dir / export_records.EXPORT_DIR).mkdir(exist_ok=True)
