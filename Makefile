@@ -43,7 +43,8 @@ structured: setup
 		--workers $$(nproc) --threads 1
 
 screenshots: setup
-	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_charts.py
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_charts.py \
+		tests/test_browser_newuser.py
 
 # every script in benchmarks/, full mode (their --quick modes run in `make test`); _name.py are helpers
 bench: setup $(RAY)

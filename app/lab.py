@@ -28,8 +28,8 @@ QUICKSTART = CONFIGS / "quickstart.yaml"
 WORKER_SILENCE = 10.0
 LINKED_RUNS = 10  # the newest runs a link to a run that is gone offers instead
 # the Runs table's columns, in the order people scan them (the run id is kept, not shown)
-TABLE_COLUMNS = ["name", "state", "progress", "tags", "sparsity %", "best val acc",
-                 "ticket round", "notes", "created", "elapsed", "arch", "data", "worker", "node",
+TABLE_COLUMNS = ["name", "state", "progress", "sparsity reached %", "ticket round",
+                 "ticket sparsity %", "ticket val acc", "ticket test acc", "tags", "notes", "created", "elapsed", "arch", "data", "worker", "node",
                  "error"]
 # the Run page's export table: each format beside the dense ticket timed in the same export
 # the most x ticks Plotly may place (nticks): few enough that no labels collide in a phone's
@@ -208,6 +208,11 @@ def job_label(status: dict) -> str:
     return f"{lab_label(status)} · {state_text(status)}"
 
 
+def percent(fraction: float | None) -> float | None:
+    """A fraction as a percentage to one decimal (None stays None: not known yet)."""
+    return None if fraction is None else round(100 * fraction, 1)
+
+
 def job_rows(jobs: list[dict], search: str = "", states: list[str] | None = None) -> list[dict]:
     """The run table: one row per run, newest first, filtered by name/tag text and state; the
     run id, then TABLE_COLUMNS. A value a run does not have yet (a queued run's accuracy) is
@@ -224,13 +229,15 @@ def job_rows(jobs: list[dict], search: str = "", states: list[str] | None = None
             continue
         if states and status["state"] not in states:
             continue
-        best = status.get("best_val_accuracy")
         rows.append({
             "id": status["id"], "name": status.get("name", ""), "state": state_text(status),
             "progress": progress_fraction(status), "tags": ", ".join(tags),
-            "sparsity %": round(100 * status.get("sparsity", 0.0), 1),
-            "best val acc": round(best, 4) if best is not None else None,
-            "ticket round": status.get("ticket_round"), "notes": status.get("notes", ""),
+            "sparsity reached %": round(100 * status.get("sparsity", 0.0), 1),
+            "ticket round": status.get("ticket_round"),
+            "ticket sparsity %": percent(status.get("ticket_sparsity")),
+            "ticket val acc": status.get("ticket_val_accuracy"),
+            "ticket test acc": status.get("ticket_test_accuracy"),
+            "notes": status.get("notes", ""),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(status["submitted"])),
             "elapsed": duration(elapsed(status)), "arch": status.get("arch", ""),
             "data": status.get("data", ""), "worker": status.get("worker") or "",

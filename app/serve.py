@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = {**os.environ, "LOTTERY_HOME": str(Path(args.home).resolve()),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C stops both, no traceback
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
     worker_cmd = [sys.executable, "-m", "jobs.cli", "worker", "--home",
                   env["LOTTERY_HOME"], "--device", args.device]
     worker = subprocess.Popen(worker_cmd, env=env)

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from app import bundles, charts  # noqa: E402
+from app import bundles, charts, form_memory  # noqa: E402
 
 st.set_page_config(page_title="Lottery Lab", page_icon=":material/confirmation_number:",
                    layout="wide")
@@ -25,6 +25,7 @@ pages = [  # paths are relative to this file
             url_path="experiments"),
 ]
 bundles.copy_to_static()
+form_memory.keep_fields()  # the Launch form outlives a visit to another page
 page = st.navigation(pages)
 if page.url_path in bundles.CHART_PAGES:
     charts.preload()

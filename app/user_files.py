@@ -1,8 +1,9 @@
 """The user's own model and data on the Launch page, checked without TensorFlow in the dashboard.
 
-An upload is kept in the queue home by content hash (`models/<sha256[:16]>.keras`,
-`data/<sha256[:16]>.npz|.csv`): the same bytes give the same file, so a config that names it means
-one content, and `queue.submit` can copy the model into the job folder. Whether a model fits its
+An upload is kept in the queue home by content hash, under the name the user gave it
+(`models/<sha256[:16]>/convnet.keras`, `data/<sha256[:16]>/fmnist.npz`): the same bytes give the
+same file, so a config that names it means one content, `queue.submit` can copy the model into the
+job folder, and the run (its report, its downloaded config) still knows the file by its own name. Whether a model fits its
 data (input shape, classes, logits or probabilities, what is prunable) is only known once Keras has
 loaded it, so the page asks `python -m lottery_engine.model_summary` in a subprocess and caches its
 answer by the config text.
@@ -25,20 +26,23 @@ from lottery_engine.config import load as config_lib
 from lottery_engine.config import data_sources
 from lottery_engine.config.architectures import ARCHITECTURES
 from lottery_engine.config.data_sources import DATA_SOURCES
+from lottery_engine.data import user_data
 from lottery_engine.foundations import runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS, DATA = "models", "data"
 SUFFIX_SOURCES = {suffix: source for source, suffix in data_sources.file_suffixes().items()}
+MODEL_ONLY = "--model-only"  # model_summary.MODEL_ONLY, spelled here: that module imports Keras
 SUMMARY_TIMEOUT = 300.0  # seconds: a large model on a busy machine loads slowly, but not this
 FACTORY_REFUSAL = ("train.arch: factory runs your own Python code, which the dashboard does not "
                    "do; submit it from a shell: lottery submit --config FILE.")
 
 
-def save_bytes(data: bytes, folder: Path, suffix: str) -> Path:
-    """`folder/<sha256[:16]><suffix>`, written atomically once: a rerun or a second upload of
-    the same bytes finds the file already there and never rewrites a file a job may be copying."""
-    path = Path(folder).resolve() / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+def save_bytes(data: bytes, folder: Path, name: str) -> Path:
+    """`folder/<sha256[:16]>/<name>`, written atomically once: a rerun or a second upload of
+    the same bytes under the same name finds the file already there and never rewrites a file a
+    job may be copying."""
+    path = Path(folder).resolve() / hashlib.sha256(data).hexdigest()[:16] / name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         runfolder.atomic_write(path, data)
@@ -46,11 +50,13 @@ def save_bytes(data: bytes, folder: Path, suffix: str) -> Path:
 
 
 def saved_upload(upload: UploadedFile, folder: Path, suffix: str) -> Path:
-    """An upload's file (see save_bytes), hashed once per upload rather than on every rerun."""
+    """An upload's file (see save_bytes), hashed once per upload rather than on every rerun; its
+    name made safe for a file name, with `suffix` (what the engine reads it as)."""
     saved = st.session_state.setdefault("_saved_uploads", {})
     path = saved.get(upload.file_id)
     if path is None or not path.is_file():
-        path = saved[upload.file_id] = save_bytes(upload.getvalue(), folder, suffix)
+        name = f"{runfolder.slug(Path(upload.name).stem, 80)}{suffix}"
+        path = saved[upload.file_id] = save_bytes(upload.getvalue(), folder, name)
     return path
 
 
@@ -82,12 +88,30 @@ class SummaryFailed(RuntimeError):
     and the next try asks again."""
 
 
-@st.cache_data(max_entries=64, show_spinner="Loading the model with Keras to summarise it…")
-def _summary_json(config_text: str, stamps: tuple) -> dict[str, Any]:
-    """model_summary's answer for a config (`stamps` only keys the cache)."""
+SUMMARY_KEYS = {"train": ("arch", "weights", "freeze_base", "model_file", "factory", "init",
+                          "loss"),
+                "imp": ("prune_rate", "scope", "layer_rates", "prunable_layers")}
+
+
+def summary_key(cfg: config_lib.Config) -> str:
+    """What a summary depends on: the data, how the network is built and what is pruned at
+    which rate; not the epochs, seed or run name, so that editing those (or pressing Queue)
+    reuses the summary instead of loading the model with Keras again."""
+    whole = cfg.to_dict()
+    return json.dumps({"data": whole["data"], **{
+        section: {key: whole[section][key] for key in keys}
+        for section, keys in SUMMARY_KEYS.items()}}, sort_keys=True, default=str)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)  # the page says what it checks
+def _summary_json(_config_text: str, key: str, stamps: tuple,
+                  with_data: bool = True) -> dict[str, Any]:
+    """model_summary's answer for a config (`key` and `stamps` key the cache: the text, not
+    hashed, is only what the subprocess reads)."""
+    command = [sys.executable, "-m", "lottery_engine.model_summary"]
     try:
-        result = subprocess.run([sys.executable, "-m", "lottery_engine.model_summary"],
-                                input=config_text, capture_output=True, text=True, cwd=ROOT,
+        result = subprocess.run(command + ([] if with_data else [MODEL_ONLY]),
+                                input=_config_text, capture_output=True, text=True, cwd=ROOT,
                                 timeout=SUMMARY_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise SummaryFailed(f"took more than {SUMMARY_TIMEOUT:.0f} s") from None
@@ -102,16 +126,18 @@ def _summary_json(config_text: str, stamps: tuple) -> dict[str, Any]:
     return answer
 
 
-def summary(cfg: config_lib.Config) -> dict[str, Any] | None:
+def summary(cfg: config_lib.Config, with_data: bool = True) -> dict[str, Any] | None:
     """The model summary of a config with the user's model or data (None for built-ins). A model
     the run would refuse raises ConfigError in model_summary's words, so nothing is queued; so
-    does a factory, whose code the dashboard never runs."""
+    does a factory, whose code the dashboard never runs. Without data: the user's model alone,
+    as soon as it is uploaded (the config's data is a stand-in)."""
     if cfg.train.arch == "factory":
         raise config_lib.ConfigError(FACTORY_REFUSAL)
     if not needs_summary(cfg):
         return None
     try:
-        answer = _summary_json(config_lib.to_yaml(cfg), _stamps(cfg))
+        answer = _summary_json(config_lib.to_yaml(cfg), summary_key(cfg), _stamps(cfg),
+                               with_data)
     except SummaryFailed as exc:
         raise config_lib.ConfigError(f"train.arch: the model could not be built to check it "
                                      f"against the data ({exc}).") from None
@@ -120,10 +146,24 @@ def summary(cfg: config_lib.Config) -> dict[str, Any] | None:
     return answer
 
 
-def show_summary(answer: dict[str, Any]) -> None:
-    """What the run will do to the model: its layers with parameters and prune rates."""
+def show_summary(answer: dict[str, Any], with_data: bool = True) -> None:
+    """What the run will do to the model: its layers with parameters and prune rates; with its
+    data, that the two fit."""
+    fit = (f"input {tuple(answer['input_shape'])}, {answer['classes']} classes, output "
+           f"{answer['output']}" if with_data else
+           f"its input {tuple(answer['input_shape'])} and {answer['classes']} outputs "
+           f"({answer['output']}) are checked against your data once it is uploaded")
     st.caption(f"Model {plain(answer['model'])}: {answer['parameters']:,} parameters, "
-               f"{answer['prunable_weights']:,} of them prunable; input "
-               f"{tuple(answer['input_shape'])}, {answer['classes']} classes, output "
-               f"{answer['output']}.")
+               f"{answer['prunable_weights']:,} of them prunable; {fit}.")
     st.dataframe(answer["layers"], hide_index=True)
+
+
+def show_data(cfg: config_lib.Config, name: str) -> None:
+    """What the user's data file holds, the moment it is uploaded (read without TensorFlow):
+    the shape of one example, the classes and the rows of each part. A ConfigError is the
+    engine's refusal of the file."""
+    outline = user_data.outline(cfg.data)
+    rows = ", ".join(f"{part} {count:,}" for part, count in outline["rows"].items())
+    split = "" if "test" in outline["rows"] else "; the run splits val and test off train"
+    st.caption(f"{plain(name)}: examples of shape {tuple(outline['shape'])}, "
+               f"{len(outline['classes'])} classes; rows: {rows}{split}.")

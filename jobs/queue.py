@@ -43,6 +43,7 @@ from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config import labels
 from lottery_engine.config.data_sources import DATA_SOURCES
+from lottery_engine.export import downloads
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.faults import UserError, describe
 from lottery_engine.models import keras_file
@@ -176,6 +177,7 @@ def submit(cfg: config_lib.Config | str, root: str | Path | None = None,
     config_lib.absolute_paths(cfg)
 
     def fill(staging: Path, job_id: str) -> None:
+        downloads.keep_model_name(staging, cfg.train.model_file)  # the user's name for it
         pinned = keras_file.pin(cfg, staging)  # a user's model travels in the job folder
         runfolder.atomic_write(staging / runfolder.CONFIG, config_lib.to_yaml(pinned))
         runfolder.write_json(staging / STATUS, {

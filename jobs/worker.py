@@ -379,8 +379,11 @@ class Worker:
         job = self.root / job_id
         progress = runfolder.read_json(job / PROGRESS, {})
         ticket = runfolder.read_json(job / runfolder.TICKET_JSON, {})
-        if state == queue.DONE and "round" in ticket:
-            progress["ticket_round"] = ticket["round"]
+        if state == queue.DONE and "round" in ticket:  # the Runs table's ticket columns
+            progress |= {"ticket_round": ticket["round"],
+                         "ticket_sparsity": ticket["global_sparsity"],
+                         "ticket_val_accuracy": ticket["logged_val_accuracy"],
+                         "ticket_test_accuracy": ticket["test_accuracy"]}
         try:
             queue.update(job_id, self.root, **progress)
             final = queue.finish(job_id, self.root, state, error)

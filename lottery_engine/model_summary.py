@@ -24,6 +24,9 @@ from .models import builders as models
 from .pruning import channels, prunable
 
 
+MODEL_ONLY = "--model-only"  # describe the model file alone, its data not given yet
+
+
 def data_signature(cfg: Config) -> tuple[tuple[int, ...], list[str]]:
     """The shape of one example and the class names, read without loading the data."""
     if DATA_SOURCES[cfg.data.source].suffix is not None:
@@ -58,14 +61,20 @@ def _layer_rows(model: keras.Model, cfg: Config, selected: list[str],
     return rows
 
 
-def summarize(cfg: Config) -> dict[str, Any]:
+def summarize(cfg: Config, with_data: bool = True) -> dict[str, Any]:
     """Build the configured model as a run would, check it against the data, and describe it.
-    Raises ConfigError (one line) where the run would fail on the model."""
-    shape, classes = data_signature(cfg)
+    Raises ConfigError (one line) where the run would fail on the model. Without data (a user's
+    model file the moment it is uploaded, its data still to come) it is described as its file
+    has it: its own input shape and output units, checked against nothing."""
+    shape, classes = data_signature(cfg) if with_data else ((), [])
     keras.utils.set_random_seed(cfg.run.seed)
     model = models.build(cfg.train, shape, len(classes))
-    models.check_input(model, shape)
-    models.check_output(model, len(classes))
+    if with_data:
+        models.check_input(model, shape)
+        models.check_output(model, len(classes))
+    else:
+        shape = tuple(model.inputs[0].shape[1:])
+        classes = [str(unit) for unit in range(model.outputs[0].shape[-1])]
     logits = models.is_logits(model, cfg.train.loss)
     selected = prunable.select(model, cfg.imp.prunable_layers)
     rates = prunable.expand_rates(model, list(selected), cfg.imp.layer_rates)
@@ -84,12 +93,15 @@ def summarize(cfg: Config) -> dict[str, Any]:
 
 
 def main() -> int:
-    """Config YAML on stdin, the summary as one JSON object on stdout; never a traceback."""
+    """Config YAML on stdin, the summary as one JSON object on stdout; never a traceback.
+    With --model-only the config's data is not the user's (a stand-in that validates) and the
+    model is described alone."""
     from .foundations import quiet_import
 
     quiet_import.tensorflow()
     try:
-        result = {"ok": True, **summarize(preflight.loads(sys.stdin.read()))}
+        cfg = preflight.loads(sys.stdin.read())
+        result = {"ok": True, **summarize(cfg, with_data=MODEL_ONLY not in sys.argv[1:])}
     except ConfigError as exc:
         result = {"ok": False, "error": str(exc)}
     print(json.dumps(result))

@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.lab import plain
 from jobs import experiments, queue
 from lottery_engine import preflight
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 
 from .jobs_helpers import tiny_yaml
-from .test_app import app
+from .test_app import app, button
 from .test_hardening_input import QUICKSTART, lottery
 
 FIVE_BAD = {"run": {"seed": -1}, "data": {"channels": 2}, "train": {"epochs": 0},
@@ -118,9 +119,9 @@ def test_five_bad_form_fields_are_each_explained_under_their_field_in_one_submit
     at.button[0].click().run()
     shown = errors_by_field(at)
     assert {label: [m.split(": ")[1] for m in messages] for label, messages in shown.items()} == {
-        "Epochs per round": ["train.epochs"], "Prune rate per round": ["imp.prune_rate"],
-        "Seed": ["run.seed"], "Pruning rounds (after the dense round 0)": ["imp.num_rounds"],
-        "Rewind (init, epoch:K or step:N)": ["imp.rewind"]}
+        label: [plain(label)] for label in (  # each worded with its own field's label
+            "Epochs per round", "Prune rate per round", "Seed",
+            "Pruning rounds (after the dense round 0)", "Rewind (init, epoch:K or step:N)")}
     assert queue.list_jobs(tmp_path) == []
 
 
@@ -128,10 +129,10 @@ def test_no_stale_error_stays_beside_a_fixed_field_and_queued(tmp_path, monkeypa
     at = app(tmp_path, monkeypatch)
     number(at, "Epochs per round").set_value(0)
     at.button[0].click().run()
-    assert "train.epochs: invalid value 0" in errors_by_field(at)["Epochs per round"][0]
+    assert "Epochs per round: 0 does not work here" in errors_by_field(at)["Epochs per round"][0]
     number(at, "Epochs per round").set_value(4)
     at.button[0].click().run()
-    assert not at.error and "Queued job" in at.success[0].value
+    assert not at.error and at.success[0].value == "Queued quickstart."
 
 
 def test_an_error_disappears_once_its_field_is_fixed(tmp_path, monkeypatch):
@@ -146,7 +147,7 @@ def test_an_error_disappears_once_its_field_is_fixed(tmp_path, monkeypatch):
     assert queue.list_jobs(tmp_path) == []
     number(at, "Prune rate per round").set_value(0.2)
     at.button[0].click().run()
-    assert not at.error and "Queued job" in at.success[0].value
+    assert not at.error and at.success[0].value == "Queued quickstart."
     at.radio[0].set_value("keras dataset").run()  # any later rerun stays clean
     assert not at.error
 
@@ -164,14 +165,14 @@ def test_yaml_tab_lists_every_refusal_above_its_button_and_drops_fixed_ones(tmp_
                                                                             monkeypatch):
     at = app(tmp_path, monkeypatch)
     at.text_area(key="yaml_text").set_value("imp: {prune_rte: 0.2, num_rouns: 3}\n").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert [e.value.split(": ")[1] for e in at.error] == ["imp.prune_rte", "imp.num_rouns"]
     assert errors_by_field(at) == {"Config (paste or edit)": [e.value for e in at.error]}
     at.text_area(key="yaml_text").set_value("imp: {prune_rate: 0.2, num_rouns: 3}\n").run()
     assert [e.value.split(": ")[1] for e in at.error] == ["imp.num_rouns"]
     at.text_area(key="yaml_text").set_value(tiny_yaml("fixed")).run()
     assert not at.error
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert not at.error and [j["name"] for j in queue.list_jobs(tmp_path)] == ["fixed"]
 
 

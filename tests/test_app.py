@@ -60,7 +60,9 @@ def test_launch_form_refuses_a_bad_config_and_queues_nothing(tmp_path, monkeypat
     rewind = next(t for t in at.text_input if t.label.startswith("Rewind"))
     rewind.set_value("late")
     at.button[0].click().run()
-    assert "imp.rewind: invalid value 'late'" in at.error[0].value
+    assert at.error[0].value.startswith(plain("Not queued: Rewind (init, epoch:K or step:N): "
+                                              "'late' does not work here;"))
+    assert "config key `imp.rewind`" in [c.value for c in at.caption]
     assert queue.list_jobs(tmp_path) == []
 
 
@@ -68,7 +70,8 @@ def test_launch_form_folder_without_path_names_the_key(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch)
     at.radio[0].set_value("image folder")
     at.button[0].click().run()
-    assert "data.data_dir" in at.error[0].value
+    assert at.error[0].value.startswith("Not queued: Image folder path: ")
+    assert "config key `data.data_dir`" in [c.value for c in at.caption]
     assert queue.list_jobs(tmp_path) == []
 
 
@@ -84,7 +87,7 @@ def test_launch_form_queues_a_job_with_the_chosen_values(tmp_path, monkeypatch):
     at.button[0].click().run()
     assert not at.error
     jobs = queue.list_jobs(tmp_path)
-    assert len(jobs) == 1 and jobs[0]["id"] in at.success[0].value
+    assert len(jobs) == 1 and at.success[0].value == "Queued quickstart."
     cfg = config_lib.load(tmp_path / jobs[0]["id"] / runfolder.CONFIG)
     assert (cfg.imp.num_rounds, cfg.imp.prune_rate, cfg.imp.scope, cfg.imp.controls) == \
         (3, 0.3, "layerwise", ["random_prune"])
@@ -94,14 +97,14 @@ def test_launch_form_queues_a_job_with_the_chosen_values(tmp_path, monkeypatch):
 def test_yaml_tab_refuses_malformed_and_queues_valid(tmp_path, monkeypatch):
     at = app(tmp_path, monkeypatch)
     at.text_area(key="yaml_text").set_value("imp: {prune_rate: [").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert "malformed YAML" in at.error[0].value
     at.text_area(key="yaml_text").set_value("imp: {prune_rate: 2}").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert "imp.prune_rate: invalid value 2" in at.error[0].value
     assert queue.list_jobs(tmp_path) == []
     at.text_area(key="yaml_text").set_value(tiny_yaml("pasted")).run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["pasted"]
 
 
@@ -127,7 +130,7 @@ def test_runs_table_filters_cancels_and_deletes_after_asking(served, tmp_path, m
     finished = table[table["name"] == "finished"].iloc[0]
     assert finished["state"] == "done" and finished["arch"] == "lenet"
     assert finished["data"] == "digits" and finished["ticket round"] >= 1
-    assert 0 < finished["best val acc"] <= 1 and finished["progress"] == 1.0
+    assert 0 < finished["ticket val acc"] <= 1 and finished["progress"] == 1.0
     assert "No worker has sent a heartbeat" in at.warning[0].value
 
     at.text_input(key="search").set_value("SWEEP").run()  # by tag, any case
@@ -178,21 +181,25 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     at = app(home, monkeypatch, "views/run.py", job=job_id)
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Pruning rounds done"] == "2 / 2" and metrics["Sparsity"] == "36.0%"
+    assert metrics["Pruning rounds done"] == "2 / 2" and metrics["Sparsity reached"] == "36.0%"
     assert "Round 0 trains the dense network; then 2 pruning rounds" in at.caption[0].value
     charts = figures(at)  # in page order: left column, right column, then epochs
     assert len(charts) == 5  # sparsity/accuracy, heatmap, remaining weights, FLOPs, epochs
     assert "val accuracy, random reinit" in [t["name"] for t in charts[0]["data"]]  # control
     assert charts[1]["data"][0]["type"] == "heatmap"
     assert all(c["layout"]["uirevision"] for c in charts)  # so a redraw keeps the user's zoom
+    assert charts[4]["layout"]["title"]["text"] == \
+        "Round 2, the last to finish: loss and accuracy per epoch"  # not "training" once done
     assert len(at.dataframe[0].value) == 3
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download the winning ticket (.zip)", "Download the HTML report"]
-    assert set(made) == {f"{job_id}-winning-ticket.zip", f"{job_id}-report.html"}  # on click
+    ticket = json.loads((home / job_id / runfolder.TICKET_JSON).read_text())
+    zip_name = f"finished-ticket-r{ticket['round']}.zip"  # after the run, not its id
+    assert set(made) == {zip_name, "finished-report.html"}  # made on click
 
-    with zipfile.ZipFile(io.BytesIO(made[f"{job_id}-winning-ticket.zip"]())) as archive:
+    with zipfile.ZipFile(io.BytesIO(made[zip_name]())) as archive:
         assert sorted(archive.namelist()) == sorted([
-            runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.TICKET_JSON,
+            "README.md", runfolder.TICKET_MODEL, runfolder.TICKET_MASK, runfolder.TICKET_JSON,
             runfolder.CONFIG, runfolder.CLASSES])
         archive.extractall(home / "unzipped")
     import keras
@@ -200,7 +207,36 @@ def test_run_page_shows_a_finished_run_and_offers_the_ticket(served, monkeypatch
     model = keras.saving.load_model(home / "unzipped" / runfolder.TICKET_MODEL, safe_mode=True)
     probabilities = model.predict(np.zeros((2, 16, 16, 1), np.uint8), verbose=0)
     assert probabilities.shape == (2, 10)
-    assert b"<html" in made[f"{job_id}-report.html"]()[:200].lower()
+    assert b"<html" in made["finished-report.html"]()[:200].lower()
+
+
+def test_the_winning_ticket_is_one_group_on_run_runs_and_compare(served, monkeypatch):
+    """Its round, sparsity, weights left, val and test accuracy all of the ticket's round, never
+    the last round's sparsity beside the best accuracy of another."""
+    home, job_id = served
+    ticket = json.loads((home / job_id / runfolder.TICKET_JSON).read_text())
+    record = next(r for r in runfolder.read_rounds(home / job_id) if r["round"] == ticket["round"])
+    at = app(home, monkeypatch, "views/run.py", job=job_id)
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Best val accuracy" not in metrics
+    assert metrics["Round"] == str(ticket["round"])
+    assert metrics["Ticket sparsity"] == f"{100 * record['global_sparsity']:.1f}%"
+    assert metrics["Weights left"] == f"{record['remaining_prunable']:,}"
+    assert metrics["Val accuracy"] == f"{record['val_accuracy']:.4f}"
+    assert metrics["Test accuracy"] == f"{record['test_accuracy']:.4f}"
+    assert [m.value for m in at.markdown][:2] == ["**Progress**", "**Winning ticket**"]
+
+    row = app(home, monkeypatch, "views/runs.py").dataframe[0].value.iloc[-1]
+    assert row["ticket round"] == ticket["round"]
+    assert row["ticket sparsity %"] == round(100 * record["global_sparsity"], 1)
+    assert (row["ticket val acc"], row["ticket test acc"]) == (record["val_accuracy"],
+                                                               record["test_accuracy"])
+    assert "best val acc" not in row
+
+    at = app(home, monkeypatch, "views/compare.py")
+    found = at.dataframe[-1].value.iloc[0]  # the parallel chart's table
+    assert found["ticket val accuracy"] == record["val_accuracy"]
+    assert found["ticket sparsity %"] == pytest.approx(100 * record["global_sparsity"])
 
 
 def test_run_page_shows_progress_of_a_running_job(tmp_path, monkeypatch):
@@ -282,7 +318,7 @@ def test_uploaded_yaml_fills_the_editor_and_queues(tmp_path, monkeypatch):
     at.file_uploader[0].set_value(("mine.yaml", tiny_yaml("uploaded").encode(),
                                    "application/x-yaml")).run()
     assert "name: uploaded" in at.text_area(key="yaml_text").value
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert not at.error
     assert [j["name"] for j in queue.list_jobs(tmp_path)] == ["uploaded"]
 
@@ -315,11 +351,11 @@ def test_yaml_tab_refuses_empty_text_and_an_alias_bomb_quickly(tmp_path, monkeyp
 
     at = app(tmp_path, monkeypatch)
     at.text_area(key="yaml_text").set_value("   \n").run()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert "config: empty" in at.error[0].value
     at.text_area(key="yaml_text").set_value(BOMB).run()
     start = time.perf_counter()
-    at.button[1].click().run()
+    button(at, "Queue this config").click().run()
     assert time.perf_counter() - start < 5  # the whole rerun, not minutes
     assert "expands to more than 10,000 values" in at.error[0].value
     assert queue.list_jobs(tmp_path) == []
@@ -384,5 +420,6 @@ def test_a_refused_form_value_is_explained_next_to_its_field(tmp_path, monkeypat
     next(n for n in at.number_input if n.label == "Prune rate per round").set_value(1.5)
     at.button[0].click().run()
     assert len(at.error) == 1
-    assert "imp.prune_rate: invalid value 1.5; expected a number in (0, 1)" in at.error[0].value
+    assert at.error[0].value == ("Not queued: Prune rate per round: 1.5 does not work here; give "
+                                 "a number in (0, 1).")
     assert queue.list_jobs(tmp_path) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.lab import plain
 from jobs import experiments, queue
 from lottery_engine.config import load as config_lib
 from lottery_engine.science import experiment as experiment_lib
@@ -93,3 +94,13 @@ def test_compare_page_draws_an_experiment_arm_as_means_over_seeds(finished_exper
     dense = [runfolder.read_rounds(home / j["id"])[0]["val_accuracy"] for j in jobs]
     trace = next(t for t in figures(at)[0]["data"] if t.get("name", "").endswith("ticket"))
     assert trace["y"][0] == pytest.approx(sum(dense) / 2)
+
+
+def test_a_refused_experiment_field_is_worded_for_a_person(tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch, "views/experiments.py")
+    next(n for n in at.number_input if n.label == "Target sparsity").set_value(1.5)
+    next(b for b in at.button if b.label == "Queue experiment").click().run()
+    assert [e.value for e in at.error] == [
+        plain("Not queued: Target sparsity: 1.5 does not work here; give a number in (0, 1].")]
+    assert "config key `imp.target_sparsity`" in [c.value for c in at.caption]
+    assert queue.list_jobs(tmp_path) == []

@@ -68,8 +68,9 @@ def test_saved_labels_are_confirmed_and_notes_show_on_both_pages(tmp_path, monke
 
     at = app(tmp_path, monkeypatch, "views/runs.py")
     table = at.dataframe[0]
-    assert list(table.proto.column_order)[:6] == [
-        "name", "state", "progress", "tags", "sparsity %", "best val acc"]  # what people scan
+    assert list(table.proto.column_order)[:8] == [  # what people scan: progress, then the ticket
+        "name", "state", "progress", "sparsity reached %", "ticket round", "ticket sparsity %",
+        "ticket val acc", "ticket test acc"]
     assert "notes" in table.proto.column_order and "id" not in table.proto.column_order
     row = table.value.iloc[0]
     assert row["notes"] == notes and row["tags"] == "sweep"
@@ -96,4 +97,4 @@ def test_the_runs_table_downloads_as_csv_with_its_columns_and_filter(tmp_path, m
     assert len(table) == 2  # the filter: the tagged run only
     row = dict(zip(table[0], table[1]))
     assert (row["name"], row["state"], row["tags"]) == ("tagged", "queued", "sweep")
-    assert row["notes"] == "first, with a comma" and row["best val acc"] == ""
+    assert row["notes"] == "first, with a comma" and row["ticket val acc"] == ""

@@ -107,8 +107,8 @@ def test_launch_watch_zoom_and_download_in_a_real_browser(browser, tmp_path):
         rate.fill("1.5")
         rate.press("Tab")
         page.get_by_role("button", name="Queue run").click()
-        expect(page.get_by_text("imp.prune_rate: invalid value 1.5; expected a number in "
-                                "(0, 1)")).to_be_visible()
+        expect(page.get_by_text("Prune rate per round: 1.5 does not work here; give a number "
+                                "in (0, 1)")).to_be_visible()
         page.screenshot(path=str(DOCS / "launch.png"))  # the refusal beside its field
         for label, value in (("Prune rate per round", "0.2"),
                              ("Image size (pixels, square)", "16"),
@@ -119,7 +119,7 @@ def test_launch_watch_zoom_and_download_in_a_real_browser(browser, tmp_path):
             field.fill(value)
             field.press("Tab")
         page.get_by_role("button", name="Queue run").click()
-        expect(page.get_by_text("Queued job")).to_be_visible()
+        expect(page.get_by_text("Queued quickstart.")).to_be_visible()
         page.get_by_role("link", name="Watch").click()
 
         # zoom the first chart as a user does (drag a box), then let a new round arrive

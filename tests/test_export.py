@@ -4,8 +4,10 @@ and a format that cannot be made fails alone."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import zipfile
 
 import keras
 import numpy as np
@@ -15,7 +17,7 @@ from keras import layers
 from lottery_engine import pipeline
 from lottery_engine.config import load as config_lib
 from lottery_engine.data import dataset as data_lib
-from lottery_engine.export import compact, export_records, tflite_export
+from lottery_engine.export import compact, downloads, export_records, tflite_export
 from lottery_engine.export import exporter as export
 from lottery_engine.foundations import runfolder
 from lottery_engine.models import builders as models
@@ -231,8 +233,37 @@ def test_every_format_is_written_and_recorded(run_dir, exported):
         assert set(record["latency_ms_per_sample"]) == {"batch_1", "batch_256"}
         assert record["reference"]["test_accuracy"] == exported[0]["test_accuracy"]
     keras_record = exported[0]
+    assert keras_record["bytes"] == keras_record["reference"]["bytes"]  # both saved compiled
     assert keras_record["max_output_difference"] == 0.0
     assert keras_record["parameters"] == keras_record["reference"]["parameters"]
+
+
+def test_the_ticket_and_exported_keras_files_evaluate_without_compiling(run_dir, exported):
+    """Saved compiled with the run's loss and metric and a fresh optimizer of its kind, as a
+    user's own `model.save` file is: `load_model(...).evaluate(x, y)` just works."""
+    cfg = config_lib.load_run(run_dir)
+    dataset = data_lib.load(cfg.data, cfg.run.seed, data_lib.load_split(run_dir / runfolder.SPLIT))
+    ticket = json.loads((run_dir / runfolder.TICKET_JSON).read_text())
+    expected = {runfolder.TICKET_MODEL: ticket["test_accuracy"],
+                exported[0]["file"]: exported[0]["test_accuracy"],
+                exported[1]["file"]: exported[1]["test_accuracy"]}
+    for name, accuracy in expected.items():
+        model = keras.saving.load_model(run_dir / name)
+        assert type(model.optimizer).__name__ == "Adam"  # the run's kind, fresh
+        assert int(model.optimizer.iterations.numpy()) == 0
+        loss, measured = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)
+        assert loss > 0 and measured == pytest.approx(accuracy, abs=1e-6), name
+
+
+def test_the_ticket_zip_has_a_readme_that_says_what_is_inside(run_dir, exported):
+    with zipfile.ZipFile(io.BytesIO(downloads.ticket_zip(run_dir))) as archive:
+        names = archive.namelist()
+        readme = archive.read(downloads.README).decode()
+    ticket = json.loads((run_dir / runfolder.TICKET_JSON).read_text())
+    assert readme.startswith("# Winning ticket of tiny\n")
+    assert f"Round {ticket['round']} of the run: " in readme
+    assert all(f"- `{name}`: " in readme for name in names if name != downloads.README)
+    assert "model.evaluate(x, y)" in readme and "fresh adam optimizer" in readme
 
 
 def test_compact_export_is_smaller_and_equal_on_the_test_split(exported):

@@ -6,6 +6,7 @@ the ticket zip ships the compact model with the records."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -130,13 +131,16 @@ def test_run_page_shows_the_exports_and_the_zip_ships_the_compact_model(exported
     records = export_records.read(shipped)
     assert table["test acc %"].tolist() == pytest.approx(
         [100 * r["test_accuracy"] for r in records.values()])
-    names = {f"{shipped.name}-{fmt}.{ext}" for fmt, ext in export_records.FORMATS.items()}
+    # named after the run, "tiny", with its id: the three runs share that name; and the round
+    stem, ticket = f"tiny-{shipped.name}", runfolder.read_json(shipped / runfolder.TICKET_JSON)
+    names = {f"{stem}-r{records[fmt]['round']}-{fmt}.{ext}"
+             for fmt, ext in export_records.FORMATS.items()}
     assert names <= set(made)
     for fmt in export.FORMATS:  # read when clicked: the file as it is on disk
         path = export_records.default_path(shipped, fmt)
-        assert made[f"{shipped.name}-{path.name}"]() == path.read_bytes()
+        assert made[f"{stem}-r{records[fmt]['round']}-{path.name}"]() == path.read_bytes()
 
-    with zipfile.ZipFile(io.BytesIO(made[f"{shipped.name}-winning-ticket.zip"]())) as archive:
+    with zipfile.ZipFile(io.BytesIO(made[f"{stem}-ticket-r{ticket['round']}.zip"]())) as archive:
         assert {"export/compact.keras", export_records.EXPORTS_JSON} <= set(archive.namelist())
         archive.extractall(home / "unzipped")
     compact = keras.saving.load_model(home / "unzipped" / "export" / "compact.keras",
@@ -149,8 +153,24 @@ def test_run_page_shows_the_exports_and_the_zip_ships_the_compact_model(exported
     table = at.dataframe[1].value
     assert table["status"].tolist() == ["ok", "ok", "failed", "ok"]
     assert "directory" in table["error"][2]
-    assert f"{blocked.name}-tflite-int8.tflite" in made  # a failed format offers no file
-    assert f"{blocked.name}-tflite.tflite" not in made
+    offered = [name.removeprefix(f"tiny-{blocked.name}-r1-") for name in made
+               if name.startswith(f"tiny-{blocked.name}-r1-")]
+    assert offered == [  # a failed format offers no file
+        "keras.keras", "compact.keras", "tflite-int8.tflite"]
+
+
+def test_a_compact_model_that_kept_every_unit_says_why_it_is_the_same_size(exported, tmp_path,
+                                                                           monkeypatch):
+    _, runs, _ = exported
+    run_dir = tmp_path / runs["shipped"].name
+    shutil.copytree(runs["shipped"], run_dir)
+    records = json.loads((run_dir / export_records.EXPORTS_JSON).read_text())
+    records["compact"]["compaction"]["units_removed"] = 0  # unstructured: no unit emptied
+    (run_dir / export_records.EXPORTS_JSON).write_text(json.dumps(records))
+    table = run_page(tmp_path, run_dir.name, monkeypatch).dataframe[1].value
+    notes = dict(zip(table["format"], table["note"]))
+    assert notes["compact"] == "no unit lost all its weights: IMP's sparsity is unstructured"
+    assert not isinstance(notes["keras"], str) and not isinstance(notes["tflite"], str)
 
 
 def test_export_button_queues_one_job_that_can_be_cancelled_and_replaced(exported, tmp_path,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
+import urllib.request
 
 from benchmarks import _probe as probe
 from jobs import queue
@@ -32,3 +36,26 @@ def test_a_dead_worker_is_restarted_and_startup_noise_stays_out_of_the_log(tmp_p
     text = log.read_text()
     for noise in ("oneDNN custom operations", "absl::InitializeLog", "cuda drivers"):
         assert noise not in text, noise
+
+
+def test_ctrl_c_stops_the_dashboard_and_its_worker_without_a_traceback(tmp_path):
+    """A terminal's Ctrl-C sends SIGINT to the whole process group: serve, worker, Streamlit."""
+    port, log = probe.free_port(), tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.serve", "--home", str(tmp_path),
+                                 "--port", str(port), "--device", "cpu"], cwd=probe.ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def healthy() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                          timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, timeout=60)
+    wait_for(lambda: "serving" in log.read_text(), timeout=60)  # the worker is up too
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(60) == 0
+    assert "Traceback" not in log.read_text() and "KeyboardInterrupt" not in log.read_text()

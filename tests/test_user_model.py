@@ -268,3 +268,44 @@ def test_softmax_then_dropout_from_a_file_trains_on_the_real_cross_entropy(tmp_p
     probabilities = model.predict(x, verbose=0)
     cross_entropy = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
     assert model.evaluate(x, y, verbose=0)[0] == pytest.approx(cross_entropy, rel=1e-4)
+
+
+def test_a_queued_runs_ticket_zip_names_the_users_files_and_reruns_from_its_folder(tmp_path,
+                                                                                   files):
+    """Stored as the dashboard stores uploads (by hash, under the user's own name) and queued:
+    the zip's config, README and the report name fmnist_convnet.keras and fmnist.npz, never a
+    hash or a server folder, and `lottery run --config config.yaml` in the unzipped folder,
+    with the data file beside it, gives the same rounds (same config and seed on CPU)."""
+    from jobs import queue
+
+    from .jobs_helpers import start_worker
+    from .test_hardening_input import ROOT, lottery
+
+    home = tmp_path / "home"
+    model, data = home / "models/0a1b/fmnist_convnet.keras", home / "data/2c3d/fmnist.npz"
+    for stored, original in ((model, files[0]), (data, files[1])):
+        stored.parent.mkdir(parents=True)
+        stored.write_bytes(original.read_bytes())
+    job_id = queue.submit(user_config(model, data, epochs=1), home)
+    assert start_worker(home, "--once").wait(300) == 0
+    run_dir = home / job_id
+    assert "Network: fmnist_convnet.keras (your model) on fmnist.npz." in (
+        run_dir / runfolder.REPORT_HTML).read_text()
+
+    unzipped = tmp_path / "unzipped"
+    with zipfile.ZipFile(io.BytesIO(downloads.ticket_zip(run_dir))) as archive:
+        archive.extractall(unzipped)
+    config = (unzipped / runfolder.CONFIG).read_text()
+    assert "model_file: fmnist_convnet.keras\n" in config and "path: fmnist.npz\n" in config
+    assert str(home) not in config and "digits" not in config
+    assert (unzipped / "fmnist_convnet.keras").read_bytes() == files[0].read_bytes()
+    readme = (unzipped / downloads.README).read_text()
+    assert "- `fmnist_convnet.keras`: your model" in readme and "`fmnist.npz` beside" in readme
+
+    (unzipped / "fmnist.npz").write_bytes(files[1].read_bytes())
+    result = lottery("run", "--config", "config.yaml", "--out", "rerun", cwd=unzipped,
+                     env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    again = runfolder.read_rounds(unzipped / "rerun")
+    assert [(r["val_accuracy"], r["global_sparsity"]) for r in again] == [
+        (r["val_accuracy"], r["global_sparsity"]) for r in runfolder.read_rounds(run_dir)]

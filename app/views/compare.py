@@ -16,7 +16,7 @@ from lottery_engine.report import compare
 from lottery_engine.report import figures as report
 from lottery_engine.science import over_seeds
 
-OUTCOMES = ("ticket sparsity %", "best val accuracy", "early-stop iteration")
+OUTCOMES = ("ticket sparsity %", "ticket val accuracy", "early-stop iteration")
 
 
 def experiment_arms(root: Path, labels: dict[Path, str]) -> dict[str, dict[str, Path]]:
@@ -30,15 +30,15 @@ def experiment_arms(root: Path, labels: dict[Path, str]) -> dict[str, dict[str, 
 
 
 def outcome(folder: Path) -> dict[str, float] | None:
-    """What a run found: its winning ticket's sparsity and early-stop iteration, and its best
-    val accuracy (None before it has a ticket)."""
+    """What a run found: its winning ticket's sparsity, val accuracy and early-stop iteration,
+    all of the one round (None before it has a ticket)."""
     ticket = runfolder.read_json(folder / runfolder.TICKET_JSON, {})
     records = lab.rounds(folder)
     record = next((r for r in records if r.round == ticket.get("round")), None)
     if record is None:
         return None
     return dict(zip(OUTCOMES, (100 * ticket["global_sparsity"],
-                               max(r.val_accuracy for r in records), record.early_stop_step)))
+                               record.val_accuracy, record.early_stop_step)))
 
 
 def shown(kind: str, with_controls: bool) -> bool:
@@ -81,7 +81,7 @@ def parallel_view(runs: dict[str, Path], configs: dict[str, dict]) -> None:
         st.caption(f"{len(found) - len(rows)} run(s) without a winning ticket yet are left out.")
     if not rows:
         return
-    figure = compare.parallel_coordinates(rows, [*keys, *OUTCOMES], colour="best val accuracy")
+    figure = compare.parallel_coordinates(rows, [*keys, *OUTCOMES], colour="ticket val accuracy")
     brush = charts.chart(figure, key="parallel")
     inside = compare.brushed(figure, brush)
     if brush:

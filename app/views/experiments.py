@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app import charts, lab
+from app import charts, lab, wording
 from jobs import experiments, queue
 from lottery_engine import preflight
 from lottery_engine.config import controls, load as config_lib
@@ -20,6 +20,9 @@ from lottery_engine.science import over_seeds, writeup
 
 WRITE_UP_WAIT = 300.0  # seconds after the last job's end to wait for its write-up (it exports)
 GRID_ROWS = 2  # config keys a launch may sweep (an experiment file's `grid` takes any number)
+FIELD_LABELS = {"imp.num_rounds": "Pruning rounds", "train.epochs": "Epochs per round",
+                "imp.prune_rate": "Prune rate per round", "imp.controls": "Controls",
+                "imp.target_sparsity": "Target sparsity"}  # the form's settings: key -> label
 st.title("Experiments")
 root = lab.home()
 lab.no_worker_banner(root)
@@ -36,11 +39,20 @@ def experiment_config(text: str, base: Path, settings: dict[str, Any]) -> config
             else preflight.load(base, overrides))
 
 
-def refuse(exc: Exception, place: DeltaGenerator | None = None) -> None:
+def refuse(exc: Exception, place: DeltaGenerator | None = None,
+           labels: dict[str, str] | None = None) -> None:
     """Each refusal in its own line, under the button or in `place` (under the field it is
-    about): a config's every bad value, or the queue's reason."""
+    about): a config's every bad value, or the queue's reason. A refusal of a form field
+    (a key of `labels`, config key -> field label) is worded for a person, its key in a caption;
+    the rest come from the pasted config or a grid row and speak config as those do."""
+    where = st if place is None else place
     for reason in exc.errors if isinstance(exc, config_lib.ConfigError) else [exc]:
-        (st if place is None else place).error(f"Not queued: {lab.plain(reason)}")
+        if isinstance(reason, config_lib.ConfigError) and reason.key in (labels or {}):
+            refusal = wording.for_person(reason, labels or {})
+            where.error(f"Not queued: {lab.plain(refusal.text)}")
+            where.caption(f"config key `{refusal.key}`")
+        else:
+            where.error(f"Not queued: {lab.plain(reason)}")
 
 
 def grid_row(number: int) -> tuple[str, str, DeltaGenerator]:
@@ -102,18 +114,17 @@ with st.expander("Launch an experiment", expanded=not experiments.list_experimen
         text = left.text_area("…or paste a YAML config (used when not empty)", height=120)
         short = left.columns(3)  # blank: the config's own value; set: a shorter experiment
         settings = {
-            "imp.num_rounds": short[0].number_input("Pruning rounds", value=None, step=1,
-                                                    placeholder="the config's"),
-            "train.epochs": short[1].number_input("Epochs per round", value=None, step=1,
-                                                  placeholder="the config's"),
-            "imp.prune_rate": short[2].number_input("Prune rate per round", value=None,
-                                                    step=0.05, placeholder="the config's")}
+            key: column.number_input(FIELD_LABELS[key], value=None, step=step,
+                                     placeholder="the config's")
+            for column, (key, step) in zip(short, [("imp.num_rounds", 1), ("train.epochs", 1),
+                                                   ("imp.prune_rate", 0.05)])}
         name = right.text_input("Experiment name", "Quickstart over seeds")
         seeds = right.number_input("Seeds", min_value=1, max_value=20, value=3, step=1)
-        settings["imp.controls"] = right.multiselect("Controls", controls.names(),
+        settings["imp.controls"] = right.multiselect(FIELD_LABELS["imp.controls"],
+                                                     controls.names(),
                                                      list(controls.names()))
-        settings["imp.target_sparsity"] = right.number_input("Target sparsity", value=0.9,
-                                                             step=0.05)
+        settings["imp.target_sparsity"] = right.number_input(
+            FIELD_LABELS["imp.target_sparsity"], value=0.9, step=0.05)
         st.caption("Optionally a grid over the config (blank rows: one arm).")
         rows = [grid_row(number) for number in range(1, GRID_ROWS + 1)]
         if st.form_submit_button("Queue experiment", type="primary"):
@@ -128,7 +139,8 @@ with st.expander("Launch an experiment", expanded=not experiments.list_experimen
                     st.session_state["chosen_experiment"] = new_id
                     st.success(f"Queued experiment {new_id}: {len(members)} jobs.")
             except (config_lib.ConfigError, queue.JobError) as exc:
-                refuse(exc)
+                refuse(exc, labels={key: FIELD_LABELS[key] for key, value in settings.items()
+                                    if value is not None})
 
 known = experiments.list_experiments(root)
 if not known:

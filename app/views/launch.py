@@ -2,13 +2,14 @@
 user's own .keras model and .npz/.csv data, summarised before anything is queued), or a YAML config
 pasted, uploaded or edited."""
 
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 import yaml
 from streamlit.delta_generator import DeltaGenerator
 
-from app import lab, user_files
+from app import form_memory, lab, user_files, wording
 from jobs import queue
 from lottery_engine import preflight
 from lottery_engine.config import controls as control_registry, load as config_lib
@@ -29,42 +30,65 @@ def checked(raw_or_text: dict | str) -> tuple[config_lib.Config, dict[str, Any] 
     return cfg, user_files.summary(cfg)
 
 
+def show_refusal(where: DeltaGenerator, verdict: str, refusal: wording.Refusal) -> None:
+    """A refusal in red, its config key (if the words are a form's) in a caption under it."""
+    where.error(f"{verdict}: {lab.plain(refusal.text)}")
+    if refusal.key:
+        where.caption(f"config key `{refusal.key}`")
+
+
 def attempt(raw_or_text: dict | str, queued: bool, refused: str,
             place: Callable[[str], DeltaGenerator], summary_at: DeltaGenerator,
-            eager: bool = False) -> None:
-    """Check a config, show each refusal where `place` puts its key (under its field), and queue
-    it if Queue was pressed and nothing is refused. It is checked when Queue is pressed, on every
-    rerun after a refusal (the session flag `refused`, cleared once queued) and when `eager`:
-    what is shown always belongs to the values shown, so an error goes once its field is fixed
-    and none outlives its rerun."""
-    if not (queued or eager or st.session_state.get(refused)):
-        return
+            say: Callable[[config_lib.ConfigError], wording.Refusal],
+            checking: dict[DeltaGenerator, str], eager: bool = False,
+            complete: bool = True) -> str | None:
+    """Check a config, show each refusal where `place` puts its key (under its field), in the
+    words `say` gives it, and queue it if Queue was pressed and nothing is refused. It is checked
+    when Queue is pressed, on every rerun after a refusal (the session flag `refused`, cleared
+    once queued) and when `eager`: what is shown always belongs to the values shown, so an error
+    goes once its field is fixed and none outlives its rerun. A form whose upload is still
+    missing (not `complete`) is checked only when Queue is pressed: a file not uploaded yet, or
+    one being replaced, is not an error the user made. While the check runs, each place of
+    `checking` says what it checks, which also clears what an earlier run left there.
+    Returns the id of the job it queued, if any."""
+    if not (queued or eager or (complete and st.session_state.get(refused))):
+        return None
+    notes = [where.empty() for where in checking]
+    for note, text in zip(notes, checking.values()):
+        note.caption(text)
     try:
         cfg, answer = checked(raw_or_text)
         job_id = queue.submit(cfg, root) if queued else None
     except config_lib.ConfigError as exc:
         st.session_state[refused] = True
-        verdict = "Not queued" if queued else "Cannot be queued"
         for error in exc.errors:
-            place(error.key).error(f"{verdict}: {lab.plain(error)}")
-        return
+            show_refusal(place(error.key), "Not queued" if queued else "Cannot be queued",
+                         say(error))
+        return None
+    finally:
+        for note in notes:
+            note.empty()
     if answer:
         with summary_at:
             user_files.show_summary(answer)
     if job_id:
         st.session_state.pop(refused, None)
-        st.success(f"Queued job {job_id}.")
-        st.page_link("views/run.py", label=f"Watch {job_id}", icon=":material/monitoring:",
-                     query_params={"job": job_id})
+        st.success(f"Queued {lab.plain(cfg.run.name)}.")
+        st.page_link("views/run.py", label=f"Watch {lab.plain(cfg.run.name)}",
+                     icon=":material/monitoring:", query_params={"job": job_id})
+    return job_id
 
 
 slots: dict[str, DeltaGenerator] = {}  # a form field's config key -> the place under it
+labels = {"train.model_file": "Your model", "data.path": "Your data file",
+          "data.label": "Label column"}  # a config key -> what the form calls it
 
 
-def field(key: str, widget: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def field(config_key: str, widget: Callable[..., Any], label: str, *args: Any,
+          **kwargs: Any) -> Any:
     """A form widget, with a place under it for the refusals of its config key."""
-    value = widget(*args, **kwargs)
-    slots[key] = st.container()
+    value = widget(label, *args, key=f"{form_memory.PREFIX}{config_key}", **kwargs)
+    slots[config_key], labels[config_key] = st.container(), label
     return value
 
 
@@ -101,6 +125,37 @@ def data_fields(source: str, d: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def suggest_name(upload: form_memory.Upload | None, default: str) -> None:
+    """Name the run after the user's file (the model's, else the data's; else the config's
+    name) until the user types a name of their own: a run of their network is not "quickstart".
+    The suggestion follows the uploads while the field still holds the last suggestion."""
+    key = f"{form_memory.PREFIX}run.name"
+    suggested = Path(upload.name).stem if upload is not None else default
+    if st.session_state.get(key, "") in ("", st.session_state.get("_suggested_name")):
+        st.session_state[key] = suggested
+    st.session_state["_suggested_name"] = suggested
+
+
+def preview(where: DeltaGenerator, checking: str, keys: tuple[str, ...],
+            say: Callable[[config_lib.ConfigError], wording.Refusal],
+            show: Callable[[], None]) -> None:
+    """Describe an upload under its uploader the moment it is there (`show`), saying what it
+    checks meanwhile; a refusal of one of `keys` is shown there, any other is left to the check
+    of the whole form."""
+    note = where.empty()
+    note.caption(checking)
+    try:
+        with where:
+            show()
+    except config_lib.ConfigError as exc:
+        for error in exc.errors:
+            if error.key in keys:
+                show_refusal(where, "Cannot be queued", say(error))
+    finally:
+        note.empty()
+
+
+form_memory.fresh_after_queue()
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
 with form_tab:
     d, t, i, r = base["data"], base["train"], base["imp"], base["run"]
@@ -109,20 +164,22 @@ with form_tab:
     with model_col:
         arch = field("train.arch", st.selectbox, "Architecture", list(ARCH_LABELS),
                      index=list(ARCH_LABELS.values()).index(t["arch"]))
-        model_upload = st.file_uploader(
-            "Keras model (.keras, saved with model.save)", type=["keras"],
-            key="model_upload") if arch == OWN_MODEL else None
+        model_upload = form_memory.upload(
+            "model_upload", "Keras model (.keras, saved with model.save)", ["keras"],
+            lambda given: user_files.saved_model(given, root)) if arch == OWN_MODEL else None
         model_note = st.container()
     with data_col:
-        source = st.radio("Dataset", list(SOURCE_LABELS), horizontal=True)
+        source = st.radio("Dataset", list(SOURCE_LABELS), horizontal=True,
+                          key=f"{form_memory.PREFIX}data.source")
         data_upload, label = None, ""
         if source == OWN_DATA:
-            data_upload = st.file_uploader(
-                "Data (.npz with x_train, y_train; or .csv with a header)", type=["npz", "csv"],
-                key="data_upload")
-            label = st.text_input("Label column (.csv only)", key="label")
+            data_upload = form_memory.upload(
+                "data_upload", "Data (.npz with x_train, y_train; or .csv with a header)",
+                ["npz", "csv"], lambda given: user_files.saved_data(given, root)[1])
+            label = st.text_input("Label column (.csv only)", key=f"{form_memory.PREFIX}label")
         data_note = st.container()
-    with st.form("launch"):
+    suggest_name(model_upload or data_upload, r["name"])
+    with st.container():  # no st.form: a value typed and not yet queued is kept too
         c1, c2, c3 = st.columns(3)
         with c1:
             st.subheader("Data")
@@ -152,17 +209,27 @@ with form_tab:
                        value=float(t["learning_rate"]), step=1e-4, format="%.5f")
             seed = field("run.seed", st.number_input, "Seed", value=r["seed"], step=1)
             device = field("run.device", st.selectbox, "Device", ["cpu", "gpu", "auto"])
-            name = field("run.name", st.text_input, "Run name", r["name"])
+            name = field("run.name", st.text_input, "Run name")
         above_button = st.container()  # refusals of keys without a field
-        queued = st.form_submit_button("Queue run", type="primary")
+        queue_col, reset_col = st.columns([1, 5])
+        queued = queue_col.button("Queue run", type="primary")
+        reset_col.button("Reset form", on_click=form_memory.reset,
+                         help="Every field back to its default, both uploads removed")
     train = {"arch": ARCH_LABELS[arch]}
+    names: dict[Path, str] = {}  # each upload's stored file -> the name the user gave it
+    checking: dict[DeltaGenerator, str] = {}  # what each uploader's note says during a check
     if arch == OWN_MODEL:  # without an upload, validation names train.model_file
-        train = {"arch": "file", "model_file": None if model_upload is None
-                 else str(user_files.saved_model(model_upload, root))}
+        train = {"arch": "file", "model_file": None}
+        if model_upload is not None:
+            train["model_file"] = str(model_upload.path)
+            names[model_upload.path] = model_upload.name
+            checking[model_note] = f"Checking {model_upload.name} with Keras…"
     data = {"source": SOURCE_LABELS[source]}
     if data_upload is not None:
-        own_source, path = user_files.saved_data(data_upload, root)
-        data = {"source": own_source, "path": str(path), "label": label.strip() or None}
+        data = {"source": user_files.SUFFIX_SOURCES.get(data_upload.path.suffix, "arrays"),
+                "path": str(data_upload.path), "label": label.strip() or None}
+        names[data_upload.path] = data_upload.name
+        checking[data_note] = f"Checking {data_upload.name}…"
     raw = {**base,
            "run": {**r, "name": name, "seed": int(seed), "device": device},
            "data": {**d, **data_values, **data},
@@ -181,7 +248,22 @@ with form_tab:
     own = arch == OWN_MODEL or source == OWN_DATA
     files_given = (model_upload is not None or arch != OWN_MODEL) and \
         (data_upload is not None or source != OWN_DATA)
-    attempt(raw, queued, "form_refused", place, model_note, eager=own and files_given)
+
+    def say(error: config_lib.ConfigError) -> wording.Refusal:
+        return wording.for_person(error, labels, names)
+
+    if model_upload is not None and not files_given:  # the model alone, its data to come
+        preview(model_note, f"Checking {model_upload.name} with Keras…", MODEL_KEYS, say,
+                lambda: user_files.show_summary(user_files.summary(preflight.from_dict(
+                    {**raw, "data": d}), with_data=False), with_data=False))
+    if data_upload is not None:  # the data alone; with a model too, the fit check says more
+        preview(data_note, f"Reading {data_upload.name}…", () if files_given else DATA_KEYS,
+                say, lambda: user_files.show_data(config_lib.from_dict({"data": raw["data"]}),
+                                                  data_upload.name))
+    if attempt(raw, queued, f"{form_memory.PREFIX}refused", place, model_note,
+               say, checking,
+               eager=own and files_given, complete=files_given):
+        st.session_state[form_memory.QUEUED] = True  # the next visit starts a fresh form
 
 with yaml_tab:
     uploaded = st.file_uploader("Upload a YAML config", type=["yaml", "yml"])
@@ -192,4 +274,6 @@ with yaml_tab:
     text = st.text_area("Config (paste or edit)", height=420, key="yaml_text")
     refusals = st.container()  # no field but the text: every refusal above the button
     clicked = st.button("Queue this config", type="primary")
-    attempt(text, clicked, "yaml_refused", lambda key: refusals, st.container())
+    attempt(text, clicked, "yaml_refused", lambda key: refusals, st.container(),
+            lambda error: wording.Refusal(str(error), ""),
+            {refusals: "Checking the config (and its model and data, if your own)…"})

@@ -11,6 +11,7 @@ from jobs import queue
 from lottery_engine.export import downloads, export_records
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.events import IMP
+from lottery_engine.foundations.round_record import RoundRecord
 from lottery_engine.report import figures as report
 
 EXPORT_COLUMNS = {
@@ -23,7 +24,27 @@ EXPORT_COLUMNS = {
         "change (points)", format="%+.2f", help="Test accuracy minus the dense ticket's"),
     "round": st.column_config.NumberColumn("round", format="%d"),
     "error": st.column_config.TextColumn("error", width="large"),
+    "note": st.column_config.TextColumn(
+        "note", width="medium", help="Why a number is what it is: a compact model the dense "
+        "ticket's size kept every unit, as single weights were pruned, not whole channels"),
 }
+
+# the export table's columns: the records' own, with a note on what a number means
+EXPORT_ORDER = [*export_records.COLUMNS[:4], "note", *export_records.COLUMNS[4:]]
+SAME_SIZE = "no unit lost all its weights: IMP's sparsity is unstructured"
+
+
+def export_rows(records: dict[str, dict]) -> list[dict]:
+    """The export table's rows, where a compact model that kept every unit says why it is the
+    dense ticket's size rather than showing a bare 1.0x."""
+    rows = export_records.table_rows(records)
+    compaction = records.get("compact", {}).get("compaction")
+    for row in rows:
+        if row["format"] == "compact" and row["status"] == "ok" \
+                and isinstance(compaction, dict) and compaction.get("units_removed") == 0:
+            row["note"] = SAME_SIZE
+    return rows
+
 
 root = lab.home()
 everything = queue.list_jobs(root)
@@ -52,6 +73,35 @@ if saved := st.session_state.pop("saved_labels", None):  # the save's rerun, wit
     st.toast(f"Saved the name, notes and tags of {lab.plain(saved)}.", icon=":material/check:")
 
 
+def progress_group(status: dict, records: list[RoundRecord]) -> None:
+    """How far the run is: rounds done, the sparsity its last round reached, time."""
+    st.markdown("**Progress**")
+    cols = st.columns(3)
+    cols[0].metric("Pruning rounds done", f"{max(0, len(records) - 1)} / "
+                   f"{status.get('num_rounds')}", help="after the dense round 0")
+    cols[1].metric("Sparsity reached",
+                   f"{100 * (records[-1].global_sparsity if records else 0):.1f}%",
+                   help="the last finished round's; the winning ticket may be an earlier one")
+    cols[2].metric("Elapsed", lab.duration(lab.elapsed(status)))
+
+
+def ticket_group(ticket: dict) -> None:
+    """The winning ticket's own numbers, one group, so that no number of another round stands
+    beside them: its round, sparsity, weights left, val and test accuracy."""
+    st.markdown("**Winning ticket**")
+    if "round" not in ticket:
+        st.caption("Chosen when the run ends: the pruned round that scores best on the "
+                   "validation split.")
+        return
+    cols = st.columns(5)
+    cols[0].metric("Round", ticket["round"], help=f"chosen on {ticket['select_metric']}")
+    cols[1].metric("Ticket sparsity", f"{100 * ticket['global_sparsity']:.1f}%")
+    cols[2].metric("Weights left", f"{ticket['remaining_prunable']:,}",
+                   help="prunable weights that are not zero")
+    cols[3].metric("Val accuracy", f"{ticket['logged_val_accuracy']:.4f}")
+    cols[4].metric("Test accuracy", f"{ticket['test_accuracy']:.4f}")
+
+
 @st.fragment(run_every=1.5 if live else None)
 def run_view() -> None:
     status = queue.get(job_id, root)
@@ -67,13 +117,9 @@ def run_view() -> None:
     if live and status["state"] not in (queue.QUEUED, queue.RUNNING):
         st.rerun()  # the job ended: redraw the whole page once, with downloads, and stop polling
 
-    cols = st.columns(4)
-    cols[0].metric("Pruning rounds done", f"{max(0, len(records) - 1)} / "
-                   f"{status.get('num_rounds')}", help="after the dense round 0")
-    cols[1].metric("Sparsity", f"{100 * (records[-1].global_sparsity if records else 0):.1f}%")
-    best = max((r.val_accuracy for r in records), default=None)
-    cols[2].metric("Best val accuracy", f"{best:.4f}" if best is not None else "–")
-    cols[3].metric("Elapsed", lab.duration(lab.elapsed(status)))
+    ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
+    progress_group(status, records)
+    ticket_group(ticket)
     phase = lab.phase_text(status)
     if queue.stalled(status):
         lab.stalled_warning(root)
@@ -86,7 +132,6 @@ def run_view() -> None:
     series = lab.all_series(run_dir)
     controls = {name: recs for name, recs in series.items() if name != IMP and recs}
     if records:
-        ticket = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {})
         axis = st.segmented_control("x axis", list(report.AXES), default="sparsity",
                                     format_func=lambda a: report.AXES[a][0], key="axis") \
             or "sparsity"
@@ -101,8 +146,11 @@ def run_view() -> None:
     current = {"round": status.get("round"), "history": status.get("history", {})}
     if status["state"] == queue.RUNNING and current["history"]:
         lab.chart(report.epoch_history(current, smoothing), key="epochs")
-    elif records:
-        lab.chart(report.epoch_history(records[-1], smoothing), key="epochs")
+    elif records:  # a round that has ended: no longer "training"
+        figure = report.epoch_history(records[-1], smoothing)
+        lab.chart(figure.update_layout(title=f"Round {records[-1]['round']}, the last to "
+                                             f"finish: loss and accuracy per epoch"),
+                  key="epochs")
     if records:
         st.subheader("Rounds")
         st.dataframe(report.table_rows(records), hide_index=True)
@@ -151,6 +199,16 @@ def config_view() -> None:
             st.code(diff or "(the configs are the same)", language="diff")
 
 
+def file_stem(status: dict) -> str:
+    """What the run's downloads are named after: its name as a file name part, with its id
+    where another run has the same name (two "quickstart" tickets must not overwrite each
+    other in a Downloads folder)."""
+    stem = runfolder.slug(status.get("name") or "run")
+    clash = any(runfolder.slug(j.get("name") or "run") == stem for j in jobs
+                if j["id"] != status["id"])
+    return f"{stem}-{status['id']}" if clash else stem
+
+
 def ticket_view() -> None:
     """The winning ticket of a finished run: its downloads, then its export."""
     if not (runfolder.is_complete(run_dir) and (run_dir / runfolder.TICKET_MODEL).is_file()):
@@ -164,14 +222,16 @@ def ticket_view() -> None:
     # the files are made when clicked, not sent with every page load (the report alone is
     # 4.6 MB of plotly.js; a VGG16 ticket is hundreds of MB)
     left, right = st.columns(2)
+    stem = file_stem(queue.get(job_id, root))
     left.download_button("Download the winning ticket (.zip)",
                          lambda: downloads.ticket_zip(run_dir),
-                         file_name=f"{job_id}-winning-ticket.zip", mime="application/zip",
+                         file_name=f"{stem}-ticket-r{ticket['round']}.zip",
+                         mime="application/zip",
                          type="primary", on_click="ignore")
     page = run_dir / runfolder.REPORT_HTML
     if page.is_file():
         right.download_button("Download the HTML report", page.read_bytes,
-                              file_name=f"{job_id}-report.html", mime="text/html",
+                              file_name=f"{stem}-report.html", mime="text/html",
                               on_click="ignore")
     export_view()
 
@@ -231,19 +291,20 @@ def export_view() -> None:
     records = export_records.read(run_dir)
     if not records:
         return
-    st.dataframe(export_records.table_rows(records), hide_index=True,
-                 column_order=export_records.COLUMNS,
+    st.dataframe(export_rows(records), hide_index=True, column_order=EXPORT_ORDER,
                  column_config=EXPORT_COLUMNS, placeholder="–")
     st.caption("Sizes, latencies and accuracy are each against the dense ticket timed in the "
                "same export, on one thread. Timed twice, the dense ticket differs by about 10%: "
                "a speed-up within that is noise, and most of a batch-1 TFLite speed-up is "
                "Keras's own per-call overhead.")
     files = {fmt: downloads.exported_file(run_dir, record) for fmt, record in records.items()}
+    stem = file_stem(queue.get(job_id, root))
     for column, (fmt, path) in zip(st.columns(len(files)), files.items()):
+        made = records[fmt].get("round")  # a record is data read from disk: maybe not an int
         if path:  # read when clicked, like the ticket zip
             column.download_button(f"{fmt} ({export_records.human_bytes(path.stat().st_size)})",
                                    path.read_bytes,
-                                   file_name=f"{job_id}-{path.name}",
+                                   file_name=f"{stem}{f'-r{made}' if isinstance(made, int) else ''}-{path.name}",
                                    mime="application/octet-stream", on_click="ignore",
                                    icon=":material/download:", key=f"export-{fmt}")
 

@@ -19,9 +19,13 @@ COLUMNS = {
     "state": st.column_config.TextColumn("state"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                 format="percent"),
-    "sparsity %": st.column_config.NumberColumn("sparsity %", format="%.1f"),
-    "best val acc": st.column_config.NumberColumn("best val acc", format="%.4f"),
-    "ticket round": st.column_config.NumberColumn("ticket round", format="%d"),
+    "sparsity reached %": st.column_config.NumberColumn(
+        "sparsity reached %", format="%.1f", help="The last finished round's (progress)"),
+    "ticket round": st.column_config.NumberColumn(
+        "ticket round", format="%d", help="The winning ticket: the round the run ships"),
+    "ticket sparsity %": st.column_config.NumberColumn("ticket sparsity %", format="%.1f"),
+    "ticket val acc": st.column_config.NumberColumn("ticket val acc", format="%.4f"),
+    "ticket test acc": st.column_config.NumberColumn("ticket test acc", format="%.4f"),
     "notes": st.column_config.TextColumn("notes", width="medium",
                                          help="Written on the run's page"),
     "error": st.column_config.TextColumn("error", width="large"),

@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,19 @@ def peek(cfg: DataConfig) -> tuple[tuple[int, ...], list[str]]:
         return (len(columns) - 1,), class_names
     with _Npz(Path(cfg.path)) as npz:
         return npz.headers["train"].shape[1:], npz.class_names
+
+
+def outline(cfg: DataConfig) -> dict[str, Any]:
+    """What a data file holds, for the Launch page the moment it is uploaded (no model needed):
+    the shape of one example, the class names and the rows of each part it gives (train; val and
+    test where the file has them, else the run splits them off train)."""
+    shape, classes = peek(cfg)
+    if cfg.source == "csv":
+        rows = {"train": len(_csv_frame(Path(cfg.path), usecols=[cfg.label]))}
+    else:
+        with _Npz(Path(cfg.path)) as npz:
+            rows = {part: header.shape[0] for part, header in npz.headers.items()}
+    return {"shape": list(shape), "classes": classes, "rows": rows}
 
 
 # --- .npz ---------------------------------------------------------------------------------------

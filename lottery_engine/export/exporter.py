@@ -47,6 +47,7 @@ from ..lottery import ticket
 from ..models import builders as models
 from ..pruning import prunable
 from ..pruning.masks import load_masks
+from ..training import keras_fit
 from . import compact as compact_lib
 from . import export_records, tflite_export
 from .measure import (REPEATS, Measured, keras_parameters, keras_threads, measure_keras,
@@ -138,6 +139,7 @@ class Exporter:
         self.limited = {} if examples is None else {"test_examples": len(self.x_test)}
         self.ticket = round_model(self.run_dir, self.cfg, self.data, self.round)
         self.logits = models.is_logits(self.ticket, self.cfg.train.loss)
+        keras_fit.compile_model(self.ticket, self.cfg.train, self.logits)  # saved as exported
         self.repeats = repeats
         self.dense = measure_keras(self.ticket, self.x_test, self.y_test, self.logits, repeats)
         (self.run_dir / export_records.EXPORT_DIR).mkdir(exist_ok=True)
@@ -204,7 +206,10 @@ class Exporter:
         return record
 
     def _keras_file(self, fmt: str, model: keras.Model, path: Path, **extra) -> dict:
-        """Save, load back with safe_mode (as a user will) and measure what was loaded."""
+        """Save compiled as the run trained (its loss and metric, a fresh optimizer of its kind:
+        `evaluate` works on the file), load back with safe_mode (as a user will) and measure
+        what was loaded."""
+        keras_fit.compile_model(model, self.cfg.train, self.logits)
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
         measured = measure_keras(loaded, self.x_test, self.y_test, self.logits,

@@ -1,7 +1,8 @@
 """The winning ticket: the best pruned round, saved as a plain Keras model and checked from disk.
 
 The saved `.keras` file has no custom objects (the mask is baked into the zeros), so it loads with
-`safe_mode=True` anywhere Keras runs. It is re-evaluated from the file on the same validation split;
+`safe_mode=True` anywhere Keras runs; it is saved compiled with the run's loss and accuracy metric
+and a fresh optimizer of the run's kind, so `evaluate` works on it as on a user's own saved file. It is re-evaluated from the file on the same validation split;
 the accuracy must equal the logged one to 1e-6, or the ticket is not the round it claims to be.
 """
 
@@ -23,6 +24,7 @@ from ..foundations.round_record import RoundRecord
 from ..models import builders as models
 from ..pruning import prunable
 from ..pruning.masks import load_masks
+from ..training import keras_fit
 
 TOLERANCE = 1e-6
 
@@ -59,12 +61,13 @@ def make(run_dir: Path) -> dict:
     kernels = {k.name: k.variable for k in prunable.all_kernels(model)}
     for name, mask in masks.items():
         kernels[name].assign(kernels[name].numpy() * mask)
+    logits = models.is_logits(model, cfg.train.loss)
+    keras_fit.compile_model(model, cfg.train, logits)  # so load_model(...).evaluate(x, y) works
     model_path = run_dir / runfolder.TICKET_MODEL
     model.save(model_path)
     shutil.copyfile(run_dir / runfolder.mask_file(best.round), run_dir / runfolder.TICKET_MASK)
 
     reloaded = keras.saving.load_model(model_path, safe_mode=True)
-    logits = models.is_logits(reloaded, cfg.train.loss)
     val = metrics.classification_metrics(
         dataset.y_val, metrics.predict_proba(reloaded, dataset.x_val, logits=logits), "val")
     weights = reloaded.get_weights()

@@ -14,7 +14,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from ..config.architectures import ARCHITECTURES
-from ..export import export_records
+from ..export import downloads, export_records
 from ..foundations import runfolder
 from ..foundations.round_record import RoundRecord
 from .compare import compare
@@ -91,6 +91,16 @@ def network_text(train: Mapping) -> str:
     return f"{arch} with its conv base frozen (never trained or pruned) under the pruned dense head"
 
 
+def sources_text(run_dir: Path) -> str:
+    """The network and, for the user's own, the files the run read, by the user's own names:
+    "fmnist_convnet.keras (your model) on fmnist.npz", never "file" or a hashed name."""
+    names = downloads.source_files(run_dir)
+    model = names.get("train.model_file")
+    text = f"{model} (your model)" if model else \
+        network_text(runfolder.read_frozen_config(run_dir).get("train") or {})
+    return f"{text} on {names['data.path']}" if "data.path" in names else text
+
+
 def config_html(run_dir: Path) -> str:
     """The frozen config as escaped YAML text: what made these numbers (names and paths in it
     are the user's, so plain text, never markup)."""
@@ -129,7 +139,7 @@ def html_page(run_dir: Path) -> str:
     charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
               for i, fig in enumerate(figures(run_dir))]
     name = html_lib.escape(runfolder.run_name(run_dir))
-    network = html_lib.escape(network_text(runfolder.read_frozen_config(run_dir).get("train") or {}))
+    network = html_lib.escape(sources_text(run_dir))
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lottery Lab report: "
             f"{name}</title><style>{STYLE}</style></head><body><h1>{name}</h1>"
             f"<p id='network'>Network: {network}.</p>"
