@@ -1,15 +1,26 @@
 """An experiment arm's `instability:` (issue 31): refused in one line naming the key when it is
-wrong."""
+wrong; when right, each of the arm's queued runs is analysed by the worker that trained it and the
+write-up's "Instability" says what instability.jsonl holds. On tiny digit runs (one epoch of 7
+steps, two rounds, two seeds)."""
 
 from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
 
 import pytest
 
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
+from lottery_engine.evaluation.significance import half_width
+from lottery_engine.foundations import runfolder
 from lottery_engine.science import experiment
 
-from .conftest import tiny_config
+from .conftest import ROOT, tiny_config
+
+SETTING = "{rounds: [0, 2], rewind: [0, 3], copies: 2, points: 5}"
 
 
 def _experiment(tmp_path, setting: str) -> str:
@@ -44,3 +55,39 @@ def test_a_round_the_arm_never_trains_is_refused_before_training(tmp_path):
     with pytest.raises(ConfigError, match=r"arm 'Tiny': instability\.rounds: round 3 is past the "
                                           r"arm's imp\.num_rounds = 2; choose rounds from 0 to 2"):
         experiment.plan(exp, [])
+
+
+def test_queued_arm_is_analysed_and_its_section_recomputes_from_the_lines(tmp_path):
+    home, results = tmp_path / "home", tmp_path / "docs" / "RESULTS-instability.md"
+    cmd = [sys.executable, "-m", "jobs.cli", "experiment", "--config",
+           _experiment(tmp_path, SETTING), "--home", str(home), "--workers", "1",
+           "--results", str(results)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    from jobs import experiments
+
+    [meta] = experiments.list_experiments(home)
+    jobs = sorted(experiments.statuses(home, meta["id"]), key=lambda job: job["seed"])
+    assert [job["state"] for job in jobs] == ["done", "done"]
+    runs = [runfolder.read_rounds_from(home / job["id"] / runfolder.INSTABILITY)[0]
+            for job in jobs]
+    for lines in runs:  # every (r, k) analysed once, by the job that trained the run
+        assert [(x["round"], x["rewind_step"], x["pair"]) for x in lines] == [
+            (0, 0, [0, 1]), (0, 3, [0, 1]), (2, 0, [0, 1]), (2, 3, [0, 1])]
+    text = results.read_text()
+    section = text.split("## Instability\n")[1]
+    assert "stable at k when that mean is below 2 points" in section
+    assert results.with_name("RESULTS-instability.instability.png").read_bytes()[:4] == \
+        b"\x89PNG"
+    for k in (0, 3):  # the table's row: each round's mean ± half the 95% interval over seeds
+        cells = []
+        for r in (0, 2):
+            barriers = [next(x["test_instability"] for x in lines
+                             if (x["round"], x["rewind_step"]) == (r, k)) for lines in runs]
+            cells.append(f"{100 * statistics.fmean(barriers):.2f} ± "
+                         f"{100 * half_width(barriers):.2f}")
+        assert f"| {k} | {' | '.join(cells)} |" in section
+    weights = 100 * (1 - runs[0][2]["sparsity"])
+    assert f"- round 2 ({weights:.2f}% of the weights left): " in section
+    assert section.count("- round ") == 2  # a sentence per analysed round
