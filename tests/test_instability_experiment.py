@@ -91,3 +91,28 @@ def test_queued_arm_is_analysed_and_its_section_recomputes_from_the_lines(tmp_pa
     weights = 100 * (1 - runs[0][2]["sparsity"])
     assert f"- round 2 ({weights:.2f}% of the weights left): " in section
     assert section.count("- round ") == 2  # a sentence per analysed round
+
+
+def test_make_instability_plans_issue_31s_experiment():
+    """LeNet-300-100 on Fashion-MNIST over seeds 0-2 and a conv LeNet on seed 0, rounds 0, 7, 14
+    and 18 at k = 0, 100, 300, 900 and 2,700, two copies, 31 points, into its own write-up;
+    `make instability` runs it with `make experiment`'s workers."""
+    from lottery_engine.data import dataset as data_lib
+
+    if not data_lib.DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    exp = experiment.load(ROOT / "configs" / "experiment_instability.yaml")
+    assert exp.results == "docs/RESULTS-instability.md"
+    members = experiment.plan(exp, [])
+    assert sorted((cfg.train.arch, seed) for _, seed, cfg in members) == [
+        ("lenet", 0), ("lenet_300_100", 0), ("lenet_300_100", 1), ("lenet_300_100", 2)]
+    for spec, _, cfg in members:
+        assert spec.instability.rounds == (0, 7, 14, 18)
+        assert spec.instability.rewinds == (0, 100, 300, 900, 2700)
+        assert (spec.instability.copies, spec.instability.points) == (2, 31)
+        assert (cfg.data.name, cfg.imp.controls, cfg.imp.num_rounds) == ("fashion_mnist", [], 18)
+    make = (ROOT / "Makefile").read_text()
+    recipe = make.split("\ninstability:")[1].split("\n\n")[0]
+    assert "configs/experiment_instability.yaml" in recipe
+    assert recipe.split("experiment_instability.yaml")[1].split()[-4:] == \
+        make.split("\nexperiment:")[1].split("\n\n")[0].split()[-4:]  # the same worker settings
