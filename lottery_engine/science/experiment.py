@@ -30,7 +30,8 @@ from ..foundations.faults import describe
 from ..lottery.instability_plan import Request
 from . import instability_arm, writeup
 
-RUN_KEYS = ("label", "config", "seeds", "set", "grid", "export", "instability")  # what one entry of `runs` gives
+# what one entry of `runs` gives
+RUN_KEYS = ("label", "config", "seeds", "set", "grid", "export", "instability")
 MAX_COMBINATIONS = 64  # arms one grid may make: each is seeds × (ticket + controls) of training
 GRID_KEYS = [f"{section.name}.{key.name}" for section in dataclasses.fields(config_lib.Config)
              for key in dataclasses.fields(section.default_factory)]
