@@ -7,7 +7,7 @@ RAY := $(VENV)/.ray-installed
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: setup test run ray-local quickstart experiment structured bench screenshots clean
+.PHONY: setup test run ray-local quickstart experiment structured instability bench screenshots clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ experiment: setup
 # channel tickets against unstructured ones, every round exported and timed (issue 30)
 structured: setup
 	$(BIN)/lottery experiment --config configs/experiment_structured.yaml --home runs \
+		--workers $$(nproc) --threads 1
+
+# from which rewind step on IMP's subnetworks are stable to SGD noise (issue 31)
+instability: setup
+	$(BIN)/lottery experiment --config configs/experiment_instability.yaml --home runs \
 		--workers $$(nproc) --threads 1
 
 screenshots: setup

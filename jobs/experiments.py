@@ -19,6 +19,7 @@ from pathlib import Path
 from lottery_engine.config.load import Config
 from lottery_engine.foundations import runfolder
 from lottery_engine.science import experiment as experiment_lib
+from lottery_engine.science import instability_arm
 from lottery_engine.science import writeup
 
 from . import queue
@@ -54,7 +55,9 @@ def submit(exp: experiment_lib.Experiment,
     for spec, seed, cfg in plan:
         job_id = queue.submit(cfg, root, experiment={"id": experiment_id, "label": spec.label,
                                                      "seed": seed}
-                              | ({"export": spec.export} if spec.export else {}))
+                              | ({"export": spec.export} if spec.export else {})
+                              | ({"instability": instability_arm.as_mapping(spec.instability)}
+                                 if spec.instability else {}))
         jobs.append({"label": spec.label, "seed": seed, "job": job_id})
     runfolder.write_json(path / MANIFEST, {"id": experiment_id, "name": exp.name,
                                           "notes": exp.notes, "submitted": time.time(),

@@ -153,13 +153,18 @@ def run_job(job: Path, device: str, threads: int | None,
         cfg.run.device = "cpu" if device == "cpu" else "gpu:0"
     pipeline.execute(cfg, job, writer(job, cfg.imp.num_rounds, cfg.train.epochs,
                                       len(cfg.imp.controls)))
-    formats = (queue.read_status(job).get("experiment") or {}).get("export")
-    if formats:  # an experiment arm that times every round (experiment.py's `export`)
+    arm = queue.read_status(job).get("experiment") or {}
+    if arm.get("export"):  # an experiment arm that times every round (experiment.py's `export`)
         from lottery_engine.export.every_round import export_rounds
 
         runfolder.write_json(job / PROGRESS, {"phase": f"exporting every round: "
-                                                       f"{', '.join(formats)}"})
-        export_rounds(job, formats)
+                                                       f"{', '.join(arm['export'])}"})
+        export_rounds(job, arm["export"])
+    if arm.get("instability"):  # an arm whose runs are analysed after them (instability_arm.py)
+        from lottery_engine.science import instability_arm
+
+        instability_arm.after_run(job, instability_arm.parse(arm["instability"], "instability"),
+                                  instability_jobs.Progress(job, job / PROGRESS))
 
 
 def run_export(job: Path) -> None:

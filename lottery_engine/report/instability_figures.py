@@ -36,7 +36,7 @@ def _mean(values: list) -> float | list[float]:
     return sum(values) / len(values)
 
 
-def _by_round_and_k(lines: list[dict]) -> dict[int, dict[int, list[dict]]]:
+def by_round_and_k(lines: list[dict]) -> dict[int, dict[int, list[dict]]]:
     """Lines grouped by round, then by rewind step, both ascending; a (round, k) analysed at
     several point counts keeps the lines of its latest."""
     grouped: dict[int, dict[int, list[dict]]] = {}
@@ -57,7 +57,7 @@ def error_along_line(lines: list[dict]) -> go.Figure:
     """Test error (%) against α, one panel per round, one line per rewind step k: the mean over
     the (r, k)'s pairs of copies. A hump in the middle is a barrier: the copies ended in
     different basins."""
-    grouped = _by_round_and_k(lines)
+    grouped = by_round_and_k(lines)
     steps = sorted({k for ks in grouped.values() for k in ks})
     fig = make_subplots(rows=1, cols=len(grouped), shared_yaxes=True,
                         subplot_titles=[_round_title(r, ks) for r, ks in grouped.items()])
@@ -83,7 +83,7 @@ def _positions(steps: list[int]) -> dict[int, float]:
 def instability_vs_rewind(lines: list[dict]) -> go.Figure:
     """Test instability (the barrier, percentage points) against the rewind step k on a log
     axis, one line per round's sparsity: from which k on a subnetwork is stable to SGD noise."""
-    grouped = _by_round_and_k(lines)
+    grouped = by_round_and_k(lines)
     steps = sorted({k for ks in grouped.values() for k in ks})
     where = _positions(steps)
     fig = go.Figure()
@@ -99,3 +99,29 @@ def instability_vs_rewind(lines: list[dict]) -> go.Figure:
     fig.update_yaxes(title_text="test instability (percentage points)", rangemode="tozero")
     fig.update_layout(title="Instability vs rewind step", height=420)
     return keep_view(fig, "instability-k")
+
+
+def over_seeds(arms: dict[str, dict[str, list[tuple[int, float, float]]]],
+               threshold: float) -> go.Figure:
+    """The experiment write-up's instability vs k: a panel per arm, a line per round's
+    sparsity, each point the mean test instability over seeds with half its 95% interval as an
+    error bar (none with one seed), and the stability threshold dotted. `arms`: by label, by
+    line name, (k, mean, half-width) as fractions."""
+    fig = make_subplots(rows=1, cols=len(arms), shared_yaxes=True, subplot_titles=list(arms))
+    for col, (label, lines) in enumerate(arms.items(), start=1):
+        steps = sorted({k for points in lines.values() for k, _, _ in points})
+        where = _positions(steps)
+        for i, (name, points) in enumerate(lines.items()):
+            fig.add_trace(go.Scatter(
+                x=[where[k] for k, _, _ in points], y=[100 * mean for _, mean, _ in points],
+                error_y={"type": "data", "array": [100 * half for _, _, half in points]},
+                name=name if len(arms) == 1 else f"{label}: {name}", mode="lines+markers",
+                line={"color": COLOURS[i % len(COLOURS)]}), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="rewind step k (0: θ0)", row=1, col=col,
+                         tickvals=[where[k] for k in steps], ticktext=[str(k) for k in steps])
+    fig.add_hline(y=100 * threshold, line_dash="dot", line_color="#777777")
+    fig.update_yaxes(title_text="test instability (percentage points)", rangemode="tozero",
+                     row=1, col=1)
+    fig.update_layout(title="Instability vs rewind step, mean and 95% interval over seeds",
+                      width=560 * len(arms), height=460, template="plotly_white")
+    return fig

@@ -27,9 +27,11 @@ from ..export.every_round import check_formats, export_rounds
 from ..foundations import runfolder, yaml_text
 from ..foundations.events import Listener
 from ..foundations.faults import describe
-from . import writeup
+from ..lottery.instability_plan import Request
+from . import instability_arm, writeup
 
-RUN_KEYS = ("label", "config", "seeds", "set", "grid", "export")  # what one entry of `runs` gives
+# what one entry of `runs` gives
+RUN_KEYS = ("label", "config", "seeds", "set", "grid", "export", "instability")
 MAX_COMBINATIONS = 64  # arms one grid may make: each is seeds × (ticket + controls) of training
 GRID_KEYS = [f"{section.name}.{key.name}" for section in dataclasses.fields(config_lib.Config)
              for key in dataclasses.fields(section.default_factory)]
@@ -45,6 +47,7 @@ class RunSpec:
     seeds: list[int]
     overrides: list[str] = field(default_factory=list)  # `set:` KEY.PATH=VALUE for this arm
     export: list[str] = field(default_factory=list)  # formats every round is exported in, timed
+    instability: Request | None = None  # analysed after each run (instability_arm.py)
 
 
 @dataclass
@@ -77,8 +80,9 @@ def load(path: Path) -> Experiment:
 
 def _arms(run: Any, folder: Path, where: str) -> list[RunSpec]:
     """One entry of `runs`: a label, a config relative to the experiment file's folder, its seeds,
-    optionally `set` overrides, a `grid` that makes it one arm per combination, and `export`:
-    formats every round of its runs is exported in and timed after the run (every_round.py).
+    optionally `set` overrides, a `grid` that makes it one arm per combination, `export`:
+    formats every round of its runs is exported in and timed after the run (every_round.py),
+    and `instability`: the analysis each run gets after it (instability_arm.py).
     An unknown key is refused: a misspelt `grid` would otherwise run one arm silently."""
     overrides = run.get("set", []) if isinstance(run, dict) else None
     if (not isinstance(overrides, list) or not {"label", "config"} <= run.keys()
@@ -92,7 +96,9 @@ def _arms(run: Any, folder: Path, where: str) -> list[RunSpec]:
                               f"{', '.join(RUN_KEYS)}.")
     spec = RunSpec(str(run["label"]), str(folder / run["config"]),
                    seed_list(run.get("seeds", [0]), f"{where}.seeds"), [str(o) for o in overrides],
-                   check_formats(run["export"], f"{where}.export") if "export" in run else [])
+                   check_formats(run["export"], f"{where}.export") if "export" in run else [],
+                   instability_arm.parse(run["instability"], f"{where}.instability")
+                   if "instability" in run else None)
     return expand(spec, run["grid"], f"{where}.grid") if "grid" in run else [spec]
 
 
@@ -103,7 +109,8 @@ def expand(spec: RunSpec, grid: Any, where: str) -> list[RunSpec]:
     return [RunSpec(" · ".join([spec.label] + [f"{key.split('.')[-1]}={text}"
                                                for key, text in point]),
                     spec.config, list(spec.seeds),
-                    spec.overrides + [f"{key}={text}" for key, text in point], list(spec.export))
+                    spec.overrides + [f"{key}={text}" for key, text in point], list(spec.export),
+                    spec.instability)
             for point in grid_points(grid, where)]
 
 
@@ -223,9 +230,14 @@ def plan(exp: Experiment, overrides: list[str], seeds: list[int] | None = None
     pairs = [(spec, seed) for spec in exp.runs
              for seed in (seeds if seeds is not None else spec.seeds)]
     check_arms(exp.name, pairs)
-    return [(spec, seed, member(preflight.load(spec.config, spec.overrides + overrides
-                                               + [f"run.seed={seed}"]), spec.label, seed))
-            for spec, seed in pairs]
+    members = [(spec, seed, member(preflight.load(spec.config, spec.overrides + overrides
+                                                  + [f"run.seed={seed}"]), spec.label, seed))
+               for spec, seed in pairs]
+    for spec, _, cfg in members:
+        if spec.instability:
+            instability_arm.check(spec.instability, cfg,
+                                  f"experiment {exp.name!r}, arm {spec.label!r}: instability")
+    return members
 
 
 def one_arm(name: str, cfg: config_lib.Config, seeds: list[int]
@@ -266,8 +278,8 @@ def execute(exp: Experiment, overrides: list[str], listener: Listener | None = N
     """`--local`: run (or resume) every config × seed in this process, one after another;
     returns the run folders by label and seed.
 
-    Each run's own wall time (with its arm's exports of every round) goes into its folder
-    (experiment_timing.json) for the write-up."""
+    Each run's own wall time (with its arm's exports of every round and instability analysis)
+    goes into its folder (experiment_timing.json) for the write-up."""
     from .. import pipeline
 
     folders: dict[str, dict[int, Path]] = {}
@@ -276,9 +288,17 @@ def execute(exp: Experiment, overrides: list[str], listener: Listener | None = N
         if not runfolder.is_complete(folder):
             start = time.perf_counter()
             pipeline.execute(cfg, folder, listener)
-            export_rounds(folder, spec.export)
+            _after_run(folder, spec, listener)
             runfolder.write_json(folder / "experiment_timing.json",
                                  {"seconds": time.perf_counter() - start})
-        export_rounds(folder, spec.export)  # finishes an interrupted export; else nothing to do
+        _after_run(folder, spec, listener)  # finishes an interrupted one; else nothing to do
         folders.setdefault(spec.label, {})[seed] = folder
     return folders
+
+
+def _after_run(folder: Path, spec: RunSpec, listener: Listener | None) -> None:
+    """What the arm asks of each finished run: its exports of every round, its instability
+    analysis; each does only what the folder does not hold yet."""
+    export_rounds(folder, spec.export)
+    if spec.instability:
+        instability_arm.after_run(folder, spec.instability, listener)

@@ -10,7 +10,8 @@ else.
 
 Each arm also names its ticket to ship (ship.py), chosen on validation, with what its compact
 export buys in size and batch-1 latency; arms that differ in granularity get "Tickets that run
-faster" (faster.py), from the exports of every round. Only the ship line may import TensorFlow,
+faster" (faster.py), from the exports of every round; arms whose runs were analysed get
+"Instability" (instability_section.py). Only the ship line may import TensorFlow,
 and only when the run has no such export yet: the dashboard reads the rest of this module.
 
 A write-up is a .md file whose figure is the same name with .png; its first line (marker) names its
@@ -33,7 +34,7 @@ from ..foundations.events import IMP
 from ..foundations.faults import describe
 from ..report.compare import experiment_figure
 from ..report.page import network_text
-from . import faster
+from . import faster, instability_section
 from .over_seeds import Cell, aggregate, clock, comparisons, steps_trained, tests_in
 from .ship import HOLD_POINTS, compact_export, to_ship
 
@@ -276,14 +277,15 @@ def check_target(path: Path, name: str) -> None:
     its marker line) and its figure; say which file and what to do instead."""
     path = Path(path)
     check_results_path(path, "results")
-    png = figure_path(path)
     if path.exists() and not _begins_with(path, marker(name)):
         raise ConfigError(f"results: {path} exists and is not a write-up of experiment {name!r} "
                           f"(its first line is not that write-up's marker); choose another .md "
                           f"file or move it away.")
-    if not path.exists() and png.exists():
-        raise ConfigError(f"results: {png} exists but {path.name} does not, so that figure is no "
-                          f"earlier write-up's; choose another .md file or move {png.name} away.")
+    for png in (figure_path(path), instability_section.figure_path(path)):
+        if not path.exists() and png.exists():
+            raise ConfigError(f"results: {png} exists but {path.name} does not, so that figure "
+                              f"is no earlier write-up's; choose another .md file or move "
+                              f"{png.name} away.")
 
 
 def _write_png(figure, png: Path) -> None:
@@ -334,6 +336,7 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
                      + "\n")
         parts.append(_difference_table(series))
     parts.append(faster.section(folders))  # "" unless the arms differ in granularity
+    parts.append(instability_section.section(folders, path, _write_png))  # "" unless analysed
     lines = [f"{label}: {len(s)} job(s), {sum(s) / 60:.1f} min of job time"
              for label, s in (timing or {}).items() if s]
     trained, budget = steps_trained(folders)
