@@ -48,8 +48,8 @@ instability: setup
 		--workers $$(nproc) --threads 1
 
 screenshots: setup
-	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_charts.py \
-		tests/test_browser_newuser.py
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/app/test_browser.py tests/app/test_browser_charts.py \
+		tests/app/test_browser_newuser.py
 
 # every script in benchmarks/, full mode (their --quick modes run in `make test`); _name.py are helpers
 bench: setup $(RAY)

@@ -5,7 +5,7 @@ Plotly's full bundle (4.8 MB, from the plotly package) takes a fresh browser sec
 and run, so the chart pages draw with a partial bundle of only the trace types they need
 (scatter, bar, heatmap: 1.0 MB, 368 kB compressed), built from plotly.js's own sources of the
 package's plotly.js version by app/vendor/plotly.js-lab-dist-min/build.mjs (its README says how;
-MIT licence; tests/test_browser_cold.py checks the version); app.charts picks the bundle per
+MIT licence; tests/app/test_browser_cold.py checks the version); app.charts picks the bundle per
 chart.
 
 Streamlit's static file serving (app/static/, where `copy_to_static` puts the bundles) would
@@ -76,7 +76,7 @@ def chunk_files(names: tuple[str, ...]) -> list[str]:
     """The files of Streamlit's frontend chunks `names` (a chunk's file is `<name>.<hash>.js`)
     and of every chunk they import, less those that index.html already preloads. A name with
     no file (a Streamlit release that renamed it) adds nothing: the page only loads slower, and
-    tests/test_browser_cold.py says which name is gone."""
+    tests/app/test_browser_cold.py says which name is gone."""
     folder = STREAMLIT_STATIC / "static" / "js"
     known = set(re.findall(r"static/js/([\w.-]+\.js)", (STREAMLIT_STATIC / "index.html")
                            .read_text(encoding="utf-8")))

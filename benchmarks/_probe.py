@@ -1,6 +1,6 @@
 """The dashboard as a user's browser sees it: `make run`'s processes on a free port, and Debian's
 Chromium driven by Playwright. Shared by the browser tests (tests/test_browser*.py,
-tests/test_serve.py) and benchmarks/run_page.py, so both measure the same thing; not part of the
+tests/app/test_serve.py) and benchmarks/run_page.py, so both measure the same thing; not part of the
 app, which never imports it. A helper, not a benchmark: `make bench` and tests/test_benchmarks.py
 run benchmarks/ files whose names do not start with an underscore."""
 

@@ -5,7 +5,7 @@ zero (the engine's way), on the same small run, side by side in one process.
     python benchmarks/round_overhead.py [--rounds 8] [--repeats 2] [--quick]
 
 Prints seconds per trained series-round for each and the ratio; the results must be identical
-(tests/test_pipeline.py checks that too). --quick: one round, one repeat: the same code path in
+(tests/lottery/test_pipeline.py checks that too). --quick: one round, one repeat: the same code path in
 seconds, for tests/test_benchmarks.py; its numbers mean nothing.
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jobs import queue
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 def tiny_yaml(name: str = "tiny", rounds: int = 2, epochs: int = 1, limit: int = 200,

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("[!_]*.py"))  # _name.py: a shared helper

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 ENGINE = ROOT / "lottery_engine"
 
@@ -173,7 +173,7 @@ def _dashboard_imports() -> list[str]:
 
 def test_the_dashboard_imports_no_tensorflow():
     """What the dashboard's pages and modules import, imported in a fresh interpreter, loads
-    neither TensorFlow nor Keras (tests/test_app.py renders the pages themselves)."""
+    neither TensorFlow nor Keras (tests/app/test_app.py renders the pages themselves)."""
     modules = _dashboard_imports()
     assert "lottery_engine.foundations.runfolder" in modules and "app.lab" in modules, modules
     code = (f"import importlib, sys\n"

@@ -115,7 +115,7 @@ class Runner:
 def op_names(interpreter: Interpreter) -> list[str]:
     """The names of the ops a prepared interpreter runs, sorted, each once. The one private
     LiteRT call of the engine: the interpreter has no public list of its ops after delegation
-    (Interpreter._get_ops_details); tests/test_keras_internals.py pins it with the version."""
+    (Interpreter._get_ops_details); tests/foundations/test_keras_internals.py pins it with the version."""
     return sorted({op["op_name"] for op in interpreter._get_ops_details()})
 
 

@@ -4,7 +4,7 @@ Keras 3 has no public API for walking a model's layer tree below `model.layers` 
 graph: which layers sit inside a custom layer, which tensors a layer was called on, which call made
 a tensor, the graph inside a Sequential. The engine needs each of them (prunable kernels of nested
 layers, a user model's output layer, FLOPs before a layer, channel compaction), so it reads them
-here and nowhere else. A Keras upgrade that renames one fails tests/test_keras_internals.py first,
+here and nowhere else. A Keras upgrade that renames one fails tests/foundations/test_keras_internals.py first,
 which names the Keras version these were checked on.
 
 Nothing is imported at module level (no TensorFlow here, as in the rest of foundations/): the

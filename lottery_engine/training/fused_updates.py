@@ -6,7 +6,7 @@ to update one variable: one fused TensorFlow kernel each (`ResourceApplyAdam`,
 `ResourceApplyKerasMomentum` or `ResourceApplyMomentum`, `ResourceApplyGradientDescent`), the
 same arithmetic as Keras' Adam and SGD, or PyTorch's SGD (`momentum_form: pytorch`). Adding an
 optimizer is a class here, one line in `FUSED_UPDATES` and its name in config's OPTIMIZERS (which
-stays free of TensorFlow; tests/test_train_step.py checks that the two agree).
+stays free of TensorFlow; tests/training/test_train_step.py checks that the two agree).
 """
 
 from __future__ import annotations
