@@ -139,7 +139,7 @@ class Exporter:
         self.limited = {} if examples is None else {"test_examples": len(self.x_test)}
         self.ticket = round_model(self.run_dir, self.cfg, self.data, self.round)
         self.logits = models.is_logits(self.ticket, self.cfg.train.loss)
-        keras_fit.compile_model(self.ticket, self.cfg.train, self.logits)  # saved as exported
+        keras_fit.compile_to_save(self.ticket, self.cfg.train, self.logits)  # saved as exported
         self.repeats = repeats
         self.dense = measure_keras(self.ticket, self.x_test, self.y_test, self.logits, repeats)
         (self.run_dir / export_records.EXPORT_DIR).mkdir(exist_ok=True)
@@ -209,7 +209,7 @@ class Exporter:
         """Save compiled as the run trained (its loss and metric, a fresh optimizer of its kind:
         `evaluate` works on the file), load back with safe_mode (as a user will) and measure
         what was loaded."""
-        keras_fit.compile_model(model, self.cfg.train, self.logits)
+        keras_fit.compile_to_save(model, self.cfg.train, self.logits)
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
         measured = measure_keras(loaded, self.x_test, self.y_test, self.logits,

@@ -62,7 +62,7 @@ def make(run_dir: Path) -> dict:
     for name, mask in masks.items():
         kernels[name].assign(kernels[name].numpy() * mask)
     logits = models.is_logits(model, cfg.train.loss)
-    keras_fit.compile_model(model, cfg.train, logits)  # so load_model(...).evaluate(x, y) works
+    keras_fit.compile_to_save(model, cfg.train, logits)  # so load_model(...).evaluate(x, y) works
     model_path = run_dir / runfolder.TICKET_MODEL
     model.save(model_path)
     shutil.copyfile(run_dir / runfolder.mask_file(best.round), run_dir / runfolder.TICKET_MASK)

@@ -68,6 +68,14 @@ def compile_model(model: keras.Model, cfg: TrainConfig, logits: bool,
                   steps_per_execution=steps_per_execution)
 
 
+def compile_to_save(model: keras.Model, cfg: TrainConfig, logits: bool) -> None:
+    """Compile a model about to be saved, so that `load_model(...).evaluate(x, y)` works as on
+    the user's own file; its fresh optimizer is built for the model's variables, or loading the
+    file warns that the saved optimizer has fewer variables than the model needs."""
+    compile_model(model, cfg, logits)
+    model.optimizer.build(model.trainable_variables)
+
+
 def optimizer_state(model: keras.Model) -> list[np.ndarray]:
     """The compiled optimizer's variables before its first step (built here if need be):
     step 0, zero moments, the learning rate."""
