@@ -1,0 +1,64 @@
+"""Channel tickets on the dashboard (issue 30): granularity and refill on both forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import wording
+from app.lab import plain
+from jobs import queue
+from lottery_engine import preflight
+from lottery_engine.config import load as config_lib
+
+from .test_app import app
+
+REFILL = "Refill (IMP-Refill)"
+
+
+def choose(at, label: str, value):
+    """Set a select box (an st.form's is sent by its submit button, not by a rerun)."""
+    return next(s for s in at.selectbox if s.label == label).set_value(value)
+
+
+def test_launch_sends_granularity_and_refill_which_shows_only_for_channels(tmp_path,
+                                                                           monkeypatch):
+    at = app(tmp_path, monkeypatch)
+    assert not any(c.label == REFILL for c in at.checkbox)  # single weights: nothing to refill
+    choose(at, "What to prune", "channel").run()
+    next(c for c in at.checkbox if c.label == REFILL).check().run()
+    next(b for b in at.button if b.label == "Queue run").click().run()
+    assert not at.exception and not at.error
+    [job] = queue.list_jobs(tmp_path)
+    cfg = config_lib.load(tmp_path / job["id"] / "config.yaml")
+    assert (cfg.imp.granularity, cfg.imp.refill) == ("channel", True)
+
+
+def test_experiments_form_sends_both_and_refuses_refill_without_channels(tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch, "views/experiments.py")
+    choose(at, REFILL, True)  # the quickstart config prunes single weights
+    next(b for b in at.button if b.label == "Queue experiment").click().run()
+    assert [e.value for e in at.error] == [plain(
+        "Not queued: Refill (IMP-Refill): it keeps whole channels, so it needs them pruned: "
+        "choose whole channels under What to prune, or turn refill off.")]
+    assert "config key `imp.refill`" in [c.value for c in at.caption]
+    assert queue.list_jobs(tmp_path) == []
+
+    choose(at, "What to prune", "channel")
+    next(b for b in at.button if b.label == "Queue experiment").click().run()
+    assert not at.exception and not at.error
+    cfg = config_lib.load(tmp_path / queue.list_jobs(tmp_path)[0]["id"] / "config.yaml")
+    assert (cfg.imp.granularity, cfg.imp.refill) == ("channel", True)
+
+
+def test_channels_where_no_pruned_layer_can_lose_units_is_refused_in_a_persons_words():
+    raw = {"data": {"source": "bundled", "name": "digits"},
+           "train": {"arch": "lenet"},
+           "imp": {"granularity": "channel", "prunable_layers": ["output"]}}
+    with pytest.raises(config_lib.ConfigError) as refused:
+        preflight.from_dict(raw)
+    [error] = [e for e in refused.value.errors if e.key == "imp.granularity"]
+    refusal = wording.for_person(error, {"imp.granularity": "What to prune"})
+    assert refusal.text.startswith("What to prune: no pruned layer of lenet can lose whole units "
+                                   "(the output layer keeps its units; those that can: ")
+    assert refusal.text.endswith("): choose single weights, or prune one of those layers "
+                                 "(imp.prunable_layers).")
