@@ -1,4 +1,6 @@
-"""Channel tickets on the dashboard (issue 30): granularity and refill on both forms."""
+"""Channel tickets on the dashboard (issue 30): granularity and refill on both forms, and the Run
+page's channel heatmap, over two real tiny runs (single weights; whole channels refilled) whose
+tickets were really exported."""
 
 from __future__ import annotations
 
@@ -7,12 +9,31 @@ import pytest
 from app import wording
 from app.lab import plain
 from jobs import queue
-from lottery_engine import preflight
+from lottery_engine import pipeline, preflight
 from lottery_engine.config import load as config_lib
+from lottery_engine.export import exporter
+from lottery_engine.foundations import runfolder
 
-from .test_app import app
+from .conftest import tiny_config
+from .test_app import app, figures
 
 REFILL = "Refill (IMP-Refill)"
+
+
+@pytest.fixture(scope="module")
+def exported_pair(tmp_path_factory):
+    """A home with a weight run and a refilled channel run (2 rounds, 1 epoch, 16x16 digits),
+    each ticket exported as compact Keras and timed (a few calls: the numbers are read, not
+    judged)."""
+    home = tmp_path_factory.mktemp("channels-home")
+    runs = {}
+    for name, overrides in (("weights", {}), ("channels", {"imp__granularity": "channel",
+                                                            "imp__refill": True})):
+        runs[name] = runfolder.new_run_dir(home, name)
+        pipeline.execute(tiny_config(run__name=name, report__html=False,
+                                     report__markdown=False, **overrides), runs[name])
+        exporter.export(runs[name], ["compact"], repeats=3)
+    return home, runs
 
 
 def choose(at, label: str, value):
@@ -62,3 +83,22 @@ def test_channels_where_no_pruned_layer_can_lose_units_is_refused_in_a_persons_w
                                    "(the output layer keeps its units; those that can: ")
     assert refusal.text.endswith("): choose single weights, or prune one of those layers "
                                  "(imp.prunable_layers).")
+
+
+def heatmap_toggle(at):
+    return [s for s in at.get("button_group") if "Heatmap counts" in s.proto.label]
+
+
+def test_a_channel_run_can_show_its_channels_in_the_heatmap(exported_pair, monkeypatch):
+    home, runs = exported_pair
+    at = app(home, monkeypatch, "views/run.py", job=runs["weights"].name)
+    assert not at.exception and not heatmap_toggle(at)
+    at = app(home, monkeypatch, "views/run.py", job=runs["channels"].name)
+    assert not at.exception and heatmap_toggle(at)
+    assert figures(at)[1]["layout"]["title"]["text"] == "Per-layer sparsity"
+    at.session_state["heatmap_of"] = "channels"
+    heat = figures(at.run())[1]
+    records = runfolder.read_rounds(runs["channels"])
+    assert heat["layout"]["title"]["text"].startswith("Per-layer channel sparsity")
+    assert heat["data"][0]["z"][-1] == pytest.approx(
+        [100 * v for v in records[-1].layer_channel_sparsity.values()])

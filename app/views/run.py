@@ -138,7 +138,10 @@ def run_view() -> None:
         left, right = st.columns(2)
         with left:
             lab.chart(report.sparsity_accuracy(records, axis, controls), key="sparsity")
-            lab.chart(report.layer_heatmap(records), key="heatmap")
+            of = st.segmented_control(  # a channel run's layers lose whole units too
+                "Heatmap counts", list(report.HEATMAPS), default="weights",
+                key="heatmap_of") if report.has_channels(records) else None
+            lab.chart(report.layer_heatmap(records, of or "weights"), key="heatmap")
         with right:
             lab.chart(report.remaining_weights(records, ticket.get("round")), key="remaining")
             lab.chart(report.flops_per_round(records), key="flops")
