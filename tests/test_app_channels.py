@@ -1,5 +1,5 @@
 """Channel tickets on the dashboard (issue 30): granularity and refill on both forms, and the Run
-page's channel heatmap, over two real tiny runs (single weights; whole channels refilled) whose
+page's channel heatmap and speed-ups, over two real tiny runs (single weights; whole channels refilled) whose
 tickets were really exported."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from app.lab import plain
 from jobs import queue
 from lottery_engine import pipeline, preflight
 from lottery_engine.config import load as config_lib
-from lottery_engine.export import exporter
+from lottery_engine.export import export_records, exporter
 from lottery_engine.foundations import runfolder
 
 from .conftest import tiny_config
@@ -102,3 +102,20 @@ def test_a_channel_run_can_show_its_channels_in_the_heatmap(exported_pair, monke
     assert heat["layout"]["title"]["text"].startswith("Per-layer channel sparsity")
     assert heat["data"][0]["z"][-1] == pytest.approx(
         [100 * v for v in records[-1].layer_channel_sparsity.values()])
+
+
+def test_the_export_table_shows_speed_up_as_the_latencies_ratio(exported_pair, monkeypatch):
+    home, runs = exported_pair
+    at = app(home, monkeypatch, "views/run.py", job=runs["channels"].name)
+    table = at.dataframe[1].value  # after the rounds table
+    record = export_records.read(runs["channels"])["compact"]
+    dense, mine = record["reference"]["latency_ms_per_sample"], record["latency_ms_per_sample"]
+    for batch in ("1", "256"):
+        assert table[f"speed-up batch {batch}"][0] == export_records.ratio(
+            dense[f"batch_{batch}"] / mine[f"batch_{batch}"])
+    shown = list(at.dataframe[1].proto.column_order)
+    assert set(shown) - {"note"} <= set(table.columns) and len(shown) == 8  # no sideways scroll
+    assert shown.index("speed-up batch 256") + 1 == shown.index("test acc %")
+    said = next(c.value for c in at.caption if "Milliseconds per sample" in c.value)
+    assert f"Round {record['round']}'s ticket, run by Keras" in said
+    assert f"compact {mine['batch_1']:.3g} at batch 1, {mine['batch_256']:.3g} at 256" in said
