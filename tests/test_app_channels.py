@@ -1,8 +1,10 @@
-"""Channel tickets on the dashboard (issue 30): granularity and refill on both forms, and the Run
-page's channel heatmap and speed-ups, over two real tiny runs (single weights; whole channels refilled) whose
-tickets were really exported."""
+"""Channel tickets on the dashboard (issue 30): granularity and refill on both forms, the Run
+page's channel heatmap and speed-ups, and Compare's accuracy-against-latency trade-off, over two
+real tiny runs (single weights; whole channels refilled) whose tickets were really exported."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
@@ -119,3 +121,36 @@ def test_the_export_table_shows_speed_up_as_the_latencies_ratio(exported_pair, m
     said = next(c.value for c in at.caption if "Milliseconds per sample" in c.value)
     assert f"Round {record['round']}'s ticket, run by Keras" in said
     assert f"compact {mine['batch_1']:.3g} at batch 1, {mine['batch_256']:.3g} at 256" in said
+
+
+def test_compare_draws_accuracy_against_latency_one_point_per_exported_run(exported_pair,
+                                                                          monkeypatch):
+    home, runs = exported_pair
+    at = app(home, monkeypatch, "views/compare.py")
+    chosen = next(m for m in at.multiselect if m.label == "Runs and experiment arms")
+    chosen.set_value(list(chosen.options)).run()
+    assert not at.exception
+    figure = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith(
+        "Accuracy against latency"))
+    batch_1 = [t for t in figure["data"] if t.get("xaxis", "x") == "x"]
+    assert {t["name"]: t["text"] for t in batch_1} == {
+        "single weights": [t for t in chosen.options if "weights" in t],
+        "whole channels, refilled": [t for t in chosen.options if "channels" in t]}
+    record = export_records.read(runs["channels"])["compact"]
+    refilled = next(t for t in batch_1 if t["name"] == "whole channels, refilled")
+    assert (refilled["x"], refilled["y"]) == ([record["latency_ms_per_sample"]["batch_1"]],
+                                              [record["test_accuracy"]])
+
+
+def test_compare_reads_the_ticket_round_of_an_arm_that_exported_every_round(
+        exported_pair, tmp_path, monkeypatch):
+    _, runs = exported_pair
+    run_dir = tmp_path / runs["channels"].name
+    shutil.copytree(runs["channels"], run_dir)
+    record = export_records.read(run_dir)["compact"]
+    (run_dir / export_records.EXPORTS_JSON).unlink()  # as an experiment arm's `export:` leaves it
+    export_records.write_by_round(run_dir, record)
+    at = app(tmp_path, monkeypatch, "views/compare.py")
+    [figure] = [f for f in figures(at) if f["layout"]["title"]["text"].startswith(
+        "Accuracy against latency")]
+    assert figure["data"][0]["x"] == [record["latency_ms_per_sample"]["batch_1"]]
