@@ -2,7 +2,8 @@
 None; …`), which is right for a YAML file and wrong for a form: there a refusal starts with the
 field's own label, says "upload" for a missing upload, names the user's file as they uploaded it
 rather than the hashed name it is stored under, and leaves the config key to a small caption for
-those who know the config reference."""
+those who know the config reference. The words of a choice a form offers by name (granularity,
+refill) live here too, so that the Launch and Experiments forms say the same."""
 
 from __future__ import annotations
 
@@ -19,6 +20,25 @@ MISSING = {
                  "if you have them), or a .csv file with a header row and a label column.",
 }
 _INVALID = re.compile(r"^invalid value (?P<value>.+?); (?P<allowed>.+)$", re.S)
+# refusals that name another config key, as a form says them: key -> (the validator's words,
+# a person's, filled from the first's groups)
+BETWEEN = {
+    "imp.refill": (re.compile(r"IMP-Refill keeps whole channels"),
+                   "it keeps whole channels, so it needs them pruned: choose whole channels "
+                   "under What to prune, or turn refill off."),
+    "imp.granularity": (re.compile(r"no pruned layer of (?P<arch>\S+) can lose whole units "
+                                   r"\((?P<why>.+)\); use granularity"),
+                        "no pruned layer of {arch} can lose whole units ({why}): choose single "
+                        "weights, or prune one of those layers (imp.prunable_layers)."),
+}
+# imp.granularity's choices, and what each buys (docs/channels.md)
+GRANULARITY = {"weight": "single weights", "channel": "whole channels"}
+GRANULARITY_HELP = ("Single weights find the sparsest ticket and the smallest file, hardly a "
+                    "faster one; whole channels (a conv filter, a Dense unit) leave a narrower "
+                    "dense network that the compact export makes faster on any hardware.")
+REFILL_HELP = ("IMP-Refill prunes single weights each round, then makes dense again the channels "
+               "that kept the most of them and drops the rest: a channel ticket that keeps its "
+               "accuracy to higher sparsities than whole channels alone (Chen et al., 2022).")
 _UNKNOWN = re.compile(r"^unknown value (?P<value>.+?); allowed: (?P<allowed>.+)$", re.S)
 
 
@@ -50,7 +70,10 @@ def for_person(error: ConfigError, labels: dict[str, str],
     key, text = error.key, own_names(detail(error), names or {})
     if key in MISSING and text.startswith("invalid value None"):
         return Refusal(MISSING[key][0].upper() + MISSING[key][1:], key)
-    if match := _INVALID.match(text):
+    rule = BETWEEN.get(key)
+    if rule and (between := rule[0].search(text)):
+        text = rule[1].format(**between.groupdict())
+    elif match := _INVALID.match(text):
         allowed = re.sub(r"^expected ", "give ", match["allowed"])
         text = f"{match['value']} does not work here; {allowed}"
     elif match := _UNKNOWN.match(text):

@@ -1,7 +1,8 @@
 """Several runs on one figure and one table: a run with its controls, runs side by side, an
 experiment's arm as its seeds' mean with their spread, or any chosen runs grouped by a config key
 (as W&B groups runs); then a parallel-coordinates chart from chosen config keys to what each run
-found, brushed to filter the table under it."""
+found, brushed to filter the table under it; and accuracy against measured latency for the runs
+whose tickets were exported: the deployment trade-off of weight and channel tickets."""
 
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import streamlit as st
 
 from app import charts, lab
 from jobs import experiments, queue
+from lottery_engine.export import export_records
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.events import IMP
 from lottery_engine.foundations.round_record import RoundRecord
-from lottery_engine.report import compare
+from lottery_engine.report import compare, tradeoff
 from lottery_engine.report import figures as report
 from lottery_engine.science import over_seeds
 
@@ -89,6 +91,32 @@ def parallel_view(runs: dict[str, Path], configs: dict[str, dict]) -> None:
     st.dataframe([{k: cell(v) for k, v in rows[i].items()} for i in inside], hide_index=True)
 
 
+def ticket_export(folder: Path, fmt: str) -> dict:
+    """The ticket's export record of `fmt` ({} if none): the one the Run page exported, else,
+    for an experiment arm that exports every round, the ticket round's."""
+    record = export_records.read(folder).get(fmt)
+    if record is None:
+        ticket = runfolder.read_json(folder / runfolder.TICKET_JSON, {})
+        record = export_records.read_by_round(folder).get(ticket.get("round"), {}).get(fmt)
+    return record if isinstance(record, dict) else {}
+
+
+def tradeoff_view(runs: dict[str, Path], configs: dict[str, dict]) -> None:
+    """Each chosen run's exported ticket: its test accuracy against its format's latency per
+    sample, coloured by how the run pruned."""
+    st.subheader("Accuracy against latency, deployed")
+    formats = list(export_records.FORMATS)
+    fmt = st.radio("Exported format", formats, index=formats.index("compact"), horizontal=True,
+                   key="tradeoff_format")
+    points = {run: (tradeoff.pruned_as(configs[run]), record) for run, folder in runs.items()
+              if (record := ticket_export(folder, fmt)).get("status") == "ok"}
+    if not points:
+        st.caption(f"No chosen run has a {fmt} export yet: export a finished run's ticket on "
+                   f"its Run page.")
+        return
+    charts.chart(tradeoff.latency_tradeoff(points, fmt), key="tradeoff")
+
+
 st.title("Compare runs")
 root = lab.home()
 folders = lab.run_folders(root)
@@ -124,3 +152,4 @@ if groups:
     charts.chart(compare.compare(series, metric, axis), key="compare")
     st.dataframe(group_table(groups, with_controls), hide_index=True)
     parallel_view(runs, configs)
+    tradeoff_view(runs, configs)

@@ -22,7 +22,9 @@ WRITE_UP_WAIT = 300.0  # seconds after the last job's end to wait for its write-
 GRID_ROWS = 2  # config keys a launch may sweep (an experiment file's `grid` takes any number)
 FIELD_LABELS = {"imp.num_rounds": "Pruning rounds", "train.epochs": "Epochs per round",
                 "imp.prune_rate": "Prune rate per round", "imp.controls": "Controls",
-                "imp.target_sparsity": "Target sparsity"}  # the form's settings: key -> label
+                "imp.target_sparsity": "Target sparsity", "imp.granularity": "What to prune",
+                "imp.refill": "Refill (IMP-Refill)"}  # the form's settings: key -> label
+REFILL = {None: "the config's", True: "on", False: "off"}
 st.title("Experiments")
 root = lab.home()
 lab.no_worker_banner(root)
@@ -125,6 +127,14 @@ with st.expander("Launch an experiment", expanded=not experiments.list_experimen
                                                      list(controls.names()))
         settings["imp.target_sparsity"] = right.number_input(
             FIELD_LABELS["imp.target_sparsity"], value=0.9, step=0.05)
+        prune, refill = left.columns(2)  # blank: the config's own choice
+        settings["imp.granularity"] = prune.selectbox(
+            FIELD_LABELS["imp.granularity"], [None, *wording.GRANULARITY],
+            format_func=lambda g: wording.GRANULARITY.get(g, "the config's"),
+            help=wording.GRANULARITY_HELP)
+        settings["imp.refill"] = refill.selectbox(
+            FIELD_LABELS["imp.refill"], list(REFILL), format_func=REFILL.get,
+            help=f"{wording.REFILL_HELP} Only with whole channels.")
         st.caption("Optionally a grid over the config (blank rows: one arm).")
         rows = [grid_row(number) for number in range(1, GRID_ROWS + 1)]
         if st.form_submit_button("Queue experiment", type="primary"):

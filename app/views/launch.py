@@ -193,6 +193,14 @@ with form_tab:
                          value=float(i["prune_rate"]), step=0.05)
             scope = field("imp.scope", st.selectbox, "Scope", config_lib.SCOPES,
                           index=config_lib.SCOPES.index(i["scope"]))
+            granularity = field("imp.granularity", st.selectbox, "What to prune",
+                                list(wording.GRANULARITY), format_func=wording.GRANULARITY.get,
+                                index=list(wording.GRANULARITY).index(i.get(
+                                    "granularity", config_lib.ImpConfig.granularity)),
+                                help=wording.GRANULARITY_HELP)
+            refill = granularity == "channel" and field(  # meaningful only on whole channels
+                "imp.refill", st.checkbox, "Refill (IMP-Refill)",
+                value=i.get("refill", config_lib.ImpConfig.refill), help=wording.REFILL_HELP)
             target = field("imp.target_sparsity", st.number_input, "Target sparsity",
                            value=float(i["target_sparsity"]), step=0.05)
             rewind = field("imp.rewind", st.text_input, "Rewind (init, epoch:K or step:N)",
@@ -236,6 +244,7 @@ with form_tab:
            "train": {**t, **train, "epochs": int(epochs), "batch_size": int(batch),
                      "learning_rate": float(lr)},
            "imp": {**i, "num_rounds": int(rounds), "prune_rate": float(rate), "scope": scope,
+                   "granularity": granularity, "refill": bool(refill),
                    "target_sparsity": float(target), "rewind": rewind.strip(),
                    "controls": list(controls)}}
 

@@ -15,33 +15,55 @@ from lottery_engine.foundations.round_record import RoundRecord
 from lottery_engine.report import figures as report
 
 EXPORT_COLUMNS = {
-    "ms batch 1": st.column_config.NumberColumn(
-        "ms batch 1", format="%.4f", help="Median milliseconds per sample, one example a call"),
-    "ms batch 256": st.column_config.NumberColumn(
-        "ms batch 256", format="%.4f", help="Median milliseconds per sample, 256 a call"),
     "test acc %": st.column_config.NumberColumn("test acc %", format="%.2f"),
     "change (points)": st.column_config.NumberColumn(
         "change (points)", format="%+.2f", help="Test accuracy minus the dense ticket's"),
-    "round": st.column_config.NumberColumn("round", format="%d"),
-    "error": st.column_config.TextColumn("error", width="large"),
+    **{f"speed-up batch {n}": st.column_config.TextColumn(
+        f"speed-up batch {n}", help=f"The dense ticket's milliseconds per sample over this "
+        f"format's at batch {n}, timed in the same export: above 1x is faster") for n in (1, 256)},
     "note": st.column_config.TextColumn(
         "note", width="medium", help="Why a number is what it is: a compact model the dense "
-        "ticket's size kept every unit, as single weights were pruned, not whole channels"),
+        "ticket's size kept every unit, as single weights were pruned, not whole channels; "
+        "or why a format failed"),
 }
 
-# the export table's columns: the records' own, with a note on what a number means
-EXPORT_ORDER = [*export_records.COLUMNS[:4], "note", *export_records.COLUMNS[4:]]
+# the export table's columns: speed-up beside accuracy, few enough not to scroll sideways at a
+# laptop's width; a failed format's status and error are its note, and the milliseconds behind
+# each speed-up, the runtimes and the round are said under the table (and in the HTML report)
+EXPORT_ORDER = ["format", "size", "size × dense", "speed-up batch 1", "speed-up batch 256",
+                "test acc %", "change (points)", "note"]
 SAME_SIZE = "no unit lost all its weights: IMP's sparsity is unstructured"
+
+
+def made_by(records: dict[str, dict], rows: list[dict]) -> str:
+    """What the table leaves out: which round's ticket, which runtime ran which formats (a
+    failed format may have neither) and the median milliseconds per sample behind each
+    speed-up."""
+    runtimes: dict[str, list[str]] = {}
+    for fmt, record in records.items():
+        if record.get("runtime"):
+            runtimes.setdefault(str(record["runtime"]), []).append(fmt)
+    rounds = sorted({str(r["round"]) for r in records.values() if r.get("round") is not None})
+    said = f"Round {', '.join(rounds)}'s ticket" if rounds else "The ticket"
+    if runtimes:
+        said += ", run by " + "; ".join(f"{runtime} ({', '.join(formats)})"
+                                        for runtime, formats in runtimes.items())
+    timed = [f"{row['format']} {row['ms batch 1']:.3g} at batch 1, {row['ms batch 256']:.3g} "
+             f"at 256" for row in rows if row["status"] == "ok"]
+    return said + (f". Milliseconds per sample: {'; '.join(timed)}." if timed else ".")
 
 
 def export_rows(records: dict[str, dict]) -> list[dict]:
     """The export table's rows, where a compact model that kept every unit says why it is the
-    dense ticket's size rather than showing a bare 1.0x."""
+    dense ticket's size rather than showing a bare 1.0x, and a format that did not export says
+    why in the same column."""
     rows = export_records.table_rows(records)
     compaction = records.get("compact", {}).get("compaction")
     for row in rows:
-        if row["format"] == "compact" and row["status"] == "ok" \
-                and isinstance(compaction, dict) and compaction.get("units_removed") == 0:
+        if row["status"] != "ok":
+            row["note"] = ": ".join(str(part) for part in (row["status"], row["error"]) if part)
+        elif row["format"] == "compact" and isinstance(compaction, dict) \
+                and compaction.get("units_removed") == 0:
             row["note"] = SAME_SIZE
     return rows
 
@@ -138,7 +160,10 @@ def run_view() -> None:
         left, right = st.columns(2)
         with left:
             lab.chart(report.sparsity_accuracy(records, axis, controls), key="sparsity")
-            lab.chart(report.layer_heatmap(records), key="heatmap")
+            of = st.segmented_control(  # a channel run's layers lose whole units too
+                "Heatmap counts", list(report.HEATMAPS), default="weights",
+                key="heatmap_of") if report.has_channels(records) else None
+            lab.chart(report.layer_heatmap(records, of or "weights"), key="heatmap")
         with right:
             lab.chart(report.remaining_weights(records, ticket.get("round")), key="remaining")
             lab.chart(report.flops_per_round(records), key="flops")
@@ -291,9 +316,11 @@ def export_view() -> None:
     records = export_records.read(run_dir)
     if not records:
         return
-    st.dataframe(export_rows(records), hide_index=True, column_order=EXPORT_ORDER,
+    rows = export_rows(records)
+    st.dataframe(rows, hide_index=True, column_order=EXPORT_ORDER,
                  column_config=EXPORT_COLUMNS, placeholder="–")
-    st.caption("Sizes, latencies and accuracy are each against the dense ticket timed in the "
+    st.caption(f"{lab.plain(made_by(records, rows))} "
+               "Sizes, latencies and accuracy are each against the dense ticket timed in the "
                "same export, on one thread. Timed twice, the dense ticket differs by about 10%: "
                "a speed-up within that is noise, and most of a batch-1 TFLite speed-up is "
                "Keras's own per-call overhead.")

@@ -134,22 +134,36 @@ def tick_labels(names: list[str], width: int = TICK_CHARS) -> list[str]:
     return [_label(name, names, width) for name in names]
 
 
-def layer_heatmap(records: list[RoundRecord]) -> go.Figure:
+# what a per-layer heatmap shows: the record's field, what a cell counts, the figure's title
+HEATMAPS = {"weights": ("layer_sparsity", "weights pruned", "Per-layer sparsity"),
+            "channels": ("layer_channel_sparsity", "units pruned",
+                         "Per-layer channel sparsity: whole filters and units removed")}
+
+
+def has_channels(records: list[RoundRecord]) -> bool:
+    """Whether the records are a channel run's, whose layers also lose whole units."""
+    return any(r.get("layer_channel_sparsity") is not None for r in records)
+
+
+def layer_heatmap(records: list[RoundRecord], of: str = "weights") -> go.Figure:
     """Per-layer sparsity, rounds × layers, under the model's own layer names: short tails on
-    the axis, the full name in the hover."""
-    layers = list(records[0]["layer_sparsity"]) if records else []
-    z = [[100.0 * r["layer_sparsity"][name] for name in layers] for r in records]
+    the axis, the full name in the hover. `of` "channels" (a channel run's records only) counts
+    the units each layer lost instead of its weights: what compact export can cut out."""
+    key, what, title = HEATMAPS[of]
+    records = [r for r in records if r.get(key) is not None]
+    layers = list(records[0][key]) if records else []
+    z = [[100.0 * r[key][name] for name in layers] for r in records]
     full = [html_lib.escape(name) for name in layers]  # names are the user's: plain text
     fig = go.Figure(go.Heatmap(z=z, x=layers, y=[f"round {r['round']}" for r in records],
                                customdata=[full] * len(records),
-                               hovertemplate="%{customdata}<br>%{y}: %{z:.1f}% pruned"
+                               hovertemplate=f"%{{customdata}}<br>%{{y}}: %{{z:.1f}}% {what}"
                                              "<extra></extra>",
                                colorscale="Reds", zmin=0, zmax=100,
                                colorbar={"title": "sparsity %"}))
     fig.update_xaxes(tickmode="array", tickvals=layers,
                      ticktext=[html_lib.escape(label) for label in tick_labels(layers)])
-    fig.update_layout(title="Per-layer sparsity", yaxis={"autorange": "reversed"})
-    return keep_view(fig, "heatmap")
+    fig.update_layout(title=title, yaxis={"autorange": "reversed"})
+    return keep_view(fig, f"heatmap-{of}")
 
 
 def flops_per_round(records: list[RoundRecord]) -> go.Figure:
