@@ -188,7 +188,7 @@ def test_parallel_coordinates_relate_config_keys_to_what_each_run_found(sweep, m
     assert parcoords["type"] == "parcoords"
     dims = {d["label"]: d["values"] for d in parcoords["dimensions"]}
     assert list(dims) == ["imp.prune_rate", "run.seed", "ticket sparsity %",
-                          "best val accuracy", "early-stop iteration"]
+                          "ticket val accuracy", "early-stop iteration"]
     assert dims["ticket sparsity %"] == pytest.approx([20.0] * 3 + [40.0] * 3)
     assert dims["early-stop iteration"] == [41] * 6  # the ticket round's early-stop step
     assert len(at.dataframe[1].value) == 6

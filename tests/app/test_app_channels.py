@@ -16,8 +16,8 @@ from lottery_engine.config import load as config_lib
 from lottery_engine.export import export_records, exporter
 from lottery_engine.foundations import runfolder
 
-from .conftest import tiny_config
-from .test_app import app, figures
+from tests.conftest import tiny_config
+from tests.app.test_app import app, figures
 
 REFILL = "Refill (IMP-Refill)"
 
