@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import keras
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score
+
+from .timing import Timing, time_per_sample
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256,
@@ -48,12 +48,8 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, prefix: str) -
     }
 
 
-def inference_ms_per_sample(model: keras.Model, x: np.ndarray, passes: int = 3) -> float:
-    """Mean wall time per sample over warm passes of one batch (the first pass warms up)."""
+def inference_time(model: keras.Model, x: np.ndarray, repeats: int = 7) -> Timing:
+    """Time per sample of predicting one batch of up to 256 examples: the median of `repeats`
+    warm calls, with the fastest and slowest (evaluation/timing.py says why)."""
     batch = x[: min(len(x), 256)]
-    predict = model.predict_on_batch
-    predict(batch)
-    start = time.perf_counter()
-    for _ in range(passes):
-        predict(batch)
-    return 1000.0 * (time.perf_counter() - start) / (passes * len(batch))
+    return time_per_sample(model.predict_on_batch, batch, len(batch), repeats)

@@ -6,16 +6,14 @@ every format with these in one call: a ratio between two calls would mostly meas
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
 
+from ..evaluation.timing import time_per_sample
 from . import tflite_export
 
 REPEATS = 25  # timed calls at batch 1; batch 256 takes a fifth of them (at least 3)
@@ -53,18 +51,6 @@ def _accuracy(outputs: np.ndarray, labels: np.ndarray, logits: bool) -> float:
     return float(np.mean(predicted == labels))
 
 
-def _median_ms_per_sample(call: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-                          repeats: int) -> float:
-    """Median wall time of `repeats` calls on one batch, after a warm-up call, per sample."""
-    call(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call(x)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times) / len(x)
-
-
 def _batches(x: np.ndarray) -> dict[str, np.ndarray]:
     """The latency batches, as float32 like the model's input: one example, and 256 (the test
     examples repeated if there are fewer)."""
@@ -86,8 +72,8 @@ def measure_keras(model: keras.Model, x: np.ndarray, y: np.ndarray, logits: bool
     latency = {}
     for key, batch in _batches(x).items():
         traced = tf.function(lambda inputs: model(inputs, training=False))
-        latency[key] = _median_ms_per_sample(lambda b: traced(b).numpy(), batch,
-                                             _repeats(key, repeats))
+        latency[key] = time_per_sample(lambda b: traced(b).numpy(), batch, len(batch),
+                                       _repeats(key, repeats)).median
     return Measured(outputs, _accuracy(outputs, y, logits), latency)
 
 
@@ -98,7 +84,7 @@ def measure_tflite(content: bytes, x: np.ndarray, y: np.ndarray, logits: bool,
     big = runners["batch_256"]
     chunks = [np.resize(x[i:i + 256], (256, *x.shape[1:])) for i in range(0, len(x), 256)]
     outputs = np.concatenate([big(chunk) for chunk in chunks])[:len(x)]
-    latency = {key: _median_ms_per_sample(runners[key], batch, _repeats(key, repeats))
+    latency = {key: time_per_sample(runners[key], batch, len(batch), _repeats(key, repeats)).median
                for key, batch in _batches(x).items()}
     return Measured(outputs, _accuracy(outputs, y, logits), latency), big.ops()
 

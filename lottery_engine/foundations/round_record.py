@@ -53,7 +53,8 @@ class RoundRecord(Mapping):
     test_loss: float
     flops: int
     layer_flops: dict[str, int]
-    inference_ms: float
+    inference_ms: float  # per sample, the median of repeated calls (evaluation/timing.py)
+    inference_ms_range: list[float] | None = None  # its fastest and slowest calls (since 12-07)
     train_seconds: float
     epochs: int
     start_step: int  # round 0's step clock: 0 for round 0, the rewind step k after it

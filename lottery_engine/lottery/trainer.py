@@ -108,7 +108,7 @@ class Trainer:
         progress = self.listener.work_progress
         self.inputs = {name: feature_cache.cached(extractor, x, progress, f"base features ({name})")
                        for name, x in self.inputs.items()}
-        self.base_ms = metrics.inference_ms_per_sample(extractor, data.x_val[:32])
+        self.base_ms = metrics.inference_time(extractor, data.x_val[:32]).median
 
     def _build(self, fresh: bool = False) -> keras.Model:
         return models.build(self.cfg.train, self.data.input_shape, self.data.num_classes, fresh)
@@ -319,6 +319,7 @@ class Trainer:
                                             self.cfg.flops.include_frozen_base,
                                             self.cfg.flops.vgg16_base_flops)
         pruned = report["total_prunable"] - report["remaining_prunable"]
+        timing = metrics.inference_time(self.fit_model, self.inputs["val"]).plus(self.base_ms)
         return RoundRecord(
             round=round_index,
             series=series,
@@ -329,8 +330,8 @@ class Trainer:
             **test,
             flops=sum(per_layer_flops.values()),
             layer_flops=per_layer_flops,
-            inference_ms=self.base_ms + metrics.inference_ms_per_sample(self.fit_model,
-                                                                        self.inputs["val"]),
+            inference_ms=timing.median,
+            inference_ms_range=[timing.low, timing.high],
             train_seconds=result.seconds,
             epochs=len(result.history.get("loss", [])),
             start_step=result.start_step,

@@ -56,7 +56,9 @@ def sparsity_accuracy(records: list[RoundRecord], axis: str = "sparsity",
     """Val accuracy and F1 against the chosen x axis, the dense baseline dashed and each
     control's val accuracy overlaid; inference time in its own small panel below, on its own
     axis from 0 with round ticks (on a second y axis over the accuracies it read as a fourth
-    series, and its narrow range gave ticks like 0.019621). Every line of the run itself is
+    series, and its narrow range gave ticks like 0.019621), each round's bar reaching its
+    fastest and slowest call and the dense round's range shaded: a round inside the shade
+    times no differently from dense. Every line of the run itself is
     solid: a dash always means a control (SERIES_DASH)."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.74, 0.26],
                         vertical_spacing=0.06)
@@ -71,12 +73,17 @@ def sparsity_accuracy(records: list[RoundRecord], axis: str = "sparsity",
                                  mode="lines+markers", line={"color": SERIES_COLOURS.get(name),
                                                              "dash": SERIES_DASH.get(name)}),
                       row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=[r["inference_ms"] for r in records],
-                             name="inference ms/sample", mode="lines+markers",
-                             line={"color": INFERENCE}), row=2, col=1)
-    if records and records[0]["round"] == 0:
-        fig.add_hline(y=records[0]["val_accuracy"], line={"dash": "dash", "color": DENSE},
+    fig.add_trace(go.Scatter(x=x, y=[r.inference_ms for r in records],
+                             error_y=_timing_bars(records), name="inference ms/sample",
+                             mode="lines+markers", line={"color": INFERENCE}), row=2, col=1)
+    if records and records[0].round == 0:
+        fig.add_hline(y=records[0].val_accuracy, line={"dash": "dash", "color": DENSE},
                       annotation_text="dense baseline", row=1, col=1)
+        if records[0].inference_ms_range:  # a round inside it times no differently from dense
+            low, high = records[0].inference_ms_range
+            fig.add_hrect(y0=low, y1=high, fillcolor=DENSE, opacity=0.15, line_width=0,
+                          annotation_text="dense: fastest-slowest call",
+                          annotation_position="top left", row=2, col=1)
     fig.update_layout(title=f"{AXES[axis][0].split(' (')[0].capitalize()} vs accuracy",
                       height=520, legend={"orientation": "h", "y": -0.22})
     x_axis(fig, axis)
@@ -85,6 +92,16 @@ def sparsity_accuracy(records: list[RoundRecord], axis: str = "sparsity",
     fig.update_yaxes(title_text="ms / sample", rangemode="tozero", nticks=4,
                      tickformat=".3~g", hoverformat=".3g", row=2, col=1)
     return keep_view(fig, f"sparsity-{axis}")
+
+
+def _timing_bars(records: list[RoundRecord]) -> dict | None:
+    """Each round's inference time from its median call to its fastest and slowest (records
+    before 2026-12-07 have only a mean: no bars)."""
+    if not all(r.inference_ms_range for r in records):
+        return None
+    return {"type": "data", "symmetric": False, "color": INFERENCE, "thickness": 1,
+            "array": [r.inference_ms_range[1] - r.inference_ms for r in records],
+            "arrayminus": [r.inference_ms - r.inference_ms_range[0] for r in records]}
 
 
 def remaining_weights(records: list[RoundRecord], ticket_round: int | None = None) -> go.Figure:

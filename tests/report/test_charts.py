@@ -50,6 +50,25 @@ def test_inference_time_has_its_own_small_panel_with_round_ticks(tiny_run):
     assert _dash(inference) == "solid"  # dotted means random prune
 
 
+def test_inference_time_shows_its_spread_and_dense_range(tiny_run):
+    """Each round's median call with bars to its fastest and slowest, and dense's range shaded:
+    a round inside the shade times no differently from dense (issue 33: one mean of three
+    passes, timed while other jobs trained, drew sparser tickets 3x slower than dense)."""
+    records = runfolder.read_rounds(tiny_run)
+    inference = next(t for t in report.sparsity_accuracy(records).data
+                     if t.name == "inference ms/sample")
+    for record, up, down in zip(records, inference.error_y.array, inference.error_y.arrayminus):
+        low, high = record.inference_ms_range
+        assert low <= record.inference_ms <= high
+        assert (up, down) == pytest.approx((high - record.inference_ms, record.inference_ms - low))
+    [shade] = [s for s in report.sparsity_accuracy(records).layout.shapes if s.type == "rect"]
+    assert (shade.y0, shade.y1) == tuple(records[0].inference_ms_range)
+    older = [round_record(r, inference_ms=0.01) for r in range(2)]  # before the range was kept
+    fig = report.sparsity_accuracy(older)
+    assert fig.data[-1].error_y.array is None
+    assert not [s for s in fig.layout.shapes if s.type == "rect"]
+
+
 def test_one_dash_meaning_per_series_everywhere(tiny_run):
     records = runfolder.read_rounds(tiny_run)
     series = runfolder.series(tiny_run)
