@@ -223,25 +223,56 @@ def group_by_key(runs: Mapping[str, T], configs: Mapping[str, dict],
             for text, _ in distinct}
 
 
+MIN_SPAN = 0.05  # of an axis' largest magnitude: a 0.001-point spread is not drawn as 0 to 1
+LABEL_CHARS, TICK_CHARS = 24, 18  # longer names are cut in the middle (the table has them whole)
+
+
+def _shortened(text: str, most: int) -> str:
+    """`text`, or its start and end around an ellipsis when longer than `most` characters."""
+    if len(text) <= most:
+        return text
+    head = (most - 1) // 2
+    return f"{text[:head]}…{text[-(most - 1 - head):]}"
+
+
+def _axis_range(values: Sequence[float]) -> list[float]:
+    """The values' range, widened about its middle to at least MIN_SPAN of the largest
+    magnitude, so that runs that barely differ are not drawn from one end of the axis to the
+    other."""
+    low, high = min(values), max(values)
+    span = max(high - low, MIN_SPAN * max(abs(low), abs(high)) or 1.0)
+    middle = (low + high) / 2
+    return [middle - span / 2, middle + span / 2]
+
+
 def _dimension(label: str, values: Sequence[object]) -> dict:
-    """A parallel-coordinates axis: numbers as they are; anything else (text, booleans, lists)
-    as categories in sorted order, named on the axis."""
+    """A parallel-coordinates axis: numbers as they are, on a range of sensible span; anything
+    else (text, booleans, lists) as categories in sorted order, named on the axis."""
     if all(_is_number(v) for v in values):
-        return {"label": html_lib.escape(label), "values": list(values)}
+        return {"label": html_lib.escape(label), "values": list(values),
+                "range": _axis_range(values)}
     categories = sorted({value_text(v) for v in values})
     return {"label": html_lib.escape(label),
             "values": [categories.index(value_text(v)) for v in values],
             "tickvals": list(range(len(categories))),
-            "ticktext": [html_lib.escape(c) for c in categories]}
+            "ticktext": [html_lib.escape(_shortened(c, TICK_CHARS)) for c in categories]}
+
+
+def _axis_labels(columns: Sequence[str]) -> list[str]:
+    """Each column's axis label: shortened where that keeps the labels apart."""
+    short = [_shortened(column, LABEL_CHARS) for column in columns]
+    return [s if short.count(s) == 1 else c for s, c in zip(short, columns)]
 
 
 def parallel_coordinates(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
                          colour: str) -> go.Figure:
     """One line per row (a run) across the chosen columns (config keys, then what the run found),
     coloured by the column `colour` (one of them, so no colour bar): which settings lead where.
-    Drag along an axis to brush a range."""
+    Drag along an axis to brush a range. Long names are cut in the middle on the chart (Plotly
+    shows no hover on an axis); the table under it shows them whole."""
     fig = go.Figure(go.Parcoords(
-        dimensions=[_dimension(column, [row[column] for row in rows]) for column in columns],
+        dimensions=[_dimension(label, [row[column] for row in rows])
+                    for label, column in zip(_axis_labels(columns), columns)],
         line={"color": [row[colour] for row in rows], "colorscale": "Viridis"}))
     fig.update_layout(title="Config → what each run found", margin={"l": 80, "r": 80})
     return keep_view(fig, "parallel-coordinates")

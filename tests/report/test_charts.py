@@ -241,3 +241,21 @@ def test_the_same_chart_of_another_run_is_another_view():
     [figure] = figures(at.run())
     assert figure["key"] == "sparsity"  # what the browser keeps the plot under
     assert figure["layout"]["uirevision"] == "sparsity?job=run-a"  # run-b: a fresh view
+
+
+def test_parallel_axes_keep_a_sensible_span_and_short_labels():
+    """Issue 33: a 0.0001-point spread was stretched over a whole axis, and long names were
+    clipped; now an axis spans at least 5% of its magnitude, long names are cut in the middle
+    (apart from each other) and brushing still finds the runs by the labels drawn."""
+    long_key = "imp.layer_rates.block_3_expand_conv"
+    rows = [{long_key: "a-very-long-category-value", "imp.layer_rates.block_3_other_conv": 1,
+             "ticket val accuracy": accuracy} for accuracy in (0.8511, 0.8512)]
+    fig = compare.parallel_coordinates(rows, list(rows[0]), colour="ticket val accuracy")
+    first, second, accuracy = fig.data[0].dimensions
+    assert accuracy.label == "ticket val accuracy"
+    low, high = accuracy.range
+    assert high - low == pytest.approx(0.05 * 0.8512) and low < 0.8511 < 0.8512 < high
+    assert len(first.label) <= compare.LABEL_CHARS and "…" in first.label
+    assert first.label != second.label
+    assert "…" in first.ticktext[0] and len(first.ticktext[0]) <= compare.TICK_CHARS
+    assert compare.brushed(fig, {accuracy.label: [0.85115, 0.852]}) == [1]
