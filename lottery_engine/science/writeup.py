@@ -300,6 +300,21 @@ def _write_png(figure, png: Path) -> None:
         figure.write_image(png, scale=1)
 
 
+def _introduction(results: dict[str, dict[str, list[Cell]]]) -> str:
+    """What the write-up compares: the controls only where an arm trained them."""
+    controlled = any(name != IMP for series in results.values() for name in series)
+    return ((("Iterative magnitude pruning (winning tickets) against the same masks with a fresh "
+              "initialisation (random reinit) and random masks of the same per-layer sparsity "
+              "(random prune). ") if controlled else
+             "Iterative magnitude pruning (winning tickets); no arm trained a control. ")
+            + "Every number is measured at the **early-stop point** of its round: the validation "
+              "step of lowest validation loss. Tickets are chosen on validation only; test "
+              "accuracy is reported, never selected on. "
+            + ("Differences are paired by seed, and each arm's tests (every round against every "
+               "control) are Holm-adjusted as one family: a difference is called significant "
+               "only by its adjusted p. " if controlled else ""))
+
+
 def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: str = "",
           timing: dict[str, list[float]] | None = None, wall: float | None = None,
           source: str = "lottery experiment") -> dict[str, list[str]]:
@@ -314,15 +329,8 @@ def write(name: str, folders: dict[str, dict[int, Path]], path: Path, *, notes: 
             for label, series in results.items()}
     png = figure_path(path)
     _write_png(experiment_figure(results, SERIES_NAMES), png)
-    parts = [f"{marker(name)}\n", f"# {name}\n",
-             "Iterative magnitude pruning (winning tickets) against the same masks with a fresh "
-             "initialisation (random reinit) and random masks of the same per-layer sparsity "
-             "(random prune). Every number is measured at the **early-stop point** of its round: "
-             "the validation step of lowest validation loss. Tickets are chosen on validation "
-             "only; test accuracy is reported, never selected on. Differences are paired by seed, "
-             "and each arm's tests (every round against every control) are Holm-adjusted as one "
-             "family: a difference is called significant only by its adjusted p. "
-             f"Made by `{source}`.\n", f"![Figure 4 pair]({png.name})\n",
+    parts = [f"{marker(name)}\n", f"# {name}\n", _introduction(results) + f"Made by `{source}`.\n",
+             f"![Figure 4 pair]({png.name})\n",
              f"Figure: `{png.name}`, beside this file and named after it; remaking this write-up "
              f"replaces it.\n"]
     if notes:
