@@ -147,7 +147,7 @@ def test_a_factory_model_with_a_registered_custom_layer(tmp_path, files):
 def test_find_ticket_on_an_in_memory_model_lands_in_the_dashboard(tmp_path, monkeypatch):
     from jobs import queue
     from lottery_engine import find_ticket
-    from tests.test_app import app, figures
+    from tests.app.test_app import app, figures
 
     monkeypatch.setenv("LOTTERY_HOME", str(tmp_path / "home"))
     x, y = user_models.digits(300)
