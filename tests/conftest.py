@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -14,6 +15,17 @@ from lottery_engine.foundations.events import IMP  # noqa: E402
 from lottery_engine.foundations.round_record import RoundRecord  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's script runner installs each page it runs (an AppTest's too) as `__main__` and
+    leaves it there; a worker started in this process then spawns its jobs by re-running that
+    page as their main module, and an AppTest.from_function page fails there (NameError: its
+    arguments are injected), so a later test's job died with exit code 1."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 def tiny_config(**overrides) -> config_lib.Config:
