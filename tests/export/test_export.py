@@ -234,7 +234,10 @@ def test_every_format_is_written_and_recorded(run_dir, exported):
         assert set(record["latency_ms_per_sample"]) == {"batch_1", "batch_256"}
         assert record["reference"]["test_accuracy"] == exported[0]["test_accuracy"]
     keras_record = exported[0]
-    assert keras_record["bytes"] == keras_record["reference"]["bytes"]  # both saved compiled
+    # Both saved compiled from the same weights: the same size up to a byte or two of zip
+    # metadata (CI once measured 282806 against 282805); that the export is compiled is
+    # checked by the next test.
+    assert keras_record["bytes"] == pytest.approx(keras_record["reference"]["bytes"], abs=64)
     assert keras_record["max_output_difference"] == 0.0
     assert keras_record["parameters"] == keras_record["reference"]["parameters"]
 
