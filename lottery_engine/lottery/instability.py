@@ -12,7 +12,7 @@ pair's instability is the highest error minus the mean of the endpoints' (evalua
 
 The copies of one (r, k) train as one stack (training/stacked_step.py, each series its own
 batches) where the run's train.stack setting and the stack take the model, as for IMP rounds
-(`stack_refusal`); otherwise one after another. Each line says which (`stack_refused`).
+(Trainer.stack_refusal); otherwise one after another. Each line says which (`stack_refused`).
 
 Each (r, k, pair) is one line of the run's instability.jsonl, appended durably as it finishes; a
 rerun skips the lines already there, and training is deterministic on the CPU, so a resumed
@@ -37,7 +37,6 @@ from ..foundations.events import Listener
 from ..models import keras_file
 from ..pruning.masks import load_masks
 from ..training import round as training
-from ..training.stacked_step import refusal, unprofitable
 from .instability_plan import InstabilityError, Request, check, done, line_key, order_seed
 from .runtime import setup_runtime
 from .trainer import Trainer, seed_for
@@ -93,7 +92,8 @@ def prepare(run_dir: Path, request: Request, listener: Listener | None = None,
     trainer = _trainer(cfg, data, run_dir, [own, *request.rewinds], listener)
     wanted = set(request.rewinds) if steps is None else steps
     starts = _starts(trainer, run_dir, wanted, own)
-    return Analysis(run_dir, trainer, starts, stack_refusal(trainer, request.copies))
+    return Analysis(run_dir, trainer, starts, trainer.stack_refusal(
+        [[(trainer.model.get_weights(), trainer.manager.masks)] * request.copies], own_batches=True))
 
 
 def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
@@ -142,28 +142,6 @@ def train_copies(analysis: Analysis, r: int, k: int, seeds: list[int]) -> list[l
                                         seeds)
         return [weights for _, weights in trained]
     return [_train_copy(trainer, start, masks, r, k, copy, seeds) for copy in range(len(seeds))]
-
-
-def stack_refusal(trainer: Trainer, copies: int) -> str | None:
-    """Why the copies train one after another, or None when they train as one stack: as for
-    IMP rounds (Trainer.stacking), train.stack on the fused step, a model the stack expresses
-    (refusal), under stack: auto only where it pays (unprofitable), and the stack's outputs and
-    loss on one batch, given each copy as its own batch, the model's."""
-    train = trainer.cfg.train
-    if not train.stack or train.step != "fused":
-        return "train.stack is off" if not train.stack else f"train.step is {train.step}"
-    if trainer.fit_model is not trainer.model:
-        return "a frozen base's head trains on cached features"
-    why = refusal(trainer.model)
-    xla = trainer.jit is True or trainer.jit is None and train.jit_compile is True
-    if why is None and train.stack == "auto" and (slower := unprofitable(trainer.model, xla)):
-        why = f"{slower} (stack: true stacks anyway)"
-    if why is None:
-        stack = trainer._stack(copies)  # the stack train_stacked then trains on
-        stack.load([trainer.model.get_weights()] * copies, [trainer.manager.masks] * copies)
-        x, y = (tensor[:train.batch_size] for tensor in trainer._train_tensors())
-        why = stack.disagreement(trainer.model, trainer.logits, x, y, own_batches=True)
-    return why
 
 
 def _key(r: int, k: int, pair: tuple[int, int], request: Request) -> tuple:

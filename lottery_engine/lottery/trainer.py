@@ -9,6 +9,7 @@ record. imp.py runs the rounds; controls.py trains a round's controls.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,43 +177,50 @@ class Trainer:
         return step
 
     def stacking(self) -> bool:
-        """Whether rounds >= 1 train their series as one stack (train.stack): a model the stack
-        can express (stacked_step.refusal) and, tried on one batch, computes as the model does
-        (`_stack_disagreement`), with controls, on the fused step; under stack: auto also only
-        where it pays (stacked_step.unprofitable). Asked once per run, after round 0 chose XLA
-        or not; the log and the records (`stack_refused`) say why not."""
+        """Whether rounds >= 1 train their series as one stack: asked once per run, with
+        controls, after round 0 chose XLA or not (`stack_refusal`, tried at every size the round
+        may shrink to). Series s holds the rewind point and the masks each rolled by s: distinct
+        series drawn without a random number, so the run goes on as if never checked. The log
+        and the records (`stack_refused`) say why not."""
         train = self.cfg.train
         if not train.stack or not self.cfg.imp.controls or train.step != "fused":
             return False
-        refused = (refusal(self.model) if self.fit_model is self.model
-                   else "a frozen base's head trains on cached features")
-        jit = self.step_info.get("jit_compile", self.jit)
-        xla = jit is True or jit is None and train.jit_compile is True
-        if refused is None and train.stack == "auto" and (why := unprofitable(self.model, xla)):
-            refused = f"{why} (stack: true stacks anyway)"
-        if refused is None:
-            refused = self._stack_disagreement()
+        manager = self.manager
+        trials = ([([np.roll(w, s) for w in manager.rewind_weights],
+                    {name: np.roll(m, s) for name, m in manager.masks.items()})
+                   for s in range(size)]
+                  for size in range(1 + len(self.cfg.imp.controls), 0, -1))
+        refused = self.stack_refusal(trials)
         self.step_info["stack_refused"] = refused
         if refused:
             log.info("train.stack: the series train one after another: %s", refused)
         return refused is None
 
-    def _stack_disagreement(self) -> str | None:
-        """Why a stack of this run would not compute the model (StackedStep.disagreement), or
-        None: tried once per run, before the first stacked round, at every size the round may
-        shrink to, on the first training batch. Series s holds the rewind point and the masks
-        each rolled by s: distinct series drawn without a random number, so the run goes on as
-        if never checked."""
+    def stack_refusal(self, trials: Iterable[list[tuple[list[np.ndarray], dict]]],
+                      own_batches: bool = False) -> str | None:
+        """Why series would not train as one stack, or None: train.stack on the fused step, a
+        model the stack can express (stacked_step.refusal), under stack: auto only where it pays
+        (stacked_step.unprofitable), and for each trial's (weights, masks) of its series the
+        stack's outputs and loss on the first training batch the model's
+        (StackedStep.disagreement; `own_batches`: each series given the batch as its own). IMP
+        rounds (`stacking`) and instability copies both ask here."""
+        train = self.cfg.train
+        if not train.stack or train.step != "fused":
+            return "train.stack is off" if not train.stack else f"train.step is {train.step}"
+        if self.fit_model is not self.model:
+            return "a frozen base's head trains on cached features"
+        jit = self.step_info.get("jit_compile", self.jit)
+        xla = jit is True or jit is None and train.jit_compile is True
+        if why := refusal(self.model):
+            return why
+        if train.stack == "auto" and (slower := unprofitable(self.model, xla)):
+            return f"{slower} (stack: true stacks anyway)"
         self.listener.phase_started("checking the stacked step against the model")
-        series = 1 + len(self.cfg.imp.controls)
-        x, y = (tensor[:self.cfg.train.batch_size] for tensor in self._train_tensors())
-        for size in range(series, 0, -1):
-            stack = self._stack(size)
-            stack.load([[np.roll(w, s) for w in self.manager.rewind_weights] for s in range(size)],
-                       [{name: np.roll(m, s) for name, m in self.manager.masks.items()}
-                        for s in range(size)])
-            why = stack.disagreement(self.model, self.logits, x, y)
-            if why:
+        x, y = (tensor[:train.batch_size] for tensor in self._train_tensors())
+        for starts in trials:
+            stack = self._stack(len(starts))
+            stack.load([weights for weights, _ in starts], [masks for _, masks in starts])
+            if why := stack.disagreement(self.model, self.logits, x, y, own_batches=own_batches):
                 return why
         return None
 

@@ -242,7 +242,7 @@ def test_the_proof_changes_nothing_a_stacked_run_computes(tmp_path, monkeypatch)
     runs = {}
     for proved in (True, False):
         if not proved:
-            monkeypatch.setattr(StackedStep, "disagreement", lambda *args: None)
+            monkeypatch.setattr(StackedStep, "disagreement", lambda *args, **kwargs: None)
         runs[proved] = _user_run(tmp_path / str(proved), small_conv_net(), stack=True)
     timed = {"train_seconds", "inference_ms", "inference_ms_range"}
     for key, record in runs[True].items():
