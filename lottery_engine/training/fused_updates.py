@@ -11,6 +11,7 @@ stays free of TensorFlow; tests/training/test_train_step.py checks that the two 
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 from ..config.schema import TrainConfig
@@ -45,6 +46,12 @@ class FusedUpdate:
         """Apply one step to `variable`, `iterations` being the step count after this step."""
         raise NotImplementedError
 
+    def keras_optimizer(self) -> keras.optimizers.Optimizer:
+        """Keras' optimizer of this kind at the run's (peak) rate: the Keras fit path trains with
+        it, and tickets and exports are saved compiled with a fresh one, so that a loaded file
+        says which optimizer the run used."""
+        raise NotImplementedError
+
 
 class Adam(FusedUpdate):
     """Keras' Adam (its default betas and epsilon): first and second moments."""
@@ -60,6 +67,10 @@ class Adam(FusedUpdate):
             beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], epsilon=ADAM_EPSILON, grad=gradient,
             use_locking=False)
 
+    def keras_optimizer(self) -> keras.optimizers.Optimizer:
+        return keras.optimizers.Adam(self.cfg.learning_rate, beta_1=ADAM_BETAS[0],
+                                     beta_2=ADAM_BETAS[1], epsilon=ADAM_EPSILON)
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: the variable shrinks by lr·decay before the Adam step,
@@ -69,6 +80,11 @@ class AdamW(Adam):
               learning_rate: tf.Tensor) -> tf.Tensor:
         variable.assign_sub(variable * learning_rate * self.cfg.weight_decay)
         return gradient
+
+    def keras_optimizer(self) -> keras.optimizers.Optimizer:
+        return keras.optimizers.AdamW(self.cfg.learning_rate, self.cfg.weight_decay,
+                                      beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
+                                      epsilon=ADAM_EPSILON)
 
 
 class SGD(FusedUpdate):
@@ -87,6 +103,10 @@ class SGD(FusedUpdate):
         else:
             tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=learning_rate,
                                                     delta=gradient, use_locking=False)
+
+    def keras_optimizer(self) -> keras.optimizers.Optimizer:
+        return keras.optimizers.SGD(self.cfg.learning_rate, momentum=self.cfg.momentum,
+                                    nesterov=self.cfg.nesterov)
 
 
 FUSED_UPDATES: dict[str, type[FusedUpdate]] = {"adam": Adam, "sgd": SGD, "adamw": AdamW}

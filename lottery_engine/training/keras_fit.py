@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.schema import TrainConfig
+from .fused_updates import FUSED_UPDATES
 from .round import EpochTrainer, Monitor
 
 
@@ -51,13 +52,12 @@ def _batches(x: tf.Tensor, y: tf.Tensor, order: np.ndarray, batch_size: int) -> 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, logits: bool,
                   steps_per_execution: int = 1) -> None:
-    """Compile with a fresh optimizer: IMP rounds never carry optimizer state over. One output
+    """Compile with a fresh optimizer of the run's kind (Keras' twin of its fused update; the
+    Keras fit path runs only adam or sgd with momentum 0.9, validation._keras_step): IMP rounds
+    never carry optimizer state over. One output
     unit is binary cross-entropy, N units sparse categorical, from logits where the model ends
     in them."""
-    if cfg.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(cfg.learning_rate)
-    else:
-        optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9)
+    optimizer = FUSED_UPDATES[cfg.optimizer](cfg).keras_optimizer()
     if model.outputs[0].shape[-1] == 1:
         loss = keras.losses.BinaryCrossentropy(from_logits=logits)
         accuracy = keras.metrics.BinaryAccuracy("accuracy", threshold=0.0 if logits else 0.5)

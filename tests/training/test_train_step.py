@@ -64,13 +64,17 @@ def test_a_pruned_weight_is_exactly_zero_after_every_step(network, optimizer):
         assert np.sqrt((hidden ** 2).sum(axis=0)).max() <= 0.5 + 1e-6
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("optimizer", [
+    {"optimizer": "adam"}, {"optimizer": "sgd"}, {"optimizer": "sgd", "momentum": 0.0},
+    {"optimizer": "sgd", "nesterov": True}, {"optimizer": "adamw", "weight_decay": 0.1}],
+    ids=["adam", "sgd", "sgd-plain", "sgd-nesterov", "adamw"])
 @pytest.mark.parametrize("pruned", [False, True], ids=["dense", "pruned"])
 def test_the_fused_update_is_keras_arithmetic(optimizer, pruned):
-    """Three steps of the fused kernels land where Keras' own optimizer lands, up to float
-    rounding (the paths cannot be bit-identical; they must be the same update); on a pruned
-    network, in a second round after the optimizer's reset too (the rounds where a lean of
-    fused against fit was measured: benchmarks/train_step.py)."""
+    """Three steps of the fused kernels land where Keras' own optimizer of the same settings
+    (FusedUpdate.keras_optimizer, which tickets are saved with) lands, up to float rounding
+    (the paths cannot be bit-identical; they must be the same update); on a pruned network, in
+    a second round after the optimizer's reset too (the rounds where a lean of fused against
+    fit was measured: benchmarks/train_step.py)."""
     x, y = _data((8, 8, 1), 48)
     trained = []
     for path in ("keras", "fused"):
@@ -78,7 +82,7 @@ def test_the_fused_update_is_keras_arithmetic(optimizer, pruned):
         model = models.lenet_300_100((8, 8, 1), 10)
         start = model.get_weights()
         manager = _pruned(model) if pruned else None
-        cfg = TrainConfig(optimizer=optimizer, learning_rate=0.01)
+        cfg = TrainConfig(**optimizer, learning_rate=0.01)
         step = None if path == "keras" else FusedStep(model, (x, y), cfg, False, False)
         for round_index in range(2 if pruned else 1):
             if path == "keras":
