@@ -35,7 +35,10 @@ class Architecture:
       and these are pruned too when the base is not frozen;
     - `own`: the user's own model (a .keras file or a factory), built by models/user_model.py
       and never feature-cached (its graph need not be a chain of layers);
-    - `hybrid_layer`: the layer whose pooled output `lottery hybrid` classifies by default.
+    - `hybrid_layer`: the layer whose pooled output `lottery hybrid` classifies by default;
+    - `unit_layers`: the prunable layers whose units channel pruning may remove, where not
+      every one but the output (pruning/unit_graph.py finds the same from the built model:
+      tests/models/test_literature_models.py holds the two equal).
     """
 
     name: str
@@ -48,6 +51,7 @@ class Architecture:
     options: tuple[str, ...] = ()
     own: bool = False
     hybrid_layer: str | None = None
+    unit_layers: tuple[str, ...] | None = None
 
 
 _BUILDERS, _LITERATURE = "lottery_engine.models.builders", "lottery_engine.models.literature_models"
@@ -72,8 +76,10 @@ ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (
     _conv("conv2", 2, 2),
     _conv("conv4", 4, 4),
     _conv("conv6", 6, 8),
+    # only each block's first conv loses units: the others feed a residual Add
     Architecture("resnet20", f"{_LITERATURE}:resnet20", RESNET20_KERNELS, label="resnet20",
-                 min_side=4, hybrid_layer="stage2_block3_out"),
+                 min_side=4, hybrid_layer="stage2_block3_out",
+                 unit_layers=tuple(name for name in RESNET20_KERNELS if name.endswith("_conv1"))),
     Architecture("vgg16_cifar", f"{_LITERATURE}:vgg16_cifar", (*VGG16_CONVS, "output"),
                  label="vgg16_cifar", min_side=16, hybrid_layer="block3_conv3"),
     # the user's own network: a .keras file, or package.module:function

@@ -2,7 +2,7 @@
 
 Channel granularity removes whole units (pruning/channels.py) from the layers whose units can go
 exactly: never the output layer, and in ResNet-20 only each block's first conv (the others feed a
-residual Add, whose inputs keep their width). Knowing that per built-in network lets preflight
+residual Add, whose inputs keep their width: its registry entry's `unit_layers`). Knowing that per built-in network lets preflight
 refuse a config that prunes none of them without building the model; a user's model is refused
 in the same words when it is built (model_summary, and the run's start).
 """
@@ -36,8 +36,9 @@ def builtin_unit_layers(arch: str) -> list[str] | None:
     entry = ARCHITECTURES.get(arch)
     if entry is None or entry.own:
         return None
-    names = [name for name in prunable_layers(arch) if name != "output"]
-    return [name for name in names if name.endswith("_conv1")] if arch == "resnet20" else names
+    if entry.unit_layers is not None:
+        return list(entry.unit_layers)
+    return [name for name in prunable_layers(arch) if name != "output"]
 
 
 def check_unit_layers(cfg: Config) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from keras import layers
 
+from lottery_engine.config import granularity
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.architectures import ARCHITECTURES, prunable_layers
 from lottery_engine.config.load import ConfigError
@@ -22,7 +23,7 @@ from lottery_engine.foundations import runfolder
 from lottery_engine.lottery import imp
 from lottery_engine.lottery.trainer import Trainer
 from lottery_engine.models import builders as models
-from lottery_engine.pruning import prunable
+from lottery_engine.pruning import channels, prunable
 from lottery_engine.report import page as report
 from lottery_engine.science import hybrid, writeup
 
@@ -74,6 +75,9 @@ def test_each_network_builds_for_32x32x3_with_exactly_its_conv_and_dense_kernels
     norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     assert len(norms) == {"resnet20": 21, "vgg16_cifar": 13}.get(arch, 0)
     assert not {id(v) for n in norms for v in n.weights} & {id(k.variable) for k in kernels}
+    # the registry's layers that can lose whole units are those the unit graph finds
+    units = channels.plan(model, prunable.select(model, None)).layers
+    assert list(units) == granularity.builtin_unit_layers(arch)
 
 
 def test_sizes_are_the_papers():
