@@ -64,18 +64,25 @@ def submit(run_id: str, request: Request, root: str | Path | None = None) -> str
 
 
 class Progress(Listener):
-    """The analysis' phase for the parent to relay (a line a second at most), and a cancel
-    request honoured at the next batch: the lines written so far stay."""
+    """The analysis' phase and its share of the job done for the parent to relay (a line a
+    second at most), and a cancel request honoured at the next batch: the lines written so far
+    stay. `span` is the part of the job's progress the analysis fills: all of an instability
+    job's; after an experiment arm's run, what the run left (the status keeps the run's last
+    fraction, so without this an arm's job read 100% through its whole analysis)."""
 
-    def __init__(self, job: Path, progress: Path):
+    def __init__(self, job: Path, progress: Path, span: tuple[float, float] = (0.0, 1.0)):
         self.job, self.progress = job, progress  # the job's folder, the file the parent relays
         self.doing, self.lines, self.last = "", "", 0.0
+        self.span, self.fraction, self.started = span, span[0], time.monotonic()
 
     def _write(self, phase: str, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self.last >= 1.0:
             self.last = now
-            runfolder.write_json(self.progress, {"phase": phase})
+            done = self.fraction - self.span[0]  # of the analysis, since this process started
+            eta = (now - self.started) * (self.span[1] - self.fraction) / done if done else None
+            runfolder.write_json(self.progress, {"phase": phase, "fraction_done": self.fraction,
+                                                 "eta": eta})
 
     def phase_started(self, phase: str) -> None:
         self._write(phase, force=True)
@@ -92,4 +99,7 @@ class Progress(Listener):
     def work_progress(self, task: str, done: int, total: int) -> None:
         if task == "instability":
             self.lines = f" ({done} of {total} (round, k) done)"
+            start, end = self.span
+            self.fraction = start + (end - start) * done / max(total, 1)
+            self._write(self.doing + self.lines, force=True)
 

@@ -58,8 +58,8 @@ class _StreamedProgress(ProgressWriter):
     dispatcher's cancel (set through `stop`) ends the run at the next batch boundary."""
 
     def __init__(self, path: Path, num_rounds: int, epochs: int, controls: int, *,
-                 stop: threading.Event, send: Callable[[], None]):
-        super().__init__(path, num_rounds, epochs, controls)
+                 stop: threading.Event, send: Callable[[], None], share: float = 1.0):
+        super().__init__(path, num_rounds, epochs, controls, share)
         self.stop, self.send = stop, send
 
     def batch_finished(self, round_index, epoch, batch, batches):

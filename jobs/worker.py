@@ -45,8 +45,10 @@ log = logging.getLogger("lottery.worker")
 class ProgressWriter(Listener):
     """Writes in-round progress for the parent to relay; stops the run when cancel is requested."""
 
-    def __init__(self, path: Path, num_rounds: int, epochs: int, controls: int):
+    def __init__(self, path: Path, num_rounds: int, epochs: int, controls: int,
+                 share: float = 1.0):
         self.path, self.num_rounds, self.epochs, self.controls = path, num_rounds, epochs, controls
+        self.share = share  # the run's share of the job: an arm's analysis after it has the rest
         self.state = {"round": 0, "series": IMP, "epoch": 0, "batch": 0, "batches": 0,
                       "sparsity": 0.0, "best_val_accuracy": None, "rounds_done": 0,
                       "history": {}}
@@ -62,7 +64,7 @@ class ProgressWriter(Listener):
         if s["series"] == STACK:  # the round's series train together: its batches count for all
             in_series *= self._units(s["round"])
         done = sum(self._units(r) for r in range(s["round"])) + self.series_index + in_series
-        return min(done / total, 1.0)
+        return min(done / total, 1.0) * self.share
 
     def _write(self, force: bool = False) -> bool:
         """Write progress.json unless it was written under half a second ago; True if written."""
@@ -148,23 +150,26 @@ def run_job(job: Path, device: str, threads: int | None,
     _limit_threads(threads)
     from lottery_engine import pipeline
 
+    from lottery_engine.science import instability_arm
+
     cfg = preflight.load_run(job)  # the data and model file, checked on this machine
     if device != "auto":
         cfg.run.device = "cpu" if device == "cpu" else "gpu:0"
-    pipeline.execute(cfg, job, writer(job, cfg.imp.num_rounds, cfg.train.epochs,
-                                      len(cfg.imp.controls)))
     arm = queue.read_status(job).get("experiment") or {}
+    analysis = (instability_arm.parse(arm["instability"], "instability")
+                if arm.get("instability") else None)
+    share = instability_arm.run_share(cfg, analysis) if analysis else 1.0
+    pipeline.execute(cfg, job, writer(job, cfg.imp.num_rounds, cfg.train.epochs,
+                                      len(cfg.imp.controls), share=share))
     if arm.get("export"):  # an experiment arm that times every round (experiment.py's `export`)
         from lottery_engine.export.every_round import export_rounds
 
         runfolder.write_json(job / PROGRESS, {"phase": f"exporting every round: "
                                                        f"{', '.join(arm['export'])}"})
         export_rounds(job, arm["export"])
-    if arm.get("instability"):  # an arm whose runs are analysed after them (instability_arm.py)
-        from lottery_engine.science import instability_arm
-
-        instability_arm.after_run(job, instability_arm.parse(arm["instability"], "instability"),
-                                  instability_jobs.Progress(job, job / PROGRESS))
+    if analysis:  # an arm whose runs are analysed after them (instability_arm.py)
+        instability_arm.after_run(job, analysis,
+                                  instability_jobs.Progress(job, job / PROGRESS, (share, 1.0)))
 
 
 def run_export(job: Path) -> None:

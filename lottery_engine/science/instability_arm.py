@@ -72,6 +72,14 @@ def check(request: Request, cfg: Config, where: str) -> None:
                           f"{cfg.imp.num_rounds}; choose rounds from 0 to {cfg.imp.num_rounds}.")
 
 
+def run_share(cfg: Config, request: Request) -> float:
+    """The IMP run's share of an arm's job, for its progress: counted in trainings of a round,
+    the run's 1 + num_rounds × (1 + controls) against the analysis' rounds × rewind steps ×
+    copies (each copy trains steps k..T of a round; k is counted as nothing)."""
+    run = 1 + cfg.imp.num_rounds * (1 + len(cfg.imp.controls))
+    return run / (run + len(request.rounds) * len(request.rewinds) * request.copies)
+
+
 def after_run(folder: Path, request: Request, listener: Listener | None = None) -> list[dict]:
     """Analyse (or go on analysing) a finished run; rewrite its report with the figures when a
     line was added. Returns the lines written now."""

@@ -9,13 +9,14 @@ import signal
 import numpy as np
 import pytest
 
-from jobs import queue, worker
+from jobs import instability_jobs, queue, worker
 from lottery_engine.config import load as config_lib
 from lottery_engine.config.load import ConfigError
 from lottery_engine.foundations import runfolder
 from lottery_engine.foundations.events import STACK
 from lottery_engine.lottery import imp
 from lottery_engine.pruning.masks import load_masks
+from lottery_engine.science import instability_arm
 
 from tests.conftest import round_record
 from tests.jobs_helpers import start_worker, stop, tiny_yaml, wait_for, wait_state
@@ -184,3 +185,30 @@ def test_progress_of_a_stacked_round_counts_its_batches_for_every_series(tmp_pat
     progress.round_started(2, "imp", 0.36)  # one after another (train.stack: false)
     progress.round_started(2, "random_reinit", 0.36)  # the second of round 2's 3 units
     assert fraction() == pytest.approx(5 / 7)
+
+
+def test_an_arms_analysis_after_its_run_fills_the_rest_of_the_jobs_progress(tmp_path):
+    """An experiment arm with `instability:` analyses its run in the same job: the run is only
+    its share of the job (in trainings of a round) and the analysis fills the rest line by line;
+    the status keeps the last fraction written, so the job read 100% all through its analysis."""
+    cfg = config_lib.from_dict({"imp": {"num_rounds": 2, "controls": []}})
+    request = instability_arm.parse({"rounds": [0, 2], "rewind": [0, 100], "copies": 2}, "arm")
+    share = instability_arm.run_share(cfg, request)
+    assert share == pytest.approx(3 / (3 + 8))
+    run = worker.ProgressWriter(tmp_path, num_rounds=2, epochs=1, controls=0, share=share)
+    run.round_finished(round_record(2, val_accuracy=0.5))
+    run.round_started(2, "imp", 0.36)
+    run.epoch_finished(2, 0, {"loss": 1.0})  # the run's last epoch: all of the run's share
+
+    def progress() -> dict:
+        return runfolder.read_json(tmp_path / worker.PROGRESS)
+
+    assert progress()["fraction_done"] == pytest.approx(share)
+    analysis = instability_jobs.Progress(tmp_path, tmp_path / worker.PROGRESS, (share, 1.0))
+    analysis.phase_started("loading data")
+    assert progress()["fraction_done"] == pytest.approx(share) and progress()["eta"] is None
+    analysis.work_progress("instability", 1, 4)
+    assert progress()["fraction_done"] == pytest.approx(share + (1 - share) / 4)
+    assert progress()["eta"] >= 0 and "1 of 4 (round, k) done" in progress()["phase"]
+    analysis.work_progress("instability", 4, 4)
+    assert progress()["fraction_done"] == pytest.approx(1.0)
