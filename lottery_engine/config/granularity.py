@@ -2,9 +2,10 @@
 
 Channel granularity removes whole units (pruning/channels.py) from the layers whose units can go
 exactly: never the output layer, and in ResNet-20 only each block's first conv (the others feed a
-residual Add, whose inputs keep their width: its registry entry's `unit_layers`). Knowing that per built-in network lets preflight
-refuse a config that prunes none of them without building the model; a user's model is refused
-in the same words when it is built (model_summary, and the run's start).
+residual Add, whose inputs keep their width: its registry entry's `unit_layers`). Knowing that
+per built-in network lets preflight refuse a config that prunes none of them without building
+the model; a user's model is refused in the same words when it is built (model_summary, and the
+run's start).
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ def prepare(run_dir: Path, request: Request, listener: Listener | None = None,
     trainer = _trainer(cfg, data, run_dir, [own, *request.rewinds], listener)
     wanted = set(request.rewinds) if steps is None else steps
     starts = _starts(trainer, run_dir, wanted, own)
-    return Analysis(run_dir, trainer, starts, trainer.stack_refusal(
-        [[(trainer.model.get_weights(), trainer.manager.masks)] * request.copies], own_batches=True))
+    copies = [(trainer.model.get_weights(), trainer.manager.masks)] * request.copies
+    return Analysis(run_dir, trainer, starts, trainer.stack_refusal([copies], own_batches=True))
 
 
 def analyse(run_dir: Path, request: Request, listener: Listener | None = None,
