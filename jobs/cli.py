@@ -22,6 +22,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise config_lib.ConfigError(f"--out {out}: holds a finished run; choose another folder.")
     if out.exists() and not out.is_dir():
         raise config_lib.ConfigError(f"--out {out}: is a file; choose a folder.")
+    quiet_import.tensorflow()  # only now: a config refused above is refused in 0.1 s, not 5
     from lottery_engine.lottery import runtime
     from lottery_engine import pipeline
 
@@ -390,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TENSORFLOW_COMMANDS = ("run", "ticket", "export", "experiment", "hybrid")
+TENSORFLOW_COMMANDS = ("ticket", "export", "experiment", "hybrid")  # run: once its config is read
 
 
 def _save_traceback() -> Path | None:
