@@ -81,6 +81,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     if args.report:
         from jobs import experiments, queue
 
+        quiet_import.tensorflow()  # the write-up's ship line exports a ticket
         path = experiments.write_up(queue.home(args.home), args.report,
                                     Path(args.results) if args.results else None)
         print(f"wrote {path} and {path.with_suffix('.png')}")
@@ -90,6 +91,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from lottery_engine.science import experiment
 
     exp = experiment.load(Path(args.config))
+    quiet_import.tensorflow()  # only now: a refused experiment file is refused at once
     if args.local:
         return _experiment_here(exp, args)
     return _experiment_queued(exp, args)
@@ -391,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TENSORFLOW_COMMANDS = ("ticket", "export", "experiment", "hybrid")  # run: once its config is read
+TENSORFLOW_COMMANDS = ("ticket", "export", "hybrid")  # run, experiment: once their config is read
 
 
 def _save_traceback() -> Path | None:
