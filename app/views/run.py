@@ -242,8 +242,9 @@ def ticket_view() -> None:
     st.subheader("Winning ticket")
     st.write(f"Round {ticket['round']} at {100 * ticket['global_sparsity']:.1f}% sparsity: val "
              f"accuracy {ticket['reloaded_val_accuracy']:.4f} (re-evaluated from the saved file), "
-             f"test accuracy {ticket['test_accuracy']:.4f}; {ticket['compressed_bytes']:,} bytes "
-             f"compressed vs {ticket['dense_bytes']:,} dense.")
+             f"test accuracy {ticket['test_accuracy']:.4f}. Its weights take "
+             f"{ticket['dense_bytes']:,} bytes stored dense (zeros included) and "
+             f"{ticket['compressed_bytes']:,} zip-compressed.")
     # the files are made when clicked, not sent with every page load (the report alone is
     # 4.6 MB of plotly.js; a VGG16 ticket is hundreds of MB)
     left, right = st.columns(2)

@@ -225,6 +225,9 @@ def test_the_winning_ticket_is_one_group_on_run_runs_and_compare(served, monkeyp
     assert metrics["Val accuracy"] == f"{record['val_accuracy']:.4f}"
     assert metrics["Test accuracy"] == f"{record['test_accuracy']:.4f}"
     assert [m.value for m in at.markdown][:2] == ["**Progress**", "**Winning ticket**"]
+    # its size said as what it is: the ticket stored dense, not the dense network
+    assert (f"Its weights take {ticket['dense_bytes']:,} bytes stored dense (zeros included) "
+            f"and {ticket['compressed_bytes']:,} zip-compressed.") in at.markdown[2].value
 
     row = app(home, monkeypatch, "views/runs.py").dataframe[0].value.iloc[-1]
     assert row["ticket round"] == ticket["round"]
