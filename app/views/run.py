@@ -53,6 +53,20 @@ def made_by(records: dict[str, dict], rows: list[dict]) -> str:
     return said + (f". Milliseconds per sample: {'; '.join(timed)}." if timed else ".")
 
 
+def other_round_note(records: dict[str, dict], ticket_round: int | None) -> str | None:
+    """What to say when the table holds another round than the winning ticket the page shows
+    above it (an experiment's write-up ships its own choice of round; `lottery export --round`
+    exports any), or None: the table sits under "Deploy the ticket", and its caption alone did
+    not stop a reader taking round 18's numbers for round 3's."""
+    rounds = sorted({r["round"] for r in records.values() if isinstance(r.get("round"), int)})
+    if ticket_round is None or not rounds or rounds == [ticket_round]:
+        return None
+    which = " and ".join(str(r) for r in rounds)
+    return (f"These files are of round {which}, not of this run's winning ticket (round "
+            f"{ticket_round}): an experiment's write-up or `lottery export --round` exported "
+            f"them. Export makes the winning ticket's.")
+
+
 def export_rows(records: dict[str, dict]) -> list[dict]:
     """The export table's rows, where a compact model that kept every unit says why it is the
     dense ticket's size rather than showing a bare 1.0x, and a format that did not export says
@@ -318,6 +332,9 @@ def export_view() -> None:
     if not records:
         return
     rows = export_rows(records)
+    ticket_round = runfolder.read_json(run_dir / runfolder.TICKET_JSON, {}).get("round")
+    if note := other_round_note(records, ticket_round):
+        st.info(note, icon=":material/info:")
     st.dataframe(rows, hide_index=True, column_order=EXPORT_ORDER,
                  column_config=EXPORT_COLUMNS, placeholder="–")
     st.caption(f"{lab.plain(made_by(records, rows))} "

@@ -4,6 +4,7 @@ real tiny runs (single weights; whole channels refilled) whose tickets were real
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -154,3 +155,23 @@ def test_compare_reads_the_ticket_round_of_an_arm_that_exported_every_round(
     [figure] = [f for f in figures(at) if f["layout"]["title"]["text"].startswith(
         "Accuracy against latency")]
     assert figure["data"][0]["x"] == [record["latency_ms_per_sample"]["batch_1"]]
+
+
+def test_exports_of_another_round_than_the_winning_ticket_say_so_above_the_table(
+        exported_pair, monkeypatch, tmp_path):
+    """The table sits under "Deploy the ticket", below the winning ticket: files of another
+    round (an experiment's ship line, `lottery export --round`) are said to be that round's."""
+    home, runs = exported_pair
+    assert not [i for i in app(home, monkeypatch, "views/run.py", job=runs["weights"].name).info
+                if "not of this run's winning ticket" in i.value]
+    run = tmp_path / runs["weights"].name
+    shutil.copytree(runs["weights"], run)
+    ticket = json.loads((run / runfolder.TICKET_JSON).read_text())["round"]
+    other = 3 - ticket  # the run has rounds 1 and 2
+    exporter.export(run, ["compact"], round_index=other, repeats=1)
+    at = app(tmp_path, monkeypatch, "views/run.py", job=run.name)
+    assert not at.exception
+    assert [i.value for i in at.info if "winning ticket" in i.value] == [
+        f"These files are of round {other}, not of this run's winning ticket (round {ticket}): "
+        f"an experiment's write-up or `lottery export --round` exported them. Export makes the "
+        f"winning ticket's."]
