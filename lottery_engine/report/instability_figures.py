@@ -48,9 +48,11 @@ def by_round_and_k(lines: list[dict]) -> dict[int, dict[int, list[dict]]]:
     return {r: dict(sorted(ks.items())) for r, ks in sorted(grouped.items())}
 
 
-def _round_title(r: int, ks: dict[int, list[dict]]) -> str:
+def _round_title(r: int, ks: dict[int, list[dict]], sep: str = " ") -> str:
+    """`sep` "<br>": a panel's title on two lines, as four panels' one-line titles ran into
+    each other on a laptop-wide page."""
     sparsity = next(iter(ks.values()))[0]["sparsity"]
-    return f"round {r} ({100 * (1 - sparsity):.1f}% of weights)"
+    return f"round {r}{sep}({100 * (1 - sparsity):.1f}% of weights)"
 
 
 def error_along_line(lines: list[dict]) -> go.Figure:
@@ -60,7 +62,8 @@ def error_along_line(lines: list[dict]) -> go.Figure:
     grouped = by_round_and_k(lines)
     steps = sorted({k for ks in grouped.values() for k in ks})
     fig = make_subplots(rows=1, cols=len(grouped), shared_yaxes=True,
-                        subplot_titles=[_round_title(r, ks) for r, ks in grouped.items()])
+                        subplot_titles=[_round_title(r, ks, "<br>")
+                                        for r, ks in grouped.items()])
     for col, ks in enumerate(grouped.values(), start=1):
         for k, same in ks.items():
             fig.add_trace(go.Scatter(
@@ -69,7 +72,8 @@ def error_along_line(lines: list[dict]) -> go.Figure:
                 line={"color": COLOURS[steps.index(k) % len(COLOURS)]}), row=1, col=col)
         fig.update_xaxes(title_text="α (0: copy 1, 1: copy 2)", row=1, col=col)
     fig.update_yaxes(title_text="test error (%)", row=1, col=1)
-    fig.update_layout(title="Test error along the line between two copies", height=420)
+    fig.update_layout(title="Test error along the line between two copies", height=440,
+                      margin={"t": 130})  # room for the panels' two-line titles
     return keep_view(fig, "instability-line")
 
 

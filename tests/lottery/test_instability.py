@@ -206,6 +206,9 @@ def test_figures_group_pairs_by_round_and_rewind_step():
     assert len(path.data) == 6 and [t.name for t in path.data[:3]] == ["k = 0", "k = 10",
                                                                        "k = 100"]
     assert path.data[0].y[1] == pytest.approx(100 * (0.1 + 0.015))
+    # a panel's title on two lines: four one-line titles ran into each other
+    assert [a.text for a in path.layout.annotations] == [
+        "round 0<br>(100.0% of weights)", "round 4<br>(20.0% of weights)"]
     barrier_fig = instability_vs_rewind(lines)
     assert [t.name for t in barrier_fig.data] == ["round 0 (100.0% of weights)",
                                                   "round 4 (20.0% of weights)"]
