@@ -16,7 +16,7 @@ from lottery_engine.config import controls, load as config_lib
 from lottery_engine.foundations import yaml_text
 from lottery_engine.report import compare as report
 from lottery_engine.science import experiment as experiment_lib
-from lottery_engine.science import over_seeds, writeup
+from lottery_engine.science import instability_section, over_seeds, writeup
 
 WRITE_UP_WAIT = 300.0  # seconds after the last job's end to wait for its write-up (it exports)
 GRID_ROWS = 2  # config keys a launch may sweep (an experiment file's `grid` takes any number)
@@ -202,11 +202,22 @@ def experiment_view() -> None:
         figure = report.experiment_figure(results, writeup.SERIES_NAMES).update_layout(
             width=None, autosize=True)
         charts.chart(figure, key="experiment-figure")
+        analysed = instability_section.analysed(folders)
         for label, series in results.items():
             with st.container(border=True):
                 st.markdown(f"**{lab.plain(label)}** · {len(folders[label])} seed(s)")
                 st.markdown("\n".join(f"- {lab.plain(line)}" for line in
                                       writeup.verdicts(series)))
+                if label in analysed:  # the arm's `instability:`, as the write-up says it
+                    st.markdown("\n".join(f"- {lab.plain(instability_section.verdict(line))}"
+                                          for line in analysed[label].values()))
+        if analysed:
+            st.caption("Instability (Frankle et al., 2020): the error barrier between two copies "
+                       "trained from round 0's weights after step k under a round's mask, in "
+                       f"points, mean over seeds with its 95% interval; stable below "
+                       f"{100 * instability_section.THRESHOLD:g} points, the dotted line.")
+            charts.chart(instability_section.figure(analysed).update_layout(
+                width=None, autosize=True), key="experiment-instability")
     if live and not waiting(jobs):
         st.rerun()  # the experiment ended: redraw once with the write-up, then stop polling
 
@@ -220,5 +231,9 @@ if written.is_file():
     if png.is_file():
         right.download_button("Download the figure (PNG)", png.read_bytes(), "RESULTS.png",
                               "image/png", icon=":material/image:")
+    unstable = instability_section.figure_path(written)
+    if unstable.is_file():
+        right.download_button("Download the instability figure (PNG)", unstable.read_bytes(),
+                              unstable.name, "image/png", icon=":material/image:")
 elif not live:
     st.caption(f"No write-up yet: `lottery experiment --report {experiment_id}` makes it.")

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import plotly.graph_objects as go
+
 from ..evaluation.significance import half_width
 from ..report.instability_figures import by_round_and_k, over_seeds, read
 
@@ -132,18 +134,29 @@ def figure_path(path: Path) -> Path:
     return Path(path).with_name(f"{Path(path).stem}.instability.png")
 
 
+def analysed(folders: dict[str, dict[int, Path]]) -> dict[str, dict[int, list[Point]]]:
+    """The arms whose runs were analysed, each by round its points (`points`)."""
+    arms = {label: points(by_seed) for label, by_seed in folders.items()}
+    return {label: arm for label, arm in arms.items() if arm}
+
+
+def figure(arms: dict[str, dict[int, list[Point]]]) -> go.Figure:
+    """Instability vs k, a panel per arm, a line per round with its interval over seeds, the
+    threshold dotted: the write-up's figure, and the Experiments page's."""
+    return over_seeds({label: {_name(line[0]): [(p.rewind_step, p.mean, p.half) for p in line]
+                               for line in arm.values()} for label, arm in arms.items()},
+                      THRESHOLD)
+
+
 def section(folders: dict[str, dict[int, Path]], path: Path,
             write_png: Callable[[object, Path], None]) -> str:
     """The section, its figure written with `write_png` beside the write-up at `path`; "" when
     no arm's runs were analysed."""
-    arms = {label: points(by_seed) for label, by_seed in folders.items()}
-    arms = {label: arm for label, arm in arms.items() if arm}
+    arms = analysed(folders)
     if not arms:
         return ""
     png = figure_path(path)
-    write_png(over_seeds({label: {_name(line[0]): [(p.rewind_step, p.mean, p.half) for p in line]
-                                  for line in arm.values()} for label, arm in arms.items()},
-                         THRESHOLD), png)
+    write_png(figure(arms), png)
     parts = [f"## {TITLE}\n",
              "Is a round's subnetwork stable to SGD noise (Frankle, Dziugaite, Roy & Carbin, "
              "ICML 2020)? For each analysed round (its mask; round 0 is the dense network) and "

@@ -57,7 +57,8 @@ def test_a_round_the_arm_never_trains_is_refused_before_training(tmp_path):
         experiment.plan(exp, [])
 
 
-def test_queued_arm_is_analysed_and_its_section_recomputes_from_the_lines(tmp_path):
+def test_queued_arm_is_analysed_and_its_section_recomputes_from_the_lines(tmp_path,
+                                                                          monkeypatch):
     home, results = tmp_path / "home", tmp_path / "docs" / "RESULTS-instability.md"
     cmd = [sys.executable, "-m", "jobs.cli", "experiment", "--config",
            _experiment(tmp_path, SETTING), "--home", str(home), "--workers", "1",
@@ -91,6 +92,23 @@ def test_queued_arm_is_analysed_and_its_section_recomputes_from_the_lines(tmp_pa
     weights = 100 * (1 - runs[0][2]["sparsity"])
     assert f"- round 2 ({weights:.2f}% of the weights left): " in section
     assert section.count("- round ") == 2  # a sentence per analysed round
+
+    # the Experiments page says the same sentences and draws the same figure, and offers it
+    from app import lab
+    from tests.app.test_app import app, figures
+
+    page = app(home, monkeypatch, "views/experiments.py", experiment=meta["id"])
+    assert not page.exception
+    said = "\n".join(m.value for m in page.markdown)
+    for sentence in [line[2:] for line in section.splitlines() if line.startswith("- round ")]:
+        assert lab.plain(sentence) in said
+    drawn = figures(page)[-1]
+    assert drawn["key"] == "experiment-instability"
+    assert [t["name"] for t in drawn["data"] if t.get("showlegend", True)][:2] == [
+        f"round 0 ({100 * (1 - runs[0][0]['sparsity']):.2f}% of the weights left)",
+        f"round 2 ({weights:.2f}% of the weights left)"]
+    assert [b.label for b in page.get("download_button")][-1] == \
+        "Download the instability figure (PNG)"
 
 
 def test_make_instability_plans_issue_31s_experiment():
